@@ -1,0 +1,100 @@
+"""Settings under the ``cri`` key of Invoke's configuration, with their defaults.
+
+Every setting is declared here with a default, because Invoke only lets ``INVOKE_CRI_*``
+environment variables override keys that already exist, and because Invoke merges collection
+configuration shallowly across collection levels (pyinvoke/invoke#782): :func:`resolve` deep-merges
+whatever configuration arrives over these defaults, so a user's partial ``cri`` dict never drops
+the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    # zerops.yml to read (None: zerops.yaml, then zerops.yml, in the current directory)
+    "file": None,
+    # records, logs and build contexts; relative paths are relative to the project folder
+    "cache_dir": ".cri",
+    # image repository prefix: <repository>/<setup>:<fingerprint[:12]>
+    "repository": "cri",
+    # base images for run.os / build.os (point them at a mirror in air-gapped CI)
+    "images": {"alpine": "alpine:3.20", "ubuntu": "ubuntu:24.04"},
+    # where the Gleam CLI comes from: "release", a path to a local .tar.gz of the binary, or "none"
+    "gleam": {"source": "release"},
+    # zCLI in the runtime image (off, as it needs a download)
+    "zcli": {"enabled": False, "url": "https://github.com/zeropsio/zcli/releases/latest/download/zcli-linux-amd64"},
+    # how many setups build at once
+    "parallel": 4,
+    # seconds a prepare waits for another process building the same image
+    "lock_timeout": 3600,
+    # buildx builder to use (None: the current one)
+    "builder": None,
+}
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base`` (dicts merge, everything else replaces)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    file: str | None
+    cache_dir: str
+    repository: str
+    images: Mapping[str, str]
+    gleam_source: str
+    zcli_enabled: bool
+    zcli_url: str
+    parallel: int
+    lock_timeout: float
+    builder: str | None
+
+    def cache_path(self, project_root: Path) -> Path:
+        path = Path(self.cache_dir).expanduser()
+        return path if path.is_absolute() else project_root / path
+
+    def image_for(self, os_name: str) -> str:
+        try:
+            return self.images[os_name]
+        except KeyError:
+            raise ConfigError(f"cri.images has no image for os {os_name!r}") from None
+
+
+def resolve(config: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+    """Settings from a raw ``cri`` mapping (or None) plus keyword overrides (None = keep)."""
+    raw = merge(DEFAULTS, dict(config or {}))
+    raw = merge(raw, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(
+            file=None if raw["file"] in (None, "") else str(raw["file"]),
+            cache_dir=str(raw["cache_dir"]),
+            repository=str(raw["repository"]).rstrip("/"),
+            images={str(k): str(v) for k, v in dict(raw["images"]).items()},
+            gleam_source=str(dict(raw["gleam"]).get("source", "release")),
+            zcli_enabled=_bool(dict(raw["zcli"]).get("enabled", False)),
+            zcli_url=str(dict(raw["zcli"]).get("url", DEFAULTS["zcli"]["url"])),
+            parallel=max(1, int(raw["parallel"])),
+            lock_timeout=float(raw["lock_timeout"]),
+            builder=None if raw["builder"] in (None, "") else str(raw["builder"]),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid cri settings: {exc}") from None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
