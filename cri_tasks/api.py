@@ -1,0 +1,128 @@
+"""The plain Python API. Invoke tasks, Nox helpers and the ``cri`` program all call these;
+no logic lives in the adapters.
+
+Each function takes ``settings`` as a :class:`~cri_tasks.settings.Settings`, a raw ``cri``
+mapping (as in invoke.yaml), or None for the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import runtime_image as _prepare
+from .errors import CriError, Problem
+from .model import Project
+from .prepare import PrepareResult, Reporter, stderr_reporter
+from .settings import Settings, resolve
+
+SettingsLike = Settings | Mapping[str, Any] | None
+
+
+def _settings(settings: SettingsLike) -> Settings:
+    return settings if isinstance(settings, Settings) else resolve(settings)
+
+
+def load(file: str | Path | None = None, settings: SettingsLike = None) -> Project:
+    """Load and validate zerops.yml (``file``, else cri.file, else the default names)."""
+    from .loader import load_project
+
+    s = _settings(settings)
+    return load_project(file if file is not None else s.file)
+
+
+@dataclass(frozen=True)
+class Validation:
+    project: Project
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return self.project.warnings
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.project.file),
+            "valid": True,
+            "setups": [
+                {
+                    "setup": s.name,
+                    "os": s.run.os,
+                    "base": s.run.base,
+                    "prepareCommands": len(s.run.prepare_commands),
+                    "buildCommands": len(s.build.build_commands) if s.build else 0,
+                }
+                for s in self.project.setups
+            ],
+            "warnings": [problem_json(w) for w in self.warnings],
+        }
+
+
+def problem_json(p: Problem) -> dict[str, Any]:
+    loc = p.location
+    return {
+        "file": loc.file if loc else None,
+        "line": loc.line if loc else None,
+        "column": loc.column if loc else None,
+        "path": p.path,
+        "message": p.message,
+        "severity": p.severity,
+    }
+
+
+def validate(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Validation:
+    project = load(file, settings)
+    project.select(setup)  # an unknown setup name is an error here too
+    if setup is not None:
+        project = Project(project.file, tuple(project.select(setup)), project.warnings)
+    return Validation(project)
+
+
+def prepare(
+    file: str | Path | None = None,
+    *,
+    setup: str | None = None,
+    force: bool = False,
+    no_cache: bool = False,
+    explain: bool = False,
+    debug: bool = False,
+    settings: SettingsLike = None,
+    report: Reporter = stderr_reporter,
+) -> list[PrepareResult]:
+    """Build (or reuse) the custom runtime image of each selected setup."""
+    s = _settings(settings)
+    project = load(file, s)
+    return _prepare.prepare(
+        project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report
+    )
+
+
+def render(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> dict[str, str]:
+    """The Dockerfile prepare would build, per setup."""
+    from .store import Store
+
+    s = _settings(settings)
+    project = load(file, s)
+    out = {}
+    with Store(s.cache_path(project.root)) as store:
+        for st in project.select(setup):
+            p = _prepare.plan(project, st, s, store)
+            out[st.name] = _prepare.render_dockerfile(p, s, st.run.prepare_commands)
+    return out
+
+
+def clean(file: str | Path | None = None, *, setup: str | None = None, images: bool = False, settings: SettingsLike = None) -> list[dict[str, Any]]:
+    """Forget prepared images (Zerops' "Clear runtime prepare image"); ``images`` removes them too."""
+    s = _settings(settings)
+    return _prepare.clean(load(file, s), s, setup=setup, images=images)
+
+
+def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepare", settings: SettingsLike = None) -> Path:
+    """The last log of ``phase`` for ``setup``."""
+    s = _settings(settings)
+    project = load(file, s)
+    project.select(setup)
+    path = _prepare.last_log(project, s, setup, phase)
+    if path is None or not path.exists():
+        raise CriError(f"[{setup}] no {phase} log yet: run `invoke {phase} --setup {setup}` first")
+    return path

@@ -1,0 +1,67 @@
+"""Dockerfile rendering from the packaged Jinja2 templates (imported only when rendering).
+
+Jinja2 is configured with ``autoescape=False`` (autoescaping would turn ``&&`` into
+``&amp;&amp;``) and ``StrictUndefined`` (a missing variable is an error, not an empty string).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import CriError
+
+
+def template_dir() -> Traversable:
+    """The templates: inside the installed package, or ``templates/`` of a source checkout."""
+    packaged = resources.files("cri_tasks") / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=1)
+def templates_digest() -> str:
+    """sha256 over every template file: a template change invalidates every image."""
+    h = hashlib.sha256()
+    for entry in sorted(template_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".j2"):
+            h.update(entry.name.encode())
+            h.update(b"\0")
+            h.update(entry.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def exec_form(command: str) -> str:
+    """A shell command as a Dockerfile exec-form array: ``["/bin/sh", "-c", "<command>"]``.
+
+    JSON escaping keeps newlines, quotes and backslashes inside one physical line that never ends
+    with ``\\``; ``<`` is written as ``\\u003c`` so no Dockerfile frontend can read a heredoc
+    (``<<EOF``) out of the instruction itself.
+    """
+    return json.dumps(["/bin/sh", "-c", command]).replace("<", "\\u003c")
+
+
+def render(template: str, context: Mapping[str, Any]) -> str:
+    import jinja2
+
+    directory = template_dir()
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["exec_form"] = exec_form
+    try:
+        return env.get_template(template).render(**context)
+    except jinja2.TemplateError as exc:
+        raise CriError(f"template {template}: {exc}") from None

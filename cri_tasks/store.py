@@ -1,0 +1,116 @@
+"""Records of prepared images, kept with diskcache in the project's cache folder.
+
+Only JSON text is stored (diskcache unpickles what it finds, CVE-2025-69872 / GHSA-w8v5-vhqr-4h9v,
+grantjenks/python-diskcache#357): :class:`JsonDisk` refuses to write or read a pickle. The folder is
+owner-only (0700), nothing is evicted (``eviction_policy="none"``), and a database that cannot be
+opened is moved aside with a warning and started again rather than failing every run.
+
+Keys: ``image/<fingerprint>`` (a built image), ``setup/<name>`` (the last good prepare of a setup),
+``stat/<name>`` (the stat cache of its addToRunPrepare files), ``log/<name>/<phase>`` (last log).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import diskcache
+from diskcache.core import MODE_PICKLE
+
+from .errors import CriError
+
+
+class JsonDisk(diskcache.Disk):  # type: ignore[misc]
+    """A diskcache Disk that only ever holds str/bytes/int/float, never a pickle."""
+
+    def put(self, key: Any) -> Any:
+        if type(key) is not str:
+            raise TypeError(f"cache keys must be str, got {type(key).__name__}")
+        return super().put(key)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise CriError("the cache database holds a pickled key; refusing to load it")
+        return super().get(key, raw)
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if type(value) not in (str, bytes, int, float):
+            raise TypeError(f"cache values must be JSON text, got {type(value).__name__}")
+        return super().store(value, read, key)
+
+    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+        if mode == MODE_PICKLE:
+            raise CriError("the cache database holds a pickled value; refusing to load it")
+        return super().fetch(mode, filename, value, read)
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) owner-only, and tighten it if it already existed."""
+    if not path.is_dir():
+        if not path.parent.is_dir():
+            private_dir(path.parent)
+        path.mkdir(exist_ok=True, mode=0o700)
+    if (path.stat().st_mode & 0o777) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+class Store:
+    """JSON records in ``<cache_dir>/records``; use as a context manager."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = private_dir(cache_dir)
+        self.directory = self.cache_dir / "records"
+        self._cache = self._open()
+
+    def _open(self) -> diskcache.Cache:
+        settings = dict(disk=JsonDisk, eviction_policy="none", statistics=0, timeout=60)
+        try:
+            cache = diskcache.Cache(str(private_dir(self.directory)), **settings)
+            cache.get("setup/-probe-")  # touches the tables: a corrupt file fails here
+            return cache
+        except (sqlite3.DatabaseError, CriError) as exc:
+            aside = self.directory.with_name(f"records.broken-{int(time.time())}")
+            self.directory.rename(aside)
+            print(
+                f"warning: the cache database in {self.directory} could not be read ({exc}); "
+                f"moved it to {aside} and started a new one",
+                file=sys.stderr,
+            )
+            return diskcache.Cache(str(private_dir(self.directory)), **settings)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        raw = self._cache.get(key)
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        self._cache.set(key, json.dumps(value, sort_keys=True), retry=True)
+
+    def delete(self, key: str) -> bool:
+        return bool(self._cache.delete(key, retry=True))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,181 @@
+"""Invoke tasks: thin adapters that read ``c.cri`` settings, call :mod:`cri_tasks.api` and turn
+:class:`~cri_tasks.errors.CriError` into a clean exit (message on stderr, no traceback).
+
+Use :func:`collection` rather than a module-level collection that users ``configure()``:
+``ns = collection()`` in a tasks.py gives top-level tasks, ``ns.add_collection(collection())``
+gives ``cri.*`` tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable, TypeVar
+
+from invoke import Collection, Context, Exit, task
+
+from . import api
+from .errors import ConfigError, CriError
+from .settings import DEFAULTS, Settings, merge, resolve
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COMMON_HELP = {
+    "file": "zerops.yml to read (default: zerops.yaml, then zerops.yml, in the current folder)",
+    "setup": "the setup to act on (default: every setup in the file)",
+    "json": "print one JSON document on stdout instead of text",
+}
+
+
+def settings_of(c: Context) -> Settings:
+    """The ``cri`` settings of this call, deep-merged over the defaults (pyinvoke/invoke#782)."""
+    raw = c.config.get("cri", {}) if hasattr(c, "config") else {}
+    return resolve(merge(DEFAULTS, dict(raw or {})))
+
+
+def _exits(fn: F) -> F:
+    """Turn a CriError into invoke's Exit (message, exit code 1, no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(c, *args, **kwargs)
+        except ConfigError as exc:
+            if kwargs.get("json"):
+                print(json.dumps({"valid": False, "errors": [api.problem_json(p) for p in exc.problems]}, indent=2))
+            raise Exit(str(exc), code=1) from None
+        except CriError as exc:
+            results = getattr(exc, "results", None)
+            if kwargs.get("json") and results is not None:
+                print(json.dumps({"setups": [r.as_json() for r in results]}, indent=2))
+            raise Exit(str(exc), code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _out(text: str) -> None:
+    print(text, flush=True)
+
+
+@task(help=COMMON_HELP)
+@_exits
+def validate(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+    """Validate zerops.yml and list its setups."""
+    s = settings_of(c)
+    result = api.validate(file or None, setup=setup or None, settings=s)
+    for w in result.warnings:
+        print(str(w), file=sys.stderr)
+    if json:
+        _out(_dumps(result.as_json()))
+        return
+    _out(f"{result.project.file}: valid, {len(result.project.setups)} setup(s)")
+    for entry in result.as_json()["setups"]:
+        _out(
+            f"  {entry['setup']}: run.os={entry['os']} run.base={entry['base']} "
+            f"prepareCommands={entry['prepareCommands']} buildCommands={entry['buildCommands']}"
+        )
+
+
+@task(
+    help={
+        **COMMON_HELP,
+        "force": "build even when a matching image is recorded (BuildKit's layer cache still applies)",
+        "no_cache": "build without BuildKit's layer cache (implies --force)",
+        "explain": "say whether the image would be rebuilt and why, field by field; build nothing",
+        "debug": "on a failing prepare command, open a shell in the state just before it",
+    }
+)
+@_exits
+def prepare(
+    c: Context,
+    file: str = "",
+    setup: str = "",
+    force: bool = False,
+    no_cache: bool = False,
+    explain: bool = False,
+    debug: bool = False,
+    json: bool = False,
+) -> None:
+    """Build the custom runtime image (run.prepareCommands), unless nothing changed."""
+    results = api.prepare(
+        file or None,
+        setup=setup or None,
+        force=force or no_cache,
+        no_cache=no_cache,
+        explain=explain,
+        debug=debug,
+        settings=settings_of(c),
+    )
+    if json:
+        _out(_dumps({"setups": [r.as_json() for r in results]}))
+        return
+    for r in results:
+        if explain:
+            _out(f"{r.setup}: {r.status} ({r.image})")
+            for reason in r.reasons:
+                _out(f"  - {reason}")
+        else:
+            _out(f"{r.setup}: {r.status} {r.image} {r.image_id or ''}".rstrip())
+
+
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"]})
+@_exits
+def render(c: Context, file: str = "", setup: str = "") -> None:
+    """Print the Dockerfile that prepare would build."""
+    out = api.render(file or None, setup=setup or None, settings=settings_of(c))
+    for i, (name, text) in enumerate(out.items()):
+        if len(out) > 1:
+            _out(("\n" if i else "") + f"# ---- setup {name} ----")
+        sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@task(help={**COMMON_HELP, "images": "also remove the images themselves"})
+@_exits
+def clean(c: Context, file: str = "", setup: str = "", images: bool = False, json: bool = False) -> None:
+    """Forget prepared runtime images (Zerops' "Clear runtime prepare image")."""
+    out = api.clean(file or None, setup=setup or None, images=images, settings=settings_of(c))
+    if json:
+        _out(_dumps({"setups": out}))
+        return
+    for entry in out:
+        removed = f", removed {', '.join(entry['removed'])}" if entry["removed"] else ""
+        _out(f"{entry['setup']}: forgot {entry['forgotten']} record(s){removed}")
+
+
+@task(help={"file": COMMON_HELP["file"], "setup": "the setup whose log to show", "prepare": "the last runtime prepare log"})
+@_exits
+def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False) -> None:
+    """Show the last prepare log of a setup."""
+    if not setup:
+        raise CriError("logs needs --setup NAME")
+    if not prepare:
+        raise CriError("say which log: --prepare")
+    path = api.log_path(file or None, setup=setup, phase="prepare", settings=settings_of(c))
+    print(f"# {path}", file=sys.stderr)
+    sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+    sys.stdout.flush()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2)
+
+
+TASKS = (validate, prepare, render, clean, logs)
+
+
+def collection(name: str = "cri", **settings: Any) -> Collection:
+    """A fresh collection of the cri-tasks tasks, with every setting declared (defaults + overrides).
+
+    ``ns = collection()`` in a tasks.py gives ``invoke prepare``; mounted with
+    ``ns.add_collection(collection())`` it gives ``invoke cri.prepare``.
+    """
+    coll = Collection(name, *TASKS)
+    coll.configure({"cri": merge(DEFAULTS, settings)})
+    return coll
+
+
+ns = collection()
