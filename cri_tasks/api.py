@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from . import runtime_image as _prepare
 from .errors import CriError, Problem
 from .model import Project
-from .prepare import PrepareResult, Reporter, stderr_reporter
+from .runtime_image import PrepareResult, Reporter, stderr_reporter
 from .settings import Settings, resolve
 
 SettingsLike = Settings | Mapping[str, Any] | None

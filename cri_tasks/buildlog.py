@@ -41,9 +41,17 @@ class Tracker:
     output: dict[str, list[str]] = field(default_factory=dict)
     failed_vertex: str | None = None
     error: str | None = None
+    _error_open: bool = False
 
     def feed(self, line: str) -> int | None:
         """Consume one log line; returns the step number when a step starts."""
+        if self._error_open:
+            # An error message continues on the next lines when the command had newlines.
+            if line.startswith(("#", "------", "ERROR:")) or not line:
+                self._error_open = False
+            else:
+                self.error = f"{self.error}\n{line}"
+                return None
         m = _HEADER.match(line)
         if m:
             vertex, step = m.group(1), int(m.group(2))
@@ -58,6 +66,7 @@ class Tracker:
         m = _ERROR.match(line)
         if m and self.failed_vertex is None:
             self.failed_vertex, self.error = m.group(1), m.group(2)
+            self._error_open = True
         elif self.error is None and line.startswith("ERROR:"):
             self.error = line[len("ERROR:") :].strip()
         return None
@@ -70,8 +79,8 @@ class Tracker:
 
     @property
     def exit_code(self) -> int | None:
-        m = _EXIT.search(self.error or "")
-        return int(m.group(1)) if m else None
+        found = _EXIT.findall(self.error or "")
+        return int(found[-1]) if found else None
 
     def tail(self, n: int = 20) -> list[str]:
         if self.failed_vertex is None:

@@ -108,7 +108,12 @@ def _describe(f: CommandFailure, status: str, headline: str | None) -> str:
     index = f"[{f.index}]" if f.index is not None else ""
     code = f"failed with exit code {f.exit_code}" if f.exit_code is not None else "failed"
     lines = [headline or f"[{f.setup}] {status}: {where}{f.phase}{index} {code}"]
-    lines.append(f"  command: {f.command}")
+    command = f.command.rstrip("\n")
+    if "\n" in command:
+        lines.append("  command: |")
+        lines.extend(f"    {line}" for line in command.splitlines())
+    else:
+        lines.append(f"  command: {command}")
     if f.tail:
         lines.append("  last lines of its output:")
         lines.extend(f"    {line}" for line in f.tail)

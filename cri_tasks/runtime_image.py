@@ -490,7 +490,9 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
     p, report = b.plan, b.report
     commands = p.setup.run.prepare_commands
     tracker = Tracker()
-    what = f"{p.setup.run.os}, gleam {p.inputs['gleam'].get('version', '-')}, base {p.base_ref}"
+    gleam = p.inputs["gleam"]
+    cli = "no gleam CLI" if gleam["source"] == "none" else f"gleam {gleam['version']}"
+    what = f"{p.setup.run.os}, {cli}, base {p.base_ref}"
     report(f"[{p.name}] building runtime image {tag} ({what})")
     with open(log_path, "w", encoding="utf-8") as log:
         log.write(b.dockerfile_text + "\n# ---- docker buildx build ----\n")

@@ -1,0 +1,63 @@
+"""Helpers for tests that drive cri-tasks the way users do: a project folder, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+TASKS_PY = "from cri_tasks import collection\n\nns = collection()\n"
+
+
+def make_project(
+    root: Path,
+    zerops_yml: str,
+    *,
+    files: Mapping[str, str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
+    """A project folder with zerops.yml, a user's tasks.py and invoke.yaml holding ``cri`` settings."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "zerops.yml").write_text(textwrap.dedent(zerops_yml).lstrip())
+    (root / "tasks.py").write_text(TASKS_PY)
+    if settings is not None:
+        (root / "invoke.yaml").write_text(yaml.safe_dump({"cri": dict(settings)}))
+    for rel, text in (files or {}).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def invoke(project: Path, *args: str, env: Mapping[str, str] | None = None, input: str | None = None,
+           timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``invoke ARGS`` in ``project`` as a real process."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=timeout,
+    )
+
+
+def prepare_json(project: Path, *args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``invoke prepare --json ARGS``; asserts it succeeded and returns the parsed document."""
+    proc = invoke(project, "prepare", "--json", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def only(doc: dict[str, Any]) -> dict[str, Any]:
+    (entry,) = doc["setups"]
+    return entry  # type: ignore[no-any-return]
