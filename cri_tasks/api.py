@@ -126,3 +126,55 @@ def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepar
     if path is None or not path.exists():
         raise CriError(f"[{setup}] no {phase} log yet: run `invoke {phase} --setup {setup}` first")
     return path
+
+
+def build(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
+          report: Reporter = stderr_reporter) -> list[Any]:
+    """Run the build phase of each selected setup; returns their BuildResults."""
+    from . import build_phase
+    from .store import Store
+
+    s = _settings(settings)
+    project = load(file, s)
+    with Store(s.cache_path(project.root)) as store:
+        return [build_phase.build(project, st, s, report=report, store=store) for st in project.select(setup)]
+
+
+def deploy(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
+           report: Reporter = stderr_reporter) -> list[Any]:
+    """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults."""
+    from . import deploy as _deploy
+
+    s = _settings(settings)
+    return _deploy.deploy(load(file, s), s, setup=setup, report=report)
+
+
+def rollback(file: str | Path | None = None, *, setup: str, version: int | None = None,
+             settings: SettingsLike = None, report: Reporter = stderr_reporter) -> Any:
+    """Activate an earlier kept version (default: the one before the active one)."""
+    from . import deploy as _deploy
+
+    s = _settings(settings)
+    return _deploy.rollback(load(file, s), s, setup=setup, version=version, report=report)
+
+
+def status(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> list[dict[str, Any]]:
+    from . import deploy as _deploy
+
+    s = _settings(settings)
+    return _deploy.status(load(file, s), s, setup=setup)
+
+
+def stop(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> list[dict[str, Any]]:
+    from . import deploy as _deploy
+
+    s = _settings(settings)
+    return _deploy.stop(load(file, s), s, setup=setup)
+
+
+def containers(file: str | Path | None = None, *, setup: str, settings: SettingsLike = None) -> list[str]:
+    """The running containers of a setup (for logs)."""
+    from . import deploy as _deploy
+
+    s = _settings(settings)
+    return _deploy.container_names(load(file, s), s, setup)

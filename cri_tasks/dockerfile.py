@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from functools import lru_cache
 from importlib import resources
 from importlib.abc import Traversable
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import CriError
+
+
+TEMPLATE_SUFFIXES = (".j2", ".sh")
 
 
 def template_dir() -> Traversable:
@@ -30,7 +34,7 @@ def templates_digest() -> str:
     """sha256 over every template file: a template change invalidates every image."""
     h = hashlib.sha256()
     for entry in sorted(template_dir().iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".j2"):
+        if entry.name.endswith(TEMPLATE_SUFFIXES):
             h.update(entry.name.encode())
             h.update(b"\0")
             h.update(entry.read_bytes())
@@ -48,6 +52,33 @@ def exec_form(command: str) -> str:
     return json.dumps(["/bin/sh", "-c", command]).replace("<", "\\u003c")
 
 
+def install_script(text: str, path: str) -> str:
+    """A RUN instruction body (exec form) that writes ``text`` to ``path`` as an executable.
+
+    The script travels as ``$0`` of the shell, so it needs no quoting and no heredoc."""
+    line = json.dumps(["/bin/sh", "-c", f'printf "%s" "$0" > {path} && chmod 0755 {path}', text])
+    return line.replace("<", "\\u003c")
+
+
+BUILD_ENV_SECRET = "/run/secrets/cri-build-env"
+
+
+def with_build_env(command: str) -> str:
+    """A build command in exec form that first loads build.envVariables from the BuildKit secret.
+
+    The command travels as ``$0`` and runs in a fresh ``/bin/sh -c``, exactly as written."""
+    loader = (
+        f"if [ -f {BUILD_ENV_SECRET} ]; then set -a; . {BUILD_ENV_SECRET}; set +a; fi; "
+        'exec /bin/sh -c "$0"'
+    )
+    return json.dumps(["/bin/sh", "-c", loader, command]).replace("<", "\\u003c")
+
+
+def read_file(name: str) -> str:
+    """A non-template file of the template folder (e.g. ``zsc.sh``)."""
+    return (template_dir() / name).read_text(encoding="utf-8")
+
+
 def render(template: str, context: Mapping[str, Any]) -> str:
     import jinja2
 
@@ -61,7 +92,11 @@ def render(template: str, context: Mapping[str, Any]) -> str:
         lstrip_blocks=True,
     )
     env.filters["exec_form"] = exec_form
+    env.filters["install_script"] = install_script
+    env.filters["shquote"] = shlex.quote
+    env.filters["with_build_env"] = with_build_env
+    full = {"zsc_script": read_file("zsc.sh"), "stage": None, **context}
     try:
-        return env.get_template(template).render(**context)
+        return env.get_template(template).render(**full)
     except jinja2.TemplateError as exc:
         raise CriError(f"template {template}: {exc}") from None

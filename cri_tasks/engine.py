@@ -185,3 +185,263 @@ def shell(image: str, *, user: str, workdir: str, command: Sequence[str], tty: b
     cmd += [image, *command]
     # Interactive: the user's terminal is wired straight to the container.
     return subprocess.call(cmd, env=dict(os.environ))
+
+
+# ----------------------------------------------------------------------------------------------
+# builds with an exported result (the build phase)
+
+
+def build_export(
+    context: Path,
+    *,
+    dockerfile: Path,
+    dest: Path,
+    target: str,
+    on_line: Callable[[str], None],
+    secrets: Sequence[str] = (),
+    builder: str | None = None,
+) -> None:
+    """Build ``target`` and export its filesystem into ``dest`` (``--output type=local``)."""
+    from python_on_whales import DockerException, docker
+
+    lines: list[str] = []
+    kwargs: dict[str, Any] = dict(
+        file=str(dockerfile),
+        target=target,
+        output={"type": "local", "dest": str(dest)},
+        progress="plain",
+        stream_logs=True,
+        pull=False,
+        secrets=list(secrets),
+    )
+    if builder:
+        kwargs["builder"] = builder
+    try:
+        for line in docker.buildx.build(str(context), **kwargs):
+            line = line.rstrip("\n")
+            lines.append(line)
+            on_line(line)
+    except DockerException as exc:
+        text = "\n".join(lines) + "\n" + (exc.stderr or "")
+        if not any(line.startswith("#") for line in lines) and _looks_unreachable(text):
+            raise EngineError(f"the Docker engine is not reachable: {text.strip()[-500:]}", command=exc.docker_command) from None
+        raise BuildError(lines, exc.docker_command, exc.return_code) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# containers, networks, volumes (the local deploy target)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    exists: bool
+    running: bool = False
+    status: str = "missing"
+    exit_code: int | None = None
+    health: str | None = None
+    ip: str | None = None
+    image: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ports: Mapping[str, str] = field(default_factory=dict)  # "8000/tcp" -> "127.0.0.1:49153"
+
+
+def _pow_error(what: str, exc: Any) -> EngineError:
+    detail = (getattr(exc, "stderr", None) or str(exc)).strip()
+    return EngineError(f"{what}: {detail[-800:]}", command=getattr(exc, "docker_command", ()))
+
+
+def ensure_network(name: str, *, labels: Mapping[str, str], driver: str | None = None) -> None:
+    from python_on_whales import DockerException, docker
+
+    try:
+        if not docker.network.exists(name):
+            docker.network.create(name, labels=dict(labels), driver=driver, attachable=driver == "overlay")
+    except DockerException as exc:
+        if "already exists" not in (exc.stderr or ""):
+            raise _pow_error(f"could not create network {name}", exc) from None
+
+
+def ensure_volume(name: str, *, labels: Mapping[str, str]) -> None:
+    from python_on_whales import DockerException, docker
+
+    try:
+        if not docker.volume.exists(name):
+            docker.volume.create(name, labels=dict(labels))
+    except DockerException as exc:
+        raise _pow_error(f"could not create volume {name}", exc) from None
+
+
+def remove_volume(name: str) -> None:
+    from python_on_whales import DockerException, docker
+
+    try:
+        docker.volume.remove(name)
+    except DockerException:
+        pass
+
+
+def run_container(
+    image: str,
+    *,
+    name: str,
+    network: str,
+    labels: Mapping[str, str],
+    env_file: Path | None = None,
+    volumes: Sequence[tuple[str, str]] = (),
+    publish: Sequence[tuple[str, int]] = (),
+    health: Mapping[str, Any] | None = None,
+    command: Sequence[str] = (),
+    cap_drop: Sequence[str] = (),
+    cap_add: Sequence[str] = (),
+    create_only: bool = False,
+    hostname: str | None = None,
+) -> str:
+    """Start (or only create) a detached container; returns its id."""
+    from python_on_whales import DockerException, docker
+
+    kwargs: dict[str, Any] = dict(
+        name=name,
+        networks=[network],
+        labels=dict(labels),
+        volumes=list(volumes),
+        publish=list(publish),
+        pull="never",
+        cap_drop=list(cap_drop),
+        cap_add=list(cap_add),
+    )
+    if hostname:
+        kwargs["hostname"] = hostname
+    if env_file is not None:
+        kwargs["env_files"] = [str(env_file)]
+    for key, value in (health or {}).items():
+        kwargs[key] = value
+    try:
+        if create_only:
+            return str(docker.container.create(image, list(command), **kwargs).id)
+        return str(docker.run(image, list(command), detach=True, **kwargs).id)
+    except DockerException as exc:
+        raise _pow_error(f"could not start container {name}", exc) from None
+
+
+def start_container(name: str) -> None:
+    from python_on_whales import DockerException, docker
+
+    try:
+        docker.container.start(name)
+    except DockerException as exc:
+        raise _pow_error(f"could not start container {name}", exc) from None
+
+
+def copy_into(container: str, local: Path, path: str) -> None:
+    from python_on_whales import DockerException, docker
+
+    try:
+        docker.container.copy(str(local), (container, path))
+    except DockerException as exc:
+        raise _pow_error(f"could not copy {local.name} into {container}", exc) from None
+
+
+def signal(container: str, sig: str) -> None:
+    from python_on_whales import DockerException, docker
+
+    try:
+        docker.container.kill(container, signal=sig)
+    except DockerException as exc:
+        raise _pow_error(f"could not signal {container}", exc) from None
+
+
+def state(name: str, network: str | None = None) -> ContainerState:
+    """One container's state, read once (python-on-whales re-inspects on every property access)."""
+    import json
+
+    cmd = [_docker_binary(), "container", "inspect", name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        if _looks_unreachable(proc.stderr):
+            raise EngineError(f"the Docker engine is not reachable: {proc.stderr.strip()}", command=cmd)
+        return ContainerState(name, False)
+    data = json.loads(proc.stdout)[0]
+    st = data.get("State", {})
+    nets = (data.get("NetworkSettings") or {}).get("Networks") or {}
+    ip = None
+    if network and network in nets:
+        ip = nets[network].get("IPAddress") or None
+    elif nets:
+        ip = next(iter(nets.values())).get("IPAddress") or None
+    ports: dict[str, str] = {}
+    for key, bindings in ((data.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        if bindings:
+            ports[key] = f"{bindings[0].get('HostIp') or '0.0.0.0'}:{bindings[0].get('HostPort')}"
+    return ContainerState(
+        name=name,
+        exists=True,
+        running=bool(st.get("Running")),
+        status=str(st.get("Status", "")),
+        exit_code=st.get("ExitCode"),
+        health=(st.get("Health") or {}).get("Status"),
+        ip=ip,
+        image=(data.get("Config") or {}).get("Image"),
+        labels=(data.get("Config") or {}).get("Labels") or {},
+        ports=ports,
+    )
+
+
+def list_containers(labels: Mapping[str, str]) -> list[str]:
+    """Names of the containers (running or not) that carry all these labels."""
+    cmd = [_docker_binary(), "container", "ls", "-a", "--format", "{{.Names}}"]
+    for k, v in labels.items():
+        cmd += ["--filter", f"label={k}={v}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise EngineError(f"docker container ls failed: {proc.stderr.strip()}", command=cmd)
+    return sorted(proc.stdout.split())
+
+
+def logs(name: str, *, tail: int | None = None) -> str:
+    cmd = [_docker_binary(), "logs", name]
+    if tail is not None:
+        cmd += ["--tail", str(tail)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return (proc.stdout + proc.stderr) if proc.returncode == 0 else ""
+
+
+def follow_logs(names: Sequence[str]) -> int:
+    """Stream the logs of containers to the terminal until interrupted."""
+    procs = [subprocess.Popen([_docker_binary(), "logs", "--follow", "--tail", "50", n]) for n in names]
+    try:
+        return max(p.wait() for p in procs) if procs else 0
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        return 130
+
+
+def exec_in(name: str, command: Sequence[str], *, user: str | None = None, workdir: str | None = None, timeout: float = 30) -> tuple[int, str]:
+    cmd = [_docker_binary(), "exec"]
+    if user:
+        cmd += ["--user", user]
+    if workdir:
+        cmd += ["--workdir", workdir]
+    cmd += [name, *command]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {timeout:.0f} s"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def remove_containers(names: Sequence[str], *, stop_timeout: int = 10) -> None:
+    """Stop (SIGTERM, then SIGKILL after ``stop_timeout``) and remove; missing ones are skipped."""
+    if not names:
+        return
+    cmd = [_docker_binary(), "container", "stop", "--time", str(stop_timeout), *names]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=stop_timeout + 60)
+    cmd = [_docker_binary(), "container", "rm", "-f", "-v", *names]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def stop_containers(names: Sequence[str], *, stop_timeout: int = 10) -> None:
+    if names:
+        cmd = [_docker_binary(), "container", "stop", "--time", str(stop_timeout), *names]
+        subprocess.run(cmd, capture_output=True, text=True, timeout=stop_timeout + 60)

@@ -15,7 +15,6 @@ The flow of one ``prepare`` (see docs/architecture.md):
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import sys
@@ -32,6 +31,7 @@ from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem,
 from .model import Command, Project, Setup
 from .dockerfile import exec_form, templates_digest
 from .runtimes import DEFAULT_BASE, OPERATING_SYSTEMS, gleam_release_url, gleam_version
+from .locks import locked
 from .settings import Settings
 from .store import Store, private_dir
 
@@ -94,6 +94,7 @@ class Plan:
     entries: list[fingerprint.Entry]
     base_ref: str
     gleam_file: Path | None
+    files_root: Path
     fingerprint: str = ""
     record: dict[str, Any] | None = None
     guess_tag: str | None = None
@@ -108,6 +109,16 @@ class Plan:
         return self.fingerprint
 
 
+def project_id(project: Project) -> str:
+    """A short, stable name for the project on this engine: folder name + hash of its path."""
+    import hashlib
+    import re
+
+    root = project.root.resolve()
+    name = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-")[:20] or "project"
+    return f"{name}-{hashlib.sha256(str(root).encode()).hexdigest()[:6]}"
+
+
 def image_key(setup: str, fp: str) -> str:
     return f"image/{setup}/{fp}"
 
@@ -116,7 +127,7 @@ def tag_for(settings: Settings, setup: str, fp: str) -> str:
     return f"{settings.repository}/{setup.lower()}:{fp[:12]}"
 
 
-def _gleam_source(settings: Settings, project: Project, store: Store, version: str) -> tuple[dict[str, Any], Path | None]:
+def gleam_source_for(settings: Settings, project: Project, store: Store, version: str) -> tuple[dict[str, Any], Path | None]:
     source = settings.gleam_source.strip()
     if source == "release":
         return {"source": "release", "version": version, "url": gleam_release_url(version)}, None
@@ -137,8 +148,11 @@ def _gleam_source(settings: Settings, project: Project, store: Store, version: s
     return {"source": "file", "version": version, "sha256": sha}, path
 
 
-def plan(project: Project, setup: Setup, settings: Settings, store: Store) -> Plan:
-    """The inputs of one setup's runtime image (everything but the base image id)."""
+def plan(project: Project, setup: Setup, settings: Settings, store: Store, root: Path | None = None) -> Plan:
+    """The inputs of one setup's runtime image (everything but the base image id).
+
+    addToRunPrepare paths are read from ``root``: the project folder for a plain ``prepare``,
+    the built tree (after buildCommands, as on Zerops) during ``deploy``."""
     run = setup.run
     os_info = OPERATING_SYSTEMS.get(run.os)
     if os_info is None:
@@ -147,10 +161,10 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store) -> Pl
     refs = setup.build.add_to_run_prepare if setup.build else ()
     stat_key = f"stat/{setup.name}"
     stats = fingerprint.StatCache(store.get(stat_key))
-    entries = fingerprint.scan(project.root, refs, stats)
+    entries = fingerprint.scan(root or project.root, refs, stats)
     if stats.changed or len(stats.seen) != len(stats.data):
         store.set(stat_key, stats.pruned())
-    gleam, gleam_file = _gleam_source(settings, project, store, version)
+    gleam, gleam_file = gleam_source_for(settings, project, store, version)
     inputs: dict[str, Any] = {
         "os": run.os,
         "base": run.base or DEFAULT_BASE,
@@ -161,7 +175,7 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store) -> Pl
         "gleam": gleam,
         "zcli": settings.zcli_url if settings.zcli_enabled else None,
     }
-    return Plan(setup, inputs, entries, settings.image_for(run.os), gleam_file)
+    return Plan(setup, inputs, entries, settings.image_for(run.os), gleam_file, root or project.root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,12 +250,13 @@ def prepare(
     explain: bool = False,
     debug: bool = False,
     report: Reporter = stderr_reporter,
+    root: Path | None = None,
 ) -> list[PrepareResult]:
     """Prepare the runtime image of each selected setup; see the module docstring."""
     setups = project.select(setup)
     cache_dir = settings.cache_path(project.root)
     with Store(cache_dir) as store:
-        plans = [plan(project, s, settings, store) for s in setups]
+        plans = [plan(project, s, settings, store, root) for s in setups]
         _resolve(plans, settings, store, pull=not explain)
         if explain:
             return [_explain(p, settings, store) for p in plans]
@@ -379,9 +394,9 @@ def _build_one(
 ) -> PrepareResult:
     cache_dir = settings.cache_path(project.root)
     tag = tag_for(settings, p.name, p.fingerprint)
-    with _lock(cache_dir, f"{p.name}-{p.fingerprint}", settings.lock_timeout, lambda: report(
-        f"[{p.name}] waiting for another cri-tasks process that builds the same image"
-    )):
+    waiting = f"[{p.name}] waiting for another cri-tasks process that builds the same image"
+    with locked(cache_dir, f"{p.name}-{p.fingerprint}", timeout=settings.lock_timeout,
+                on_wait=lambda: report(waiting), what="another process builds the same image"):
         with Store(cache_dir) as store:
             rec = store.get(image_key(p.name, p.fingerprint))
             if rec and engine.image_ids([rec["tag"]]).get(rec["tag"]) == rec["image_id"]:
@@ -452,7 +467,7 @@ class _staged:
         self.dir = private_dir(cache_dir / "context") / f"{b.plan.name}-{b.plan.fingerprint[:16]}-{os.getpid()}"
 
     def __enter__(self) -> Path:
-        b, root = self.b, self.b.project.root
+        b, root = self.b, self.b.plan.files_root
         shutil.rmtree(self.dir, ignore_errors=True)
         files = self.dir / "files"
         files.mkdir(parents=True)
@@ -611,39 +626,6 @@ def _new_log(cache_dir: Path, setup: str, phase: str) -> Path:
     directory = private_dir(cache_dir / "logs" / setup)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     return directory / f"{phase}-{stamp}-{os.getpid()}.log"
-
-
-class _lock:
-    """An exclusive flock on ``<cache>/locks/<key>.lock``, released by the OS if we die."""
-
-    def __init__(self, cache_dir: Path, key: str, timeout: float, on_wait: Callable[[], None]) -> None:
-        self.path = private_dir(cache_dir / "locks") / f"{key}.lock"
-        self.timeout, self.on_wait = timeout, on_wait
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        waited = False
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if not waited:
-                    self.on_wait()
-                    waited = True
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    raise CriError(
-                        f"gave up after {self.timeout:.0f} s waiting for another process building "
-                        f"the same image (lock {self.path}; cri.lock_timeout)"
-                    ) from None
-                time.sleep(0.2)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
 
 
 def last_log(project: Project, settings: Settings, setup: str, phase: str = "prepare") -> Path | None:

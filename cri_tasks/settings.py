@@ -10,7 +10,7 @@ the rest.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,6 +35,20 @@ DEFAULTS: dict[str, Any] = {
     "lock_timeout": 3600,
     # buildx builder to use (None: the current one)
     "builder": None,
+    # project variables (NAME=VALUE lines) available to ${name} references and to containers
+    "env_file": None,
+    # deploy target: "local" (this Docker engine) or "swarm"
+    "target": "local",
+    # containers per setup: a number, or {setup: number}
+    "replicas": 1,
+    # host ports: {setup: {container_port: host_port}}; unlisted ports get a free one, kept
+    "publish": {},
+    # the host address published ports bind to
+    "publish_address": "127.0.0.1",
+    # app versions kept per setup (Zerops keeps 10)
+    "keep_versions": 10,
+    # seconds a stopping container gets before SIGKILL
+    "stop_timeout": 10,
 }
 
 
@@ -61,6 +75,34 @@ class Settings:
     parallel: int
     lock_timeout: float
     builder: str | None
+    env_file: str | None = None
+    target: str = "local"
+    replicas: Any = 1
+    publish: Mapping[str, Any] = field(default_factory=dict)
+    publish_address: str = "127.0.0.1"
+    keep_versions: int = 10
+    stop_timeout: int = 10
+
+    def replicas_for(self, setup: str) -> int:
+        value = self.replicas.get(setup, 1) if isinstance(self.replicas, Mapping) else self.replicas
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"cri.replicas for {setup}: expected a number, got {value!r}") from None
+        if n < 1:
+            raise ConfigError(f"cri.replicas for {setup}: expected at least 1, got {n}")
+        return n
+
+    def host_port(self, setup: str, port: int) -> int | None:
+        ports = self.publish.get(setup) or {}
+        value = ports.get(port, ports.get(str(port))) if isinstance(ports, Mapping) else None
+        return int(value) if value not in (None, "") else None
+
+    def env_file_path(self, root: Path) -> Path | None:
+        if not self.env_file:
+            return None
+        path = Path(self.env_file).expanduser()
+        return path if path.is_absolute() else root / path
 
     def cache_path(self, project_root: Path) -> Path:
         path = Path(self.cache_dir).expanduser()
@@ -89,6 +131,13 @@ def resolve(config: Mapping[str, Any] | None = None, **overrides: Any) -> Settin
             parallel=max(1, int(raw["parallel"])),
             lock_timeout=float(raw["lock_timeout"]),
             builder=None if raw["builder"] in (None, "") else str(raw["builder"]),
+            env_file=None if raw["env_file"] in (None, "") else str(raw["env_file"]),
+            target=str(raw["target"]),
+            replicas=raw["replicas"],
+            publish=dict(raw["publish"] or {}),
+            publish_address=str(raw["publish_address"]),
+            keep_versions=max(1, int(raw["keep_versions"])),
+            stop_timeout=max(0, int(raw["stop_timeout"])),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid cri settings: {exc}") from None

@@ -146,25 +146,122 @@ def clean(c: Context, file: str = "", setup: str = "", images: bool = False, jso
         _out(f"{entry['setup']}: forgot {entry['forgotten']} record(s){removed}")
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": "the setup whose log to show", "prepare": "the last runtime prepare log"})
+@task(
+    help={
+        "file": COMMON_HELP["file"],
+        "setup": "the setup whose logs to show",
+        "prepare": "the last runtime prepare log instead of the containers' logs",
+        "build": "the last build log instead of the containers' logs",
+        "follow": "keep streaming the containers' logs",
+        "tail": "how many lines of each container's log (default 100)",
+    }
+)
 @_exits
-def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False) -> None:
-    """Show the last prepare log of a setup."""
+def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, build: bool = False,
+         follow: bool = False, tail: int = 100) -> None:
+    """Show a setup's container logs, or its last prepare/build log."""
     if not setup:
         raise CriError("logs needs --setup NAME")
-    if not prepare:
-        raise CriError("say which log: --prepare")
-    path = api.log_path(file or None, setup=setup, phase="prepare", settings=settings_of(c))
-    print(f"# {path}", file=sys.stderr)
-    sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+    s = settings_of(c)
+    if prepare or build:
+        phase = "prepare" if prepare else "build"
+        path = api.log_path(file or None, setup=setup, phase=phase, settings=s)
+        print(f"# {path}", file=sys.stderr)
+        sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+        sys.stdout.flush()
+        return
+    from . import engine
+
+    names = api.containers(file or None, setup=setup, settings=s)
+    if not names:
+        raise CriError(f"[{setup}] no containers: deploy it first")
+    if follow:
+        engine.follow_logs(names)
+        return
+    for name in names:
+        _out(f"==> {name} <==")
+        sys.stdout.write(engine.logs(name, tail=tail))
     sys.stdout.flush()
+
+
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@_exits
+def build(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+    """Run the build phase (buildCommands) and assemble the deployFiles artifact."""
+    results = api.build(file or None, setup=setup or None, settings=settings_of(c))
+    doc = {"setups": [{"setup": r.setup, "status": "BUILT", "files": r.files, "seconds": round(r.seconds, 3),
+                       "artifact": str(r.artifact), "log": r.log} for r in results]}
+    if json:
+        _out(_dumps(doc))
+        return
+    for r in results:
+        _out(f"{r.setup}: built, {r.files} file(s) in {r.artifact}")
+
+
+def _print_deploys(results: list[Any], json: bool) -> None:
+    if json:
+        _out(_dumps({"setups": [r.as_json() for r in results]}))
+        return
+    for r in results:
+        _out(f"{r.setup}: version {r.version} {r.status.lower()} ({r.image})")
+        if r.switch is not None:
+            _out(f"  switch: {r.switch}")
+        for url in r.urls:
+            _out(f"  {url}")
+
+
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@_exits
+def deploy(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+    """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
+    _print_deploys(api.deploy(file or None, setup=setup or None, settings=settings_of(c)), json)
+
+
+@task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"]})
+@_exits
+def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False) -> None:
+    """Activate an earlier version of a setup, with the same zero-downtime switch."""
+    if not setup:
+        raise CriError("rollback needs --setup NAME")
+    result = api.rollback(file or None, setup=setup, version=version or None, settings=settings_of(c))
+    _print_deploys([result], json)
+
+
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@_exits
+def status(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+    """Show setups, their active version, containers and health, and the runtime image in use."""
+    out = api.status(file or None, setup=setup or None, settings=settings_of(c))
+    if json:
+        _out(_dumps({"setups": out}))
+        return
+    for entry in out:
+        _out(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
+             f"(kept: {', '.join(map(str, entry['versions'])) or '-'}); runtime image {entry['runtime_image'] or '-'}")
+        for ct in entry["containers"]:
+            health = f", {ct['health']}" if ct["health"] else ""
+            _out(f"  {ct['name']}: {ct['status']}{health} (version {ct['version']})")
+        for url in entry["urls"]:
+            _out(f"  {url}")
+
+
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@_exits
+def stop(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+    """Stop and remove a setup's containers and front proxy (versions and images are kept)."""
+    out = api.stop(file or None, setup=setup or None, settings=settings_of(c))
+    if json:
+        _out(_dumps({"setups": out}))
+        return
+    for entry in out:
+        _out(f"{entry['setup']}: removed {len(entry['removed'])} container(s)")
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, indent=2)
 
 
-TASKS = (validate, prepare, render, clean, logs)
+TASKS = (validate, prepare, render, clean, logs, build, deploy, rollback, status, stop)
 
 
 def collection(name: str = "cri", **settings: Any) -> Collection:

@@ -1,0 +1,241 @@
+"""The build phase (Zerops' build container), through buildx: a toolchain stage from build.os +
+build.base with build.prepareCommands, the source in /build/source, buildCommands each in its own
+shell, build.cache kept in a BuildKit cache mount, and the artifact assembled from deployFiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import artifact, engine, envvars, fingerprint
+from .buildlog import Tracker, step_lines
+from .dockerfile import exec_form, render, with_build_env
+from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
+from .model import Project, Setup
+from .runtime_image import Reporter, _new_log, _now, gleam_source_for, project_id
+from .runtimes import OPERATING_SYSTEMS, gleam_version
+from .settings import Settings
+from .store import Store, private_dir
+
+FAILED = "BUILD_FAILED"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    setup: str
+    artifact: Path  # folder holding what goes to /var/www
+    tree: Path  # /build/source after the build commands (addToRunPrepare is read from here)
+    files: int
+    seconds: float
+    log: str
+
+
+def cache_paths(setup: Setup) -> list[str]:
+    """build.cache as paths relative to /build/source ("." for everything)."""
+    build = setup.build
+    if build is None or build.cache is False:
+        return []
+    if build.cache is True:
+        return ["."]
+    out = []
+    for ref in build.cache:
+        pure = PurePosixPath(ref.value.strip())
+        if pure.is_absolute() or ".." in pure.parts:
+            raise ConfigError([Problem(f"{ref.value!r} must stay inside /build/source", path=ref.path, location=ref.location)])
+        out.append(pure.as_posix())
+    return out
+
+
+def _restore_script(paths: list[str]) -> str:
+    lines = []
+    for p in paths:
+        if p == ".":
+            lines.append('if [ -n "$(ls -A /build/cri-cache)" ]; then cp -a -n /build/cri-cache/. ./ && echo "cri: build cache restored: ."; fi')
+            continue
+        q, parent = shlex.quote(p), shlex.quote(PurePosixPath(p).parent.as_posix())
+        lines.append(
+            f"if [ -e /build/cri-cache/{q} ]; then mkdir -p {parent} && cp -a -n /build/cri-cache/{q} {parent}/ "
+            f"&& echo cri: build cache restored: {q}; else echo cri: build cache empty: {q}; fi"
+        )
+    return "\n".join(lines)
+
+
+def _save_script(paths: list[str]) -> str:
+    lines = []
+    for p in paths:
+        if p == ".":
+            lines.append("find /build/cri-cache -mindepth 1 -delete && cp -a ./. /build/cri-cache/")
+            continue
+        q, parent = shlex.quote(p), shlex.quote(PurePosixPath(p).parent.as_posix())
+        lines.append(
+            f"rm -rf /build/cri-cache/{q} && mkdir -p /build/cri-cache/{parent} "
+            f"&& if [ -e {q} ]; then cp -a {q} /build/cri-cache/{parent}/; fi"
+        )
+    return "\n".join(lines)
+
+
+def build(project: Project, setup: Setup, settings: Settings, *, report: Reporter, store: Store) -> BuildResult:
+    """Run the build phase for one setup; returns the assembled artifact folder."""
+    b = setup.build
+    if b is None:
+        raise ConfigError(f"[{setup.name}] has no build section: nothing to deploy (zerops.yml needs build.deployFiles)")
+    os_name = b.os
+    if os_name not in OPERATING_SYSTEMS:
+        raise ConfigError(f"[{setup.name}] build.os {os_name!r} is not supported")
+    base = b.base[0] if b.base else "gleam@1.5"
+    version = gleam_version(base, where=b.location, path=f"zerops[{setup.index}].build.base")
+    gleam, gleam_file = gleam_source_for(settings, project, store, version)
+    cache_dir = settings.cache_path(project.root)
+    env = envvars.resolve(
+        dict(b.env_variables),
+        project=_project_env(settings, project),
+        builtins={"hostname": setup.name, "serviceName": setup.name},
+        where=f"zerops[{setup.index}].build.envVariables",
+        location=b.location,
+    )
+    env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+    paths = cache_paths(setup)
+    cache_key = fingerprint.digest([os_name, list(b.base), [c.text for c in b.prepare_commands], paths])
+    context = {
+        "os": os_name,
+        "stage": "toolchain",
+        "base_image": settings.image_for(os_name),
+        "gleam": {**gleam, "context_name": "gleam.tar.gz"},
+        "zcli": {"enabled": settings.zcli_enabled, "url": settings.zcli_url},
+        "prepare_commands": [c.text for c in b.prepare_commands],
+        "build_commands": [c.text for c in b.build_commands],
+        "env_digest": hashlib.sha256(("cri-build-env\0" + env_text).encode()).hexdigest(),
+        "cache_id": f"cri-build-{project_id(project)}-{setup.name}-{cache_key[:16]}" if paths else None,
+        "cache_restore": _restore_script(paths),
+        "cache_save": _save_script(paths),
+    }
+    text = render("build.Dockerfile.j2", context)
+    work = private_dir(cache_dir / "build") / setup.name
+    shutil.rmtree(work, ignore_errors=True)
+    private_dir(work)
+    source = work / "context" / "source"
+    report(f"[{setup.name}] build: copying the project to /build/source")
+    artifact.stage_source(project.root, source, cache_dir=cache_dir)
+    if gleam_file is not None:
+        shutil.copy2(gleam_file, work / "context" / "gleam.tar.gz")
+    (work / "context" / "Dockerfile").write_text(text)
+    secret = work / "build-env"
+    secret.touch(mode=0o600)
+    secret.write_text(env_text)
+    log_path = _new_log(cache_dir, setup.name, "build")
+    steps = step_lines(text)
+    tracker = Tracker()
+    stage_of = _stage_of_steps(text)
+    commands = {**{("toolchain", f"RUN {exec_form(c.text)}"): ("build.prepareCommands", i, c) for i, c in enumerate(b.prepare_commands)},
+                **{("build", f"RUN --mount=type=secret,id=cri-build-env,mode=0444 {with_build_env(c.text)}"): ("build.buildCommands", i, c) for i, c in enumerate(b.build_commands)}}
+    start = time.monotonic()
+    out_dir = work / "out"
+    report(f"[{setup.name}] build: {len(b.build_commands)} build command(s) on {os_name}")
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write(text + "\n# ---- docker buildx build ----\n")
+
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+            tracker.feed(line)
+            m = _header(line)
+            if m is not None:
+                found = _lookup(m, stage_of, commands)
+                if found is not None:
+                    field, i, c = found
+                    first = c.text.strip().splitlines()[0] if c.text.strip() else ""
+                    total = len(b.build_commands) if field == "build.buildCommands" else len(b.prepare_commands)
+                    report(f"[{setup.name}] {field} {i + 1}/{total} {first[:120]}")
+
+        try:
+            engine.build_export(
+                work / "context",
+                dockerfile=work / "context" / "Dockerfile",
+                dest=out_dir,
+                target="artifact",
+                on_line=on_line,
+                secrets=[f"id=cri-build-env,src={secret}"],
+                builder=settings.builder,
+            )
+        except engine.BuildError as exc:
+            raise _classify(setup, tracker, exc, log_path, stage_of, commands, steps) from None
+        finally:
+            secret.unlink(missing_ok=True)
+            shutil.rmtree(work / "context", ignore_errors=True)
+    dest = work / "artifact"
+    try:
+        count = artifact.assemble(out_dir, dest, b.deploy_files, ignore=artifact.ignore_spec(project.root, ".deployignore"))
+    except ConfigError as exc:
+        failure = CommandFailure(setup.name, "build.deployFiles", None, ", ".join(r.value for r in b.deploy_files), None, None, [str(exc)], str(log_path))
+        raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
+    seconds = time.monotonic() - start
+    store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})
+    report(f"[{setup.name}] build: artifact of {count} file(s) in {seconds:.1f} s")
+    return BuildResult(setup.name, dest, out_dir, count, seconds, str(log_path))
+
+
+def _project_env(settings: Settings, project: Project) -> dict[str, str]:
+    path = settings.env_file_path(project.root)
+    return envvars.read_env_file(path) if path is not None else {}
+
+
+def _header(line: str) -> tuple[str, int, str] | None:
+    """(stage, step, instruction) of a BuildKit step header like ``#9 [build 3/7] RUN ...``."""
+    import re
+
+    m = re.match(r"^#\d+ \[(\S+)\s+(\d+)/\d+\] (.*)$", line)
+    if m:
+        return m.group(1), int(m.group(2)), m.group(3)
+    return None
+
+
+def _stage_of_steps(text: str) -> dict[str, list[str]]:
+    """The step lines of each named stage (``FROM x AS name``)."""
+    stages: dict[str, list[str]] = {}
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.upper().startswith("FROM "):
+            parts = line.split()
+            current = parts[3] if len(parts) >= 4 and parts[2].upper() == "AS" else None
+            if current:
+                stages[current] = []
+        if current:
+            if line and not line.startswith("#") and line.split(None, 1)[0].upper() in ("FROM", "RUN", "COPY", "ADD", "WORKDIR"):
+                stages[current].append(line)
+    return stages
+
+
+def _lookup(m: tuple[str, int, str], stages: dict[str, list[str]], commands: dict[tuple[str, str], Any]) -> Any:
+    stage, step, _ = m
+    lines = stages.get(stage, [])
+    if 0 < step <= len(lines):
+        return commands.get((stage, lines[step - 1]))
+    return None
+
+
+def _classify(setup: Setup, tracker: Tracker, exc: engine.BuildError, log_path: Path,
+              stages: dict[str, list[str]], commands: dict[tuple[str, str], Any], steps: list[str]) -> CriError:
+    vertex = tracker.failed_vertex
+    header = None
+    if vertex is not None:
+        for line in exc.log:
+            if line.startswith(f"#{vertex} [") and (h := _header(line)):
+                header = h
+                break
+    if header is not None:
+        found = _lookup(header, stages, commands)
+        if found is not None:
+            field, i, c = found
+            failure = CommandFailure(setup.name, field, i, c.text, c.location, tracker.exit_code, tracker.tail(), str(log_path))
+            return StepFailed(failure, status=FAILED)
+        failure = CommandFailure(setup.name, "build environment", None, header[2], None, tracker.exit_code, tracker.tail(), str(log_path))
+        return StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: preparing the build environment failed (exit code {tracker.exit_code})")
+    tail = "\n".join(f"    {line}" for line in exc.log[-15:])
+    return EngineError(f"[{setup.name}] {FAILED}: docker buildx build failed: {tracker.error or 'see the log'}\n  last lines:\n{tail}\n  full log: {log_path}")

@@ -1,0 +1,295 @@
+"""Deploy: build, prepare, app image, then activation on a target (section 3 of the reference).
+
+``deploy`` runs, per setup: the build phase (artifact), runtime prepare with addToRunPrepare taken
+from the built tree (reused when nothing that matters changed), an app image (runtime image +
+artifact in /var/www, tagged ``<repository>/<setup>:v<N>``), then the target's activation. Only a
+successful activation makes a version active; the last ``keep_versions`` versions are kept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import build_phase, engine, envvars, runtime_image
+from .locks import locked
+from .dockerfile import render
+from .errors import CommandFailure, ConfigError, CriError, StepFailed
+from .model import Project, Setup
+from .probe import SwitchReport
+from .runtime_image import Reporter, _now, project_id
+from .settings import Settings
+from .store import Store, private_dir
+
+DEPLOY_FAILED = "DEPLOY_FAILED"
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    image: str
+    image_id: str
+    runtime_image: str
+    time: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"version": self.number, "image": self.image, "image_id": self.image_id,
+                "runtime_image": self.runtime_image, "time": self.time}
+
+
+@dataclass(frozen=True)
+class Activation:
+    containers: list[str]
+    urls: list[str]
+    switch: SwitchReport | None
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    setup: str
+    status: str  # "ACTIVE" | DEPLOY_FAILED | BUILD_FAILED | PREPARING_RUNTIME_FAILED
+    version: int | None
+    image: str | None
+    runtime_image: str | None
+    urls: list[str] = field(default_factory=list)
+    switch: SwitchReport | None = None
+    seconds: float = 0.0
+    containers: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "setup": self.setup, "status": self.status, "version": self.version, "image": self.image,
+            "runtime_image": self.runtime_image, "urls": self.urls,
+            "switch": self.switch.as_json() if self.switch else None, "seconds": round(self.seconds, 3),
+            "containers": self.containers, "error": self.error,
+        }
+
+
+class DeployFailed(CriError):
+    status = DEPLOY_FAILED
+
+    def __init__(self, errors: list[CriError], results: list[DeployResult]) -> None:
+        self.errors, self.results = errors, results
+        super().__init__("\n".join(str(e) for e in errors), status=errors[0].status)
+
+
+def deploy_error(setup: Setup, what: str, container_log: str) -> StepFailed:
+    tail = [line for line in container_log.rstrip().splitlines()[-15:]]
+    failure = CommandFailure(setup.name, "deploy", None, what, None, None, tail, None)
+    headline = f"[{setup.name}] {DEPLOY_FAILED}: {what}\n  the previous version keeps serving"
+    return StepFailed(failure, status=DEPLOY_FAILED, headline=headline)
+
+
+def _target(project: Project, settings: Settings, report: Reporter) -> Any:
+    from .targets import get
+
+    return get(settings.target)(project, settings, report)
+
+
+def _record(store: Store, setup: str) -> dict[str, Any]:
+    return store.get(f"deploy/{setup}") or {"next": 1, "versions": [], "active": None}
+
+
+def _version(entry: dict[str, Any]) -> Version:
+    return Version(entry["version"], entry["image"], entry["image_id"], entry["runtime_image"], entry.get("time", ""))
+
+
+def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, str]:
+    pid = project_id(project)
+    return {
+        "hostname": setup.name,
+        "serviceName": setup.name,
+        "projectId": pid,
+        "serviceId": f"{pid}-{setup.name}",
+        "appVersionId": f"{setup.name}-v{version.number}-{version.image_id.split(':')[-1][:12]}",
+        "appVersionNumber": str(version.number),
+    }
+
+
+def run_env(project: Project, setup: Setup, settings: Settings, version: Version) -> dict[str, str]:
+    path = settings.env_file_path(project.root)
+    project_vars = envvars.read_env_file(path) if path is not None else {}
+    own = envvars.resolve(
+        dict(setup.run.env_variables),
+        project=project_vars,
+        builtins=builtins_for(project, setup, version),
+        where=f"zerops[{setup.index}].run.envVariables",
+        location=setup.run.location,
+    )
+    return own
+
+
+def deploy(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter) -> list[DeployResult]:
+    setups = project.select(setup)
+    results: list[DeployResult] = []
+    errors: list[CriError] = []
+    for s in setups:
+        start = time.monotonic()
+        try:
+            results.append(_deploy_one(project, settings, s, report, start))
+        except CriError as exc:
+            errors.append(exc)
+            results.append(DeployResult(s.name, exc.status, None, None, None, seconds=time.monotonic() - start, error=str(exc)))
+    if errors:
+        raise DeployFailed(errors, results)
+    return results
+
+
+def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter, start: float) -> DeployResult:
+    from .targets.local import check_env_replace_targets
+
+    check_env_replace_targets(s)
+    cache_dir = settings.cache_path(project.root)
+    with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+        # Fail on bad variables before anything is built or started.
+        probe_version = Version(0, "", "sha256:000000000000", "")
+        run_env(project, s, settings, probe_version)
+        with Store(cache_dir) as store:
+            built = build_phase.build(project, s, settings, report=report, store=store)
+        prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
+        assert prepared.image is not None
+        with Store(cache_dir) as store:
+            rec = _record(store, s.name)
+            number = int(rec["next"])
+            rec["next"] = number + 1
+            store.set(f"deploy/{s.name}", rec)
+        image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
+        version = Version(number, image, image_id, prepared.image, _now())
+        env = run_env(project, s, settings, version)
+        with Store(cache_dir) as store:
+            rec = _record(store, s.name)
+            previous = next((_version(v) for v in rec["versions"] if v["version"] == rec["active"]), None)
+        report(f"[{s.name}] activating version {number}")
+        activation = _target(project, settings, report).activate(s, version, env, previous=previous)
+        with Store(cache_dir) as store:
+            rec = _record(store, s.name)
+            rec["versions"] = [v for v in rec["versions"] if v["version"] != number] + [version.as_json()]
+            rec["active"] = number
+            dropped = _trim(rec, settings.keep_versions)
+            store.set(f"deploy/{s.name}", rec)
+        if dropped:
+            engine.remove_images(dropped)
+        shutil.rmtree(built.artifact, ignore_errors=True)
+        for url in activation.urls:
+            report(f"[{s.name}] version {number} is live: {url}")
+        return DeployResult(s.name, "ACTIVE", number, image, prepared.image, activation.urls, activation.switch,
+                            time.monotonic() - start, activation.containers)
+
+
+def _trim(rec: dict[str, Any], keep: int) -> list[str]:
+    versions = sorted(rec["versions"], key=lambda v: v["version"])
+    dropped = versions[:-keep] if len(versions) > keep else []
+    dropped = [v for v in dropped if v["version"] != rec["active"]]
+    rec["versions"] = [v for v in versions if v not in dropped]
+    return [v["image"] for v in dropped]
+
+
+def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
+    from .targets.local import LABEL
+
+    run = s.run
+    script = render("run.sh.j2", {
+        "setup": s.name,
+        "env_replace": {"delimiters": list(run.env_replace.delimiters), "targets": [t.value for t in run.env_replace.targets]} if run.env_replace else None,
+        "init_commands": [c.text for c in run.init_commands],
+        "start": run.start.text if run.start else None,
+        "start_commands": [
+            {"command": sc.command.text, "working_dir": sc.working_dir or "/var/www", "init_commands": [c.text for c in sc.init_commands]}
+            for sc in run.start_commands
+        ],
+    })
+    work = private_dir(settings.cache_path(project.root) / "build") / s.name / "app-context"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    artifact.rename(work / "app")
+    (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
+    tag = f"{settings.repository}/{s.name.lower()}:v{number}"
+    log_path = runtime_image._new_log(settings.cache_path(project.root), s.name, "app-image")
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            image_id = engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
+                                    labels={f"{LABEL}.setup": s.name, f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime},
+                                    on_line=lambda line: log.write(line + "\n"), builder=settings.builder)
+        except engine.BuildError as exc:
+            raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(exc.log[-15:]) + f"\n  full log: {log_path}", status=DEPLOY_FAILED) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    report(f"[{s.name}] app image {tag}")
+    return tag, image_id
+
+
+def rollback(project: Project, settings: Settings, *, setup: str, version: int | None, report: Reporter) -> DeployResult:
+    """Activate an earlier version (default: the one before the active one), zero-downtime."""
+    s = project.select(setup)[0]
+    cache_dir = settings.cache_path(project.root)
+    start = time.monotonic()
+    with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+        with Store(cache_dir) as store:
+            rec = _record(store, s.name)
+        kept = sorted((v for v in rec["versions"]), key=lambda v: v["version"])
+        if not kept:
+            raise CriError(f"[{s.name}] nothing deployed yet")
+        if version is None:
+            older = [v for v in kept if rec["active"] is None or v["version"] < rec["active"]]
+            if not older:
+                raise CriError(f"[{s.name}] no version before the active one ({rec['active']}) is kept")
+            target_entry = older[-1]
+        else:
+            target_entry = next((v for v in kept if v["version"] == version), None)
+            if target_entry is None:
+                raise CriError(f"[{s.name}] version {version} is not kept (kept: {', '.join(str(v['version']) for v in kept)})")
+        chosen = _version(target_entry)
+        if engine.image_ids([chosen.image]).get(chosen.image) is None:
+            raise CriError(f"[{s.name}] the image of version {chosen.number} ({chosen.image}) was removed")
+        previous = next((_version(v) for v in kept if v["version"] == rec["active"]), None)
+        env = run_env(project, s, settings, chosen)
+        report(f"[{s.name}] rolling back to version {chosen.number}")
+        activation = _target(project, settings, report).activate(s, chosen, env, previous=previous)
+        with Store(cache_dir) as store:
+            rec = _record(store, s.name)
+            rec["active"] = chosen.number
+            store.set(f"deploy/{s.name}", rec)
+        return DeployResult(s.name, "ACTIVE", chosen.number, chosen.image, chosen.runtime_image, activation.urls,
+                            activation.switch, time.monotonic() - start, activation.containers)
+
+
+def status(project: Project, settings: Settings, *, setup: str | None = None) -> list[dict[str, Any]]:
+    out = []
+    target = _target(project, settings, lambda _l: None)
+    with Store(settings.cache_path(project.root)) as store:
+        for s in project.select(setup):
+            rec = _record(store, s.name)
+            cri = store.get(f"setup/{s.name}")
+            active = next((v for v in rec["versions"] if v["version"] == rec["active"]), None)
+            out.append({
+                "setup": s.name,
+                "active_version": rec["active"],
+                "runtime_image": active["runtime_image"] if active else (cri or {}).get("tag"),
+                "versions": [v["version"] for v in rec["versions"]],
+                **target.status(s),
+            })
+    return out
+
+
+def container_names(project: Project, settings: Settings, setup: str) -> list[str]:
+    s = project.select(setup)[0]
+    return list(_target(project, settings, lambda _l: None).container_names(s))
+
+
+def stop(project: Project, settings: Settings, *, setup: str | None = None) -> list[dict[str, Any]]:
+    target = _target(project, settings, lambda _l: None)
+    out = []
+    with Store(settings.cache_path(project.root)) as store:
+        for s in project.select(setup):
+            removed = target.stop(s)
+            rec = _record(store, s.name)
+            rec["active"] = None
+            store.set(f"deploy/{s.name}", rec)
+            out.append({"setup": s.name, "removed": removed})
+    return out

@@ -1,0 +1,356 @@
+"""The local target: app versions as containers on this Docker engine, behind a front proxy.
+
+The proxy (HAProxy from the distribution, master-worker mode) owns the published ports and stays
+up across deploys. A deploy starts fresh containers, waits for their readiness check, rewrites
+the proxy's configuration to point at them, reloads it gracefully (SIGUSR2: the old worker
+finishes its connections) and only then stops the old containers. ``temporaryShutdown: true``
+stops the old containers first. Every switch is measured by a probe on the published port.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .. import engine, fingerprint
+from ..deploy import Activation, DEPLOY_FAILED, Version, deploy_error
+from ..dockerfile import render, templates_digest
+from ..errors import ConfigError, EngineError, Problem
+from ..model import Port, Project, Setup
+from ..probe import Probe, SwitchReport
+from ..runtime_image import Reporter, project_id
+from ..settings import Settings
+from ..store import private_dir
+
+LABEL = "io.cri-tasks"
+
+
+@dataclass(frozen=True)
+class _Proxy:
+    name: str
+    ports: dict[int, int]  # container port -> host port
+
+
+class LocalTarget:
+    def __init__(self, project: Project, settings: Settings, report: Reporter) -> None:
+        self.project, self.settings, self.report = project, settings, report
+        self.pid = project_id(project)
+        self.network = f"cri-{self.pid}"
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def _labels(self, setup: Setup, **extra: str) -> dict[str, str]:
+        return {f"{LABEL}.project": self.pid, f"{LABEL}.setup": setup.name, **{f"{LABEL}.{k}": v for k, v in extra.items()}}
+
+    def _proxy_name(self, setup: Setup) -> str:
+        return f"cri-{self.pid}-{setup.name.lower()}-proxy"
+
+    def container_names(self, setup: Setup) -> list[str]:
+        return engine.list_containers(self._labels(setup, role="app"))
+
+    # -- activation -----------------------------------------------------------------------------
+
+    def activate(self, setup: Setup, version: Version, env: dict[str, str], *, previous: Version | None) -> Activation:
+        run = setup.run
+        if run.start is None and not run.start_commands:
+            raise ConfigError([Problem("run.start or run.startCommands is needed to deploy", path=f"zerops[{setup.index}].run", location=run.location)])
+        engine.ensure_network(self.network, labels={f"{LABEL}.project": self.pid})
+        old = [n for n in self.container_names(setup)]
+        activation = secrets.token_hex(3)
+        if setup.deploy.temporary_shutdown and old:
+            self.report(f"[{setup.name}] temporaryShutdown: stopping {len(old)} old container(s) first")
+            engine.remove_containers(old, stop_timeout=self.settings.stop_timeout)
+            old = []
+        new = self._start(setup, version, env, activation)
+        try:
+            self._wait_ready(setup, new)
+        except Exception:
+            self._discard(new, activation, setup)
+            raise
+        tcp_ports = [p for p in run.ports if p.protocol == "tcp"]
+        report: SwitchReport | None = None
+        urls: list[str] = []
+        if tcp_ports:
+            proxy = self._ensure_proxy(setup, tcp_ports, new, version)
+            urls = [self._url(p, proxy.ports[p.port]) for p in tcp_ports]
+            probe_port = next((p for p in tcp_ports if p.http_support), tcp_ports[0])
+            with Probe(self.settings.publish_address, proxy.ports[probe_port.port], http=probe_port.http_support) as probe:
+                time.sleep(0.2)  # a few requests against the old version first
+                try:
+                    self._switch(setup, proxy, tcp_ports, new, version)
+                except Exception:
+                    self._discard(new, activation, setup)
+                    raise
+                if old:
+                    self.report(f"[{setup.name}] stopping {len(old)} old container(s)")
+                    engine.remove_containers(old, stop_timeout=self.settings.stop_timeout)
+                time.sleep(0.2)  # and a few after the old containers are gone
+                report = probe.stop()
+            self.report(f"[{setup.name}] switch: {report}")
+        elif old:
+            engine.remove_containers(old, stop_timeout=self.settings.stop_timeout)
+        self._remove_stale_volumes(setup, keep=activation)
+        return Activation(containers=new, urls=urls, switch=report)
+
+    def _start(self, setup: Setup, version: Version, env: dict[str, str], activation: str) -> list[str]:
+        n = self.settings.replicas_for(setup.name)
+        volume = f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc"
+        engine.ensure_volume(volume, labels=self._labels(setup, activation=activation))
+        names = []
+        env_dir = private_dir(self.settings.cache_path(self.project.root) / "tmp")
+        for k in range(1, n + 1):
+            name = f"cri-{self.pid}-{setup.name.lower()}-v{version.number}-{k}-{activation}"
+            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix="env-")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    for key, value in env.items():
+                        # docker's env files are one line per variable: a value with a newline
+                        # cannot travel this way.
+                        if "\n" in value:
+                            raise ConfigError(f"[{setup.name}] env variable {key}: values with newlines are not supported")
+                        f.write(f"{key}={value}\n")
+                engine.run_container(
+                    version.image,
+                    name=name,
+                    network=self.network,
+                    labels=self._labels(setup, role="app", version=str(version.number), activation=activation),
+                    env_file=Path(env_path),
+                    volumes=[(volume, "/var/lib/zsc")],
+                    health=self._health(setup),
+                    hostname=f"{setup.name.lower()}-{k}",
+                )
+            finally:
+                os.unlink(env_path)
+            names.append(name)
+        self.report(f"[{setup.name}] started {n} container(s) of version {version.number}")
+        return names
+
+    def _health(self, setup: Setup) -> dict[str, Any]:
+        hc = setup.run.health_check
+        if hc is None:
+            return {}
+        if hc.http_get is not None:
+            g = hc.http_get
+            url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
+            header = f" -H 'Host: {g.host}'" if g.host else ""
+            cmd = f"curl -fsS -o /dev/null -L --max-time 5{header} '{url}'"
+        else:
+            assert hc.exec is not None
+            cmd = hc.exec.text
+        period = hc.exec_period or 5
+        retries = max(1, int((hc.failure_timeout or 30) // period))
+        return {"health_cmd": cmd, "health_interval": f"{period}s", "health_timeout": "5s", "health_retries": retries}
+
+    def _wait_ready(self, setup: Setup, names: list[str]) -> None:
+        rc = setup.deploy.readiness_check
+        retry = rc.retry_period if rc else 1.0
+        timeout = rc.failure_timeout if rc else 60.0
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        last_output: dict[str, str] = {}
+        self.report(f"[{setup.name}] waiting for readiness of {len(names)} container(s)")
+        while pending:
+            for name in list(pending):
+                st = engine.state(name, self.network)
+                if not st.running:
+                    raise deploy_error(setup, f"container {name} exited (code {st.exit_code}) before it was ready", engine.logs(name, tail=20))
+                ok, output = self._ready(setup, name, st.ip)
+                last_output[name] = output
+                if ok:
+                    pending.remove(name)
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                name = pending[0]
+                detail = f"readiness check did not pass within {timeout:.0f} s: {last_output.get(name, '').strip()[-300:]}"
+                raise deploy_error(setup, f"container {name}: {detail}", engine.logs(name, tail=20))
+            time.sleep(retry)
+        self.report(f"[{setup.name}] ready")
+
+    def _ready(self, setup: Setup, name: str, ip: str | None) -> tuple[bool, str]:
+        rc = setup.deploy.readiness_check
+        if rc is not None and rc.http_get is not None:
+            g = rc.http_get
+            url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
+            cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-L", "--max-time", "5"]
+            if g.host:
+                cmd += ["-H", f"Host: {g.host}"]
+            code, out = engine.exec_in(name, [*cmd, url], timeout=10)
+            return code == 0 and out.strip()[-3:].startswith("2"), f"GET {url}: {out.strip() or f'exit {code}'}"
+        if rc is not None and rc.exec is not None:
+            code, out = engine.exec_in(name, ["timeout", "5", "/bin/sh", "-c", rc.exec.text], user="zerops", workdir="/var/www", timeout=10)
+            return code == 0, f"exec exited {code}: {out[-200:]}"
+        ports = [p for p in setup.run.ports if p.protocol == "tcp"]
+        if not ports or ip is None:
+            return True, ""
+        try:
+            with socket.create_connection((ip, ports[0].port), timeout=2):
+                return True, ""
+        except OSError as exc:
+            return False, f"port {ports[0].port} not accepting connections: {exc}"
+
+    def _discard(self, names: list[str], activation: str, setup: Setup) -> None:
+        engine.remove_containers(names, stop_timeout=2)
+        engine.remove_volume(f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc")
+
+    def _remove_stale_volumes(self, setup: Setup, keep: str) -> None:
+        from python_on_whales import DockerException, docker
+
+        try:
+            for v in docker.volume.list(filters={"label": f"{LABEL}.setup={setup.name}"}):
+                name = v.name
+                if name.startswith(f"cri-{self.pid}-") and not name.endswith(f"-{keep}-zsc"):
+                    engine.remove_volume(name)
+        except DockerException:
+            pass
+
+    # -- the proxy ------------------------------------------------------------------------------
+
+    def _proxy_image(self, setup: Setup) -> str:
+        os_name = setup.run.os
+        base = self.settings.image_for(os_name)
+        base_id = engine.image_ids([base]).get(base) or engine.pull(base)
+        tag = f"{self.settings.repository}-proxy/{os_name}:{fingerprint.digest([templates_digest(), base, base_id])[:12]}"
+        if engine.image_ids([tag]).get(tag) is None:
+            self.report(f"[{setup.name}] building the front proxy image {tag}")
+            work = private_dir(self.settings.cache_path(self.project.root) / "proxy-build")
+            (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
+            try:
+                engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.role": "proxy"},
+                             on_line=lambda _l: None, builder=self.settings.builder)
+            except engine.BuildError as exc:
+                raise EngineError("building the proxy image failed:\n" + "\n".join(exc.log[-15:])) from None
+        return tag
+
+    def _ensure_proxy(self, setup: Setup, ports: list[Port], servers: list[str], version: Version) -> _Proxy:
+        name = self._proxy_name(setup)
+        st = engine.state(name)
+        wanted = {p.port for p in ports}
+        if st.exists:
+            have = {int(k.split("/")[0]): int(v.rsplit(":", 1)[1]) for k, v in st.ports.items()}
+            if set(have) == wanted and st.running:
+                return _Proxy(name, have)
+            self.report(f"[{setup.name}] the ports changed: recreating the front proxy (a short outage)")
+            engine.remove_containers([name], stop_timeout=2)
+        image = self._proxy_image(setup)
+        publish = []
+        for p in ports:
+            host_port = self.settings.host_port(setup.name, p.port) or _free_port(self.settings.publish_address)
+            publish.append((f"{self.settings.publish_address}:{host_port}", p.port))
+        engine.run_container(
+            image,
+            name=name,
+            network=self.network,
+            labels=self._labels(setup, role="proxy"),
+            publish=publish,
+            create_only=True,
+            cap_drop=["ALL"],
+            cap_add=["NET_BIND_SERVICE"],
+        )
+        self._write_config(name, setup, ports, servers, version)
+        engine.start_container(name)
+        st = engine.state(name)
+        have = {int(k.split("/")[0]): int(v.rsplit(":", 1)[1]) for k, v in st.ports.items()}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not _accepts(self.settings.publish_address, next(iter(have.values()))):
+            time.sleep(0.1)
+        self.report(f"[{setup.name}] front proxy {name} publishes " + ", ".join(f"{self.settings.publish_address}:{h}->{c}" for c, h in have.items()))
+        return _Proxy(name, have)
+
+    def _write_config(self, proxy: str, setup: Setup, ports: list[Port], servers: list[str], version: Version) -> None:
+        entries = []
+        for i, s in enumerate(servers):
+            ip = engine.state(s, self.network).ip
+            if ip is None:
+                raise deploy_error(setup, f"container {s} has no address on {self.network}", engine.logs(s, tail=20))
+            entries.append({"name": f"v{version.number}_{i + 1}", "ip": ip})
+        text = render(
+            "haproxy.cfg.j2",
+            {
+                "setup": setup.name,
+                "version": version.number,
+                "ports": [{"port": p.port, "mode": "http" if p.http_support else "tcp"} for p in ports],
+                "servers": entries,
+            },
+        )
+        work = private_dir(self.settings.cache_path(self.project.root) / "tmp")
+        path = work / f"haproxy-{setup.name}.cfg"
+        path.write_text(text)
+        engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")
+
+    def _switch(self, setup: Setup, proxy: _Proxy, ports: list[Port], servers: list[str], version: Version) -> None:
+        before = engine.logs(proxy.name).count("Loading success")
+        failures = engine.logs(proxy.name).count("Loading failure")
+        self._write_config(proxy.name, setup, ports, servers, version)
+        engine.signal(proxy.name, "USR2")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            text = engine.logs(proxy.name)
+            if text.count("Loading success") > before:
+                self.report(f"[{setup.name}] front proxy now sends traffic to version {version.number}")
+                return
+            if text.count("Loading failure") > failures:
+                raise deploy_error(setup, "the front proxy refused the new configuration", text[-1500:])
+            time.sleep(0.05)
+        raise deploy_error(setup, "the front proxy did not confirm the reload within 15 s", engine.logs(proxy.name, tail=20))
+
+    def _url(self, port: Port, host_port: int) -> str:
+        scheme = "http" if port.http_support else "tcp"
+        return f"{scheme}://{self.settings.publish_address}:{host_port}/"
+
+    # -- operate --------------------------------------------------------------------------------
+
+    def status(self, setup: Setup) -> dict[str, Any]:
+        containers = []
+        for name in self.container_names(setup):
+            st = engine.state(name, self.network)
+            containers.append({"name": name, "status": st.status, "health": st.health,
+                               "version": st.labels.get(f"{LABEL}.version"), "image": st.image})
+        proxy = engine.state(self._proxy_name(setup))
+        urls = []
+        if proxy.exists:
+            for key, binding in proxy.ports.items():
+                port = int(key.split("/")[0])
+                match = next((p for p in setup.run.ports if p.port == port), None)
+                urls.append(self._url(match, int(binding.rsplit(":", 1)[1])) if match else f"tcp://{binding}/")
+        return {"containers": containers, "proxy": {"name": proxy.name, "status": proxy.status} if proxy.exists else None, "urls": urls}
+
+    def stop(self, setup: Setup) -> list[str]:
+        names = self.container_names(setup)
+        proxy = self._proxy_name(setup)
+        if engine.state(proxy).exists:
+            names.append(proxy)
+        engine.remove_containers(names, stop_timeout=self.settings.stop_timeout)
+        self._remove_stale_volumes(setup, keep="-none-")
+        return names
+
+
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def check_env_replace_targets(setup: Setup) -> None:
+    """envReplace targets are paths inside /var/www."""
+    er = setup.run.env_replace
+    if er is None:
+        return
+    for ref in er.targets:
+        pure = PurePosixPath(ref.value.strip())
+        if pure.is_absolute() or ".." in pure.parts:
+            raise ConfigError([Problem(f"{ref.value!r} must stay inside /var/www", path=ref.path, location=ref.location)])
