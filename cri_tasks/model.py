@@ -108,6 +108,11 @@ class Build:
     add_to_run_prepare: tuple[PathRef, ...] = ()
     env_variables: Mapping[str, str] = field(default_factory=dict)
     location: Location | None = None
+    # where each key's value was written ("base", "envVariables.NAME", ...)
+    field_locations: Mapping[str, Location] = field(default_factory=dict)
+
+    def where(self, key: str) -> Location | None:
+        return self.field_locations.get(key, self.location)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,11 @@ class Run:
     site_config_path: str | None = None
     routing: Mapping[str, Any] | None = None
     location: Location | None = None
+    # where each key's value was written ("base", "envVariables.NAME", ...)
+    field_locations: Mapping[str, Location] = field(default_factory=dict)
+
+    def where(self, key: str) -> Location | None:
+        return self.field_locations.get(key, self.location)
 
 
 @dataclass(frozen=True)
