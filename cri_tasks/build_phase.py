@@ -56,12 +56,12 @@ def _restore_script(paths: list[str]) -> str:
     lines = []
     for p in paths:
         if p == ".":
-            lines.append('if [ -n "$(ls -A /build/cri-cache)" ]; then cp -a -n /build/cri-cache/. ./ && echo "cri: build cache restored: ."; fi')
+            lines.append('if [ -n "$(ls -A /build/cri-cache)" ]; then cp -a -n /build/cri-cache/. ./ && chown -R zerops:zerops . && echo "cri: build cache restored: ."; fi')
             continue
         q, parent = shlex.quote(p), shlex.quote(PurePosixPath(p).parent.as_posix())
         lines.append(
             f"if [ -e /build/cri-cache/{q} ]; then mkdir -p {parent} && cp -a -n /build/cri-cache/{q} {parent}/ "
-            f"&& echo cri: build cache restored: {q}; else echo cri: build cache empty: {q}; fi"
+            f"&& chown -R zerops:zerops {q} && echo cri: build cache restored: {q}; else echo cri: build cache empty: {q}; fi"
         )
     return "\n".join(lines)
 
@@ -89,7 +89,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     if os_name not in OPERATING_SYSTEMS:
         raise ConfigError(f"[{setup.name}] build.os {os_name!r} is not supported")
     base = b.base[0] if b.base else "gleam@1.5"
-    version = gleam_version(base, where=b.location, path=f"zerops[{setup.index}].build.base")
+    version = gleam_version(base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
     cache_dir = settings.cache_path(project.root)
     env = envvars.resolve(
@@ -98,6 +98,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
         builtins={"hostname": setup.name, "serviceName": setup.name},
         where=f"zerops[{setup.index}].build.envVariables",
         location=b.location,
+        locations={name: loc for name in b.env_variables if (loc := b.where(f"envVariables.{name}"))},
     )
     env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     paths = cache_paths(setup)
@@ -203,9 +204,12 @@ def _stage_of_steps(text: str) -> dict[str, list[str]]:
         line = raw.strip()
         if line.upper().startswith("FROM "):
             parts = line.split()
+            from_stage = parts[1] in stages  # FROM an earlier stage is not a step of its own
             current = parts[3] if len(parts) >= 4 and parts[2].upper() == "AS" else None
             if current:
                 stages[current] = []
+            if from_stage:
+                continue
         if current:
             if line and not line.startswith("#") and line.split(None, 1)[0].upper() in ("FROM", "RUN", "COPY", "ADD", "WORKDIR"):
                 stages[current].append(line)
@@ -236,6 +240,6 @@ def _classify(setup: Setup, tracker: Tracker, exc: engine.BuildError, log_path: 
             failure = CommandFailure(setup.name, field, i, c.text, c.location, tracker.exit_code, tracker.tail(), str(log_path))
             return StepFailed(failure, status=FAILED)
         failure = CommandFailure(setup.name, "build environment", None, header[2], None, tracker.exit_code, tracker.tail(), str(log_path))
-        return StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: preparing the build environment failed (exit code {tracker.exit_code})")
+        return StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: a build step of cri-tasks failed (exit code {tracker.exit_code})")
     tail = "\n".join(f"    {line}" for line in exc.log[-15:])
     return EngineError(f"[{setup.name}] {FAILED}: docker buildx build failed: {tracker.error or 'see the log'}\n  last lines:\n{tail}\n  full log: {log_path}")

@@ -8,8 +8,6 @@ successful activation makes a version active; the last ``keep_versions`` version
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -121,6 +119,7 @@ def run_env(project: Project, setup: Setup, settings: Settings, version: Version
         builtins=builtins_for(project, setup, version),
         where=f"zerops[{setup.index}].run.envVariables",
         location=setup.run.location,
+        locations={name: loc for name in setup.run.env_variables if (loc := setup.run.where(f"envVariables.{name}"))},
     )
     return own
 

@@ -54,6 +54,7 @@ def resolve(
     builtins: Mapping[str, str],
     where: str = "run.envVariables",
     location: Location | None = None,
+    locations: Mapping[str, Location] | None = None,
 ) -> dict[str, str]:
     """The container's environment: built-ins, then project variables, then the setup's own,
     with every ``${name}`` resolved (recursively). An unknown reference or a cycle is an error
@@ -88,7 +89,7 @@ def resolve(
                 Problem(
                     f"unknown reference ${{{exc.ref}}} (known: {known}; project variables go in cri.env_file)",
                     path=f"{where}.{exc.name}",
-                    location=location,
+                    location=(locations or {}).get(exc.name, location),
                 )
             )
         except _Cycle as exc:

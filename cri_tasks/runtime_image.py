@@ -157,7 +157,7 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store, root:
     os_info = OPERATING_SYSTEMS.get(run.os)
     if os_info is None:
         raise ConfigError([Problem(f"unsupported os {run.os!r}", path=f"{setup.name}: run.os")])
-    version = gleam_version(run.base, where=run.location, path=f"zerops[{setup.index}].run.base")
+    version = gleam_version(run.base, where=run.where("base"), path=f"zerops[{setup.index}].run.base")
     refs = setup.build.add_to_run_prepare if setup.build else ()
     stat_key = f"stat/{setup.name}"
     stats = fingerprint.StatCache(store.get(stat_key))

@@ -39,8 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "env_file": None,
     # deploy target: "local" (this Docker engine) or "swarm"
     "target": "local",
-    # containers per setup: a number, or {setup: number}
-    "replicas": 1,
+    # containers per setup: {default: N, <setup>: N} (a mapping, so invoke.yaml can merge into it)
+    "replicas": {"default": 1},
     # host ports: {setup: {container_port: host_port}}; unlisted ports get a free one, kept
     "publish": {},
     # the host address published ports bind to
@@ -77,14 +77,17 @@ class Settings:
     builder: str | None
     env_file: str | None = None
     target: str = "local"
-    replicas: Any = 1
+    replicas: Any = field(default_factory=lambda: {"default": 1})
     publish: Mapping[str, Any] = field(default_factory=dict)
     publish_address: str = "127.0.0.1"
     keep_versions: int = 10
     stop_timeout: int = 10
 
     def replicas_for(self, setup: str) -> int:
-        value = self.replicas.get(setup, 1) if isinstance(self.replicas, Mapping) else self.replicas
+        if isinstance(self.replicas, Mapping):
+            value = self.replicas.get(setup, self.replicas.get("default", 1))
+        else:
+            value = self.replicas
         try:
             n = int(value)
         except (TypeError, ValueError):

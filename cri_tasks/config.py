@@ -1,0 +1,82 @@
+"""Invoke's configuration stack for the entry points Invoke does not start itself.
+
+``invoke`` builds its configuration from, lowest to highest: the collection's defaults,
+``/etc/invoke.*``, ``~/.invoke.*``, the project's ``invoke.*``, ``INVOKE_*`` environment variables
+and the runtime file (``-f`` / ``INVOKE_RUNTIME_CONFIG``). The Nox helpers and the ``cri`` program
+read the very same files and variables, so one ``invoke.yaml`` with a ``cri:`` key configures all
+three ways in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from invoke import Config
+from invoke.exceptions import AmbiguousEnvVar, UncastableEnvVar
+from invoke.util import yaml as invoke_yaml
+
+from .errors import ConfigError
+from .settings import DEFAULTS, Settings, merge, resolve
+
+__all__ = ["CriConfig", "load_config", "load_settings", "settings_from"]
+
+
+class CriConfig(Config):
+    """Invoke's :class:`~invoke.Config` whose project folder defaults to the current directory.
+
+    The prefix stays ``invoke`` on purpose: files are ``invoke.yaml`` (not ``cri.yaml``) and
+    variables ``INVOKE_CRI_*`` (not ``CRI_*``), as for ``invoke`` itself. A :class:`~invoke.Program`
+    with a bundled namespace (the ``cri`` program) never loads project files, since it does not
+    search for a tasks module, so this class loads them when it is created.
+    """
+
+    def __init__(self, *, project_location: str | os.PathLike[str] | None = None, lazy: bool = False,
+                 **kwargs: Any) -> None:
+        if project_location is None:
+            project_location = os.getcwd()
+        super().__init__(project_location=project_location, lazy=lazy, **kwargs)
+        if not lazy:  # clone() creates lazy instances, then copies every loaded level over
+            self.load_project()
+
+
+def load_config(project_dir: str | os.PathLike[str] | None = None) -> Config:
+    """The configuration ``invoke`` would give a task of :func:`cri_tasks.collection`, for a
+    tasks.py in ``project_dir`` (default: the current directory).
+
+    Raises :class:`~cri_tasks.errors.ConfigError` for an unreadable config file or environment
+    variable, instead of a traceback.
+    """
+    from .tasks import collection  # lazy, so that tasks.py may import this module
+
+    location = Path(project_dir) if project_dir is not None else Path.cwd()
+    try:
+        config = CriConfig(project_location=location)  # /etc, ~ and project files
+        config.load_collection(collection().configuration())  # declares every key, for INVOKE_CRI_*
+        config.set_runtime_path(os.environ.get("INVOKE_RUNTIME_CONFIG"))
+        config.load_runtime(merge=False)
+        config.load_shell_env()
+    except invoke_yaml.YAMLError as exc:
+        raise ConfigError(f"invoke configuration: {exc}") from None
+    except (AmbiguousEnvVar, UncastableEnvVar) as exc:
+        raise ConfigError(f"invoke configuration from the environment: {exc}") from None
+    return config
+
+
+def settings_from(config: Config | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The ``cri`` settings of a merged configuration, deep-merged over the defaults, then
+    ``overrides`` deep-merged on top.
+
+    The deep merge over :data:`~cri_tasks.settings.DEFAULTS` matters: Invoke merges collection
+    configuration shallowly across collection levels (pyinvoke/invoke#782), so a user's root
+    ``ns.configure({"cri": {...}})`` can arrive without the plugin's other keys.
+    """
+    raw = config.get("cri", {}) or {}
+    return resolve(merge(merge(DEFAULTS, dict(raw)), dict(overrides or {})))
+
+
+def load_settings(project_dir: str | os.PathLike[str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """:func:`load_config` then :func:`settings_from`: what a call from outside Invoke uses."""
+    return settings_from(load_config(project_dir), overrides)
