@@ -49,6 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "keep_versions": 10,
     # seconds a stopping container gets before SIGKILL
     "stop_timeout": 10,
+    # registry the swarm target pushes app images to (host[:port]), credentials from Docker's config
+    "registry": None,
+    # swarm target: how ports are published ("auto": the routing mesh where it works, else the
+    # front proxy on a host-mode port), rolling update and its failure monitor
+    "swarm": {"ports": "auto", "parallelism": 1, "monitor": "15s", "stack": None},
 }
 
 
@@ -82,6 +87,8 @@ class Settings:
     publish_address: str = "127.0.0.1"
     keep_versions: int = 10
     stop_timeout: int = 10
+    registry: str | None = None
+    swarm: Mapping[str, Any] = field(default_factory=dict)
 
     def replicas_for(self, setup: str) -> int:
         if isinstance(self.replicas, Mapping):
@@ -141,6 +148,8 @@ def resolve(config: Mapping[str, Any] | None = None, **overrides: Any) -> Settin
             publish_address=str(raw["publish_address"]),
             keep_versions=max(1, int(raw["keep_versions"])),
             stop_timeout=max(0, int(raw["stop_timeout"])),
+            registry=None if raw["registry"] in (None, "") else str(raw["registry"]).rstrip("/"),
+            swarm=dict(raw["swarm"] or {}),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid cri settings: {exc}") from None
