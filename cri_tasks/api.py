@@ -124,7 +124,7 @@ def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepar
     project.select(setup)
     path = _prepare.last_log(project, s, setup, phase)
     if path is None or not path.exists():
-        raise CriError(f"[{setup}] no {phase} log yet: run `invoke {phase} --setup {setup}` first")
+        raise CriError(f"[{setup}] no {phase} log yet: run the {phase} task for this setup first")
     return path
 
 

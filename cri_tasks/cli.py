@@ -12,10 +12,13 @@ project would need two config files for the same settings.
 
 from __future__ import annotations
 
+import sys
+
 from invoke import Program
 
 from ._version import __version__
 from .config import CriConfig
+from .errors import CriError
 from .tasks import collection
 
 __all__ = ["main", "program"]
@@ -34,8 +37,14 @@ def program() -> Program:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (``cri = cri_tasks.cli:main``); exits like ``invoke`` does."""
-    program().run(argv)
+    """Console-script entry point (``cri = cri_tasks.cli:main``); exits like ``invoke`` does.
+
+    ``argv`` is like :data:`sys.argv`, program name first (default: :data:`sys.argv`).
+    """
+    try:
+        program().run(argv)
+    except CriError as exc:  # raised before any task runs, e.g. by an unreadable invoke.yaml
+        sys.exit(str(exc))
 
 
 if __name__ == "__main__":  # python -m cri_tasks.cli

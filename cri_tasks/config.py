@@ -10,8 +10,10 @@ three ways in.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from invoke import Config
 from invoke.exceptions import AmbiguousEnvVar, UncastableEnvVar
@@ -36,9 +38,10 @@ class CriConfig(Config):
                  **kwargs: Any) -> None:
         if project_location is None:
             project_location = os.getcwd()
-        super().__init__(project_location=project_location, lazy=lazy, **kwargs)
-        if not lazy:  # clone() creates lazy instances, then copies every loaded level over
-            self.load_project()
+        with _readable():
+            super().__init__(project_location=project_location, lazy=lazy, **kwargs)
+            if not lazy:  # clone() creates lazy instances, then copies every loaded level over
+                self.load_project()
 
 
 def load_config(project_dir: str | os.PathLike[str] | None = None) -> Config:
@@ -51,17 +54,27 @@ def load_config(project_dir: str | os.PathLike[str] | None = None) -> Config:
     from .tasks import collection  # lazy, so that tasks.py may import this module
 
     location = Path(project_dir) if project_dir is not None else Path.cwd()
-    try:
+    with _readable():
         config = CriConfig(project_location=location)  # /etc, ~ and project files
         config.load_collection(collection().configuration())  # declares every key, for INVOKE_CRI_*
         config.set_runtime_path(os.environ.get("INVOKE_RUNTIME_CONFIG"))
         config.load_runtime(merge=False)
-        config.load_shell_env()
+        try:
+            config.load_shell_env()
+        except ValueError as exc:  # INVOKE_CRI_PARALLEL=abc: int("abc") in Invoke's cast
+            raise ConfigError(f"invoke configuration from the environment (INVOKE_CRI_*): {exc}") from None
+    return config
+
+
+@contextmanager
+def _readable() -> Iterator[None]:
+    """A broken config file or variable is the user's input: a ConfigError, not a traceback."""
+    try:
+        yield
     except invoke_yaml.YAMLError as exc:
         raise ConfigError(f"invoke configuration: {exc}") from None
     except (AmbiguousEnvVar, UncastableEnvVar) as exc:
         raise ConfigError(f"invoke configuration from the environment: {exc}") from None
-    return config
 
 
 def settings_from(config: Config | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Settings:

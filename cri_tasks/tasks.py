@@ -17,7 +17,7 @@ from invoke import Collection, Context, Exit, task
 
 from . import api
 from .errors import ConfigError, CriError
-from .settings import DEFAULTS, Settings, merge, resolve
+from .settings import DEFAULTS, Settings, merge
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,8 +30,9 @@ COMMON_HELP = {
 
 def settings_of(c: Context) -> Settings:
     """The ``cri`` settings of this call, deep-merged over the defaults (pyinvoke/invoke#782)."""
-    raw = c.config.get("cri", {}) if hasattr(c, "config") else {}
-    return resolve(merge(DEFAULTS, dict(raw or {})))
+    from .config import settings_from
+
+    return settings_from(c.config)
 
 
 def _exits(fn: F) -> F:
