@@ -18,7 +18,8 @@ from .buildlog import Tracker, step_lines
 from .dockerfile import exec_form, render, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
 from .model import Project, Setup
-from .runtime_image import Reporter, _new_log, _now, gleam_source_for, project_id
+from .logfiles import LogFile, new_log
+from .runtime_image import Reporter, _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
 from .store import Store, private_dir
@@ -129,7 +130,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     secret = work / "build-env"
     secret.touch(mode=0o600)
     secret.write_text(env_text)
-    log_path = _new_log(cache_dir, setup.name, "build")
+    log_path = new_log(cache_dir, setup.name, "build")
     steps = step_lines(text)
     tracker = Tracker()
     stage_of = _stage_of_steps(text)
@@ -138,12 +139,11 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     start = time.monotonic()
     out_dir = work / "out"
     report(f"[{setup.name}] build: {len(b.build_commands)} build command(s) on {os_name}")
-    with open(log_path, "w", encoding="utf-8") as log:
+    with LogFile(log_path) as log:
         log.write(text + "\n# ---- docker buildx build ----\n")
 
         def on_line(line: str) -> None:
             log.write(line + "\n")
-            log.flush()
             tracker.feed(line)
             m = _header(line)
             if m is not None:

@@ -19,6 +19,7 @@ from .locks import locked
 from .dockerfile import render
 from .errors import CommandFailure, ConfigError, CriError, StepFailed
 from .model import Project, Setup
+from .logfiles import LogFile, new_log
 from .probe import SwitchReport
 from .runtime_image import Reporter, _now, project_id
 from .settings import Settings
@@ -209,8 +210,8 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
     artifact.rename(work / "app")
     (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
     tag = f"{settings.repository}/{s.name.lower()}:v{number}"
-    log_path = runtime_image._new_log(settings.cache_path(project.root), s.name, "app-image")
-    with open(log_path, "w", encoding="utf-8") as log:
+    log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
+    with LogFile(log_path) as log:
         try:
             image_id = engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
                                     labels={f"{LABEL}.setup": s.name, f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime},

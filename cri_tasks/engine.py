@@ -71,13 +71,6 @@ def _inspect(refs: list[str]) -> list[str] | None:
     return None
 
 
-@dataclass
-class BuildLog:
-    """Every line a build printed, and the lines of each BuildKit vertex (``#N``)."""
-
-    lines: list[str] = field(default_factory=list)
-
-
 class BuildError(Exception):
     """A buildx build that failed; ``log`` holds everything it printed (classified by callers)."""
 
@@ -104,24 +97,44 @@ def build(
     Every log line goes to ``on_line`` as it arrives. On failure raises :class:`BuildError`
     with the whole log, or :class:`EngineError` when the engine itself is unreachable.
     """
-    from python_on_whales import DockerException, docker
-
-    lines: list[str] = []
-    kwargs: dict[str, Any] = dict(
-        file=str(dockerfile),
-        tags=list(tags),
-        labels=dict(labels),
-        load=True,
-        progress="plain",
-        stream_logs=True,
-        pull=False,
-    )
-    if builder:
-        kwargs["builder"] = builder
+    kwargs: dict[str, Any] = dict(tags=list(tags), labels=dict(labels), load=True)
     if target:
         kwargs["target"] = target
     if no_cache:
         kwargs["cache"] = False
+    _stream_build(context, dockerfile, kwargs, on_line, builder)
+    ids = image_ids([tags[0]])
+    image_id = ids.get(tags[0])
+    if image_id is None:
+        raise EngineError(f"buildx reported success but the engine has no image {tags[0]}")
+    return image_id
+
+
+def build_export(
+    context: Path,
+    *,
+    dockerfile: Path,
+    dest: Path,
+    target: str,
+    on_line: Callable[[str], None],
+    secrets: Sequence[str] = (),
+    builder: str | None = None,
+) -> None:
+    """Build ``target`` and export its filesystem into ``dest`` (``--output type=local``)."""
+    kwargs: dict[str, Any] = dict(target=target, output={"type": "local", "dest": str(dest)}, secrets=list(secrets))
+    _stream_build(context, dockerfile, kwargs, on_line, builder)
+
+
+def _stream_build(context: Path, dockerfile: Path, kwargs: dict[str, Any], on_line: Callable[[str], None], builder: str | None) -> None:
+    """Run one streamed buildx build. If the caller stops reading (Ctrl-C, a log it cannot
+    write), the buildx process is stopped too: python-on-whales' generator does not do it."""
+    from python_on_whales import DockerException, docker
+
+    kwargs = dict(kwargs, file=str(dockerfile), progress="plain", stream_logs=True, pull=False)
+    if builder:
+        kwargs["builder"] = builder
+    lines: list[str] = []
+    before = set(_children())
     try:
         for line in docker.buildx.build(str(context), **kwargs):
             line = line.rstrip("\n")
@@ -130,17 +143,81 @@ def build(
     except DockerException as exc:
         text = "\n".join(lines) + "\n" + (exc.stderr or "")
         if not any(line.startswith("#") for line in lines) and _looks_unreachable(text):
+            raise EngineError(f"the Docker engine is not reachable: {text.strip()[-500:]}", command=exc.docker_command) from None
+        if lines and _looks_disconnected(lines[-5:] + [exc.stderr or ""]):
             raise EngineError(
-                f"the Docker engine is not reachable: {text.strip()[-500:]}",
-                command=exc.docker_command,
-                output=text,
+                "the Docker engine went away during the build: " + " | ".join(lines[-3:]), command=exc.docker_command
             ) from None
         raise BuildError(lines, exc.docker_command, exc.return_code) from None
-    ids = image_ids([tags[0]])
-    image_id = ids.get(tags[0])
-    if image_id is None:
-        raise EngineError(f"buildx reported success but the engine has no image {tags[0]}")
-    return image_id
+    except BaseException:
+        stop_children(exclude=before)
+        raise
+
+
+def _looks_disconnected(lines: Sequence[str]) -> bool:
+    text = " ".join(lines).lower()
+    return any(h in text for h in ("error reading from server: eof", "connection reset", "broken pipe",
+                                   "transport is closing", "cannot connect to the docker daemon",
+                                   "error during connect", "unexpected eof"))
+
+
+def _children(pid: int | None = None) -> list[int]:
+    """Every descendant process of ``pid`` (default: this one), from /proc."""
+    pid = os.getpid() if pid is None else pid
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat_line = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def stop_children(exclude: Iterable[int] = ()) -> None:
+    """Stop the docker processes this process started (a build the user interrupted)."""
+    import signal as _signal
+    import time
+
+    skip = set(exclude)
+    victims = [p for p in _children() if p not in skip]
+    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGKILL):
+        alive = []
+        for p in victims:
+            try:
+                os.kill(p, sig)
+                alive.append(p)
+            except ProcessLookupError:
+                pass
+        if not alive:
+            return
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and any(_alive(p) for p in alive):
+            time.sleep(0.05)
+        victims = [p for p in alive if _alive(p)]
+        if not victims:
+            return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().split(b")")[-1].split()[0] != b"Z"
+    except OSError:
+        return False
 
 
 def pull(ref: str) -> str:
@@ -185,47 +262,6 @@ def shell(image: str, *, user: str, workdir: str, command: Sequence[str], tty: b
     cmd += [image, *command]
     # Interactive: the user's terminal is wired straight to the container.
     return subprocess.call(cmd, env=dict(os.environ))
-
-
-# ----------------------------------------------------------------------------------------------
-# builds with an exported result (the build phase)
-
-
-def build_export(
-    context: Path,
-    *,
-    dockerfile: Path,
-    dest: Path,
-    target: str,
-    on_line: Callable[[str], None],
-    secrets: Sequence[str] = (),
-    builder: str | None = None,
-) -> None:
-    """Build ``target`` and export its filesystem into ``dest`` (``--output type=local``)."""
-    from python_on_whales import DockerException, docker
-
-    lines: list[str] = []
-    kwargs: dict[str, Any] = dict(
-        file=str(dockerfile),
-        target=target,
-        output={"type": "local", "dest": str(dest)},
-        progress="plain",
-        stream_logs=True,
-        pull=False,
-        secrets=list(secrets),
-    )
-    if builder:
-        kwargs["builder"] = builder
-    try:
-        for line in docker.buildx.build(str(context), **kwargs):
-            line = line.rstrip("\n")
-            lines.append(line)
-            on_line(line)
-    except DockerException as exc:
-        text = "\n".join(lines) + "\n" + (exc.stderr or "")
-        if not any(line.startswith("#") for line in lines) and _looks_unreachable(text):
-            raise EngineError(f"the Docker engine is not reachable: {text.strip()[-500:]}", command=exc.docker_command) from None
-        raise BuildError(lines, exc.docker_command, exc.return_code) from None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from .model import Command, Project, Setup
 from .dockerfile import exec_form, templates_digest
 from .runtimes import DEFAULT_BASE, OPERATING_SYSTEMS, gleam_release_url, gleam_version
 from .locks import locked
+from .logfiles import LogFile, new_log
 from .settings import Settings
 from .store import Store, private_dir
 
@@ -72,6 +73,10 @@ class PrepareResult:
         if self.error:
             out["error"] = self.error
         return out
+
+
+def interrupted() -> CriError:
+    return CriError("interrupted: the build was stopped; nothing was recorded", status="INTERRUPTED")
 
 
 class PrepareFailed(CriError):
@@ -275,8 +280,15 @@ def prepare(
         if len(todo) == 1 or settings.parallel == 1 or debug:
             outcomes = [_build_guarded(p, **args) for p in todo]  # type: ignore[arg-type]
         else:
-            with ThreadPoolExecutor(max_workers=min(settings.parallel, len(todo))) as pool:
+            pool = ThreadPoolExecutor(max_workers=min(settings.parallel, len(todo)))
+            try:
                 outcomes = list(pool.map(lambda p: _build_guarded(p, **args), todo))  # type: ignore[arg-type]
+            except KeyboardInterrupt:
+                # Ctrl-C reaches this thread only: stop the builds of the worker threads.
+                engine.stop_children()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise interrupted() from None
+            pool.shutdown()
         for p, (result, error) in zip(todo, outcomes):
             results[p.name] = result
             if error is not None:
@@ -380,6 +392,8 @@ def _build_guarded(p: Plan, **kw: Any) -> tuple[PrepareResult, CriError | None]:
     start = time.monotonic()
     try:
         return _build_one(p, **kw), None
+    except KeyboardInterrupt:
+        raise interrupted() from None
     except CriError as exc:
         log = exc.failure.log_path if isinstance(exc, StepFailed) else None
         status = exc.status if isinstance(exc, StepFailed) else getattr(exc, "status", "FAILED")
@@ -403,7 +417,7 @@ def _build_one(
                 store.set(f"setup/{p.name}", _setup_record(p, rec["tag"], rec["image_id"]))
                 report(f"[{p.name}] up to date (built by another process: {rec['tag']})")
                 return PrepareResult(p.name, "up to date", rec["tag"], rec["image_id"], p.fingerprint, True, 0.0, rec.get("log"))
-        log_path = _new_log(cache_dir, p.name, "prepare")
+        log_path = new_log(cache_dir, p.name, "prepare")
         b = _Build(p, settings, project, report)
         start = time.monotonic()
         try:
@@ -509,12 +523,11 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
     cli = "no gleam CLI" if gleam["source"] == "none" else f"gleam {gleam['version']}"
     what = f"{p.setup.run.os}, {cli}, base {p.base_ref}"
     report(f"[{p.name}] building runtime image {tag} ({what})")
-    with open(log_path, "w", encoding="utf-8") as log:
+    with LogFile(log_path) as log:
         log.write(b.dockerfile_text + "\n# ---- docker buildx build ----\n")
 
         def on_line(line: str) -> None:
             log.write(line + "\n")
-            log.flush()
             step = tracker.feed(line)
             if step is None:
                 return
@@ -620,12 +633,6 @@ def _debug_shell(b: _Build, failed: StepFailed, cache_dir: Path) -> None:
         report(f"    {line}")
     report(f"[{p.name}] --debug: run it, fix it, then exit the shell")
     engine.shell(tag, user="zerops", workdir="/home/zerops", command=[shell], tty=sys.stdin.isatty())
-
-
-def _new_log(cache_dir: Path, setup: str, phase: str) -> Path:
-    directory = private_dir(cache_dir / "logs" / setup)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    return directory / f"{phase}-{stamp}-{os.getpid()}.log"
 
 
 def last_log(project: Project, settings: Settings, setup: str, phase: str = "prepare") -> Path | None:

@@ -96,7 +96,11 @@ class Store:
         return value if isinstance(value, dict) else None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
-        self._cache.set(key, json.dumps(value, sort_keys=True), retry=True)
+        """Write one record atomically (a failed write leaves the previous value)."""
+        try:
+            self._cache.set(key, json.dumps(value, sort_keys=True), retry=True)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise CriError(f"cannot write the record {key} in {self.directory}: {exc}") from None
 
     def delete(self, key: str) -> bool:
         return bool(self._cache.delete(key, retry=True))

@@ -70,7 +70,7 @@ class LocalTarget:
         new = self._start(setup, version, env, activation)
         try:
             self._wait_ready(setup, new)
-        except Exception:
+        except BaseException:  # a failed check or Ctrl-C: the new containers go, the old stay
             self._discard(new, activation, setup)
             raise
         tcp_ports = [p for p in run.ports if p.protocol == "tcp"]
@@ -84,7 +84,7 @@ class LocalTarget:
                 time.sleep(0.2)  # a few requests against the old version first
                 try:
                     self._switch(setup, proxy, tcp_ports, new, version)
-                except Exception:
+                except BaseException:
                     self._discard(new, activation, setup)
                     raise
                 if old:

@@ -1,0 +1,47 @@
+"""Phase logs (prepare, build, app image) in the cache folder, kept after every attempt."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import CriError
+from .store import private_dir
+
+
+def new_log(cache_dir: Path, setup: str, phase: str) -> Path:
+    directory = private_dir(cache_dir / "logs" / setup)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return directory / f"{phase}-{stamp}-{os.getpid()}.log"
+
+
+class LogFile:
+    """A log being written; a write that fails (a full disk) is a clear error, not a traceback."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> Any:
+        try:
+            self.f = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise CriError(f"cannot write the log {self.path}: {exc.strerror}") from None
+        return self
+
+    def write(self, text: str) -> None:
+        try:
+            self.f.write(text)
+            self.f.flush()
+        except OSError as exc:
+            raise CriError(f"cannot write the log {self.path}: {exc.strerror}; the build was stopped and nothing was recorded") from None
+
+    def flush(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.f.close()
+        except OSError:
+            pass
