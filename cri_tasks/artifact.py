@@ -76,16 +76,20 @@ def copy_tree(src_root: Path, dst_root: Path, rels: Iterable[tuple[str, os.DirEn
     return count
 
 
-def stage_source(root: Path, dest: Path, *, cache_dir: Path) -> int:
-    """Copy the project into ``dest`` as the build sees it; returns the number of entries."""
+def stage_source(root: Path, dest: Path, *, cache_dir: Path, private: Sequence[Path] = ()) -> int:
+    """Copy the project into ``dest`` as the build sees it; returns the number of entries.
+
+    Left out: what .gitignore/.deployignore exclude, .git, the cache folder and ``private``
+    files (the project env file: its values reach containers at run time only)."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     skip = ignore_spec(root, ".gitignore", ".deployignore")
     always = {".git"}
-    try:
-        always.add(cache_dir.resolve().relative_to(root.resolve()).as_posix())
-    except ValueError:
-        pass
+    for path in (cache_dir, *private):
+        try:
+            always.add(path.resolve().relative_to(root.resolve()).as_posix())
+        except ValueError:
+            pass
     return copy_tree(root, dest, _walk(root, "", skip, always))
 
 

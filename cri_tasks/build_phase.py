@@ -123,7 +123,8 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     private_dir(work)
     source = work / "context" / "source"
     report(f"[{setup.name}] build: copying the project to /build/source")
-    artifact.stage_source(project.root, source, cache_dir=cache_dir)
+    env_file = settings.env_file_path(project.root)
+    artifact.stage_source(project.root, source, cache_dir=cache_dir, private=[env_file] if env_file else [])
     if gleam_file is not None:
         shutil.copy2(gleam_file, work / "context" / "gleam.tar.gz")
     (work / "context" / "Dockerfile").write_text(text)

@@ -152,7 +152,10 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
         run_env(project, s, settings, probe_version)
         with Store(cache_dir) as store:
             built = build_phase.build(project, s, settings, report=report, store=store)
-        prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
+        try:
+            prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
+        finally:
+            shutil.rmtree(built.tree, ignore_errors=True)
         assert prepared.image is not None
         with Store(cache_dir) as store:
             rec = _record(store, s.name)

@@ -84,5 +84,17 @@ def test_the_build_source_leaves_out_ignored_files_git_and_the_cache(tmp_path: P
     (root / ".gitignore").write_text("build/\n*.tmp\n!keep.tmp\n")
     (root / ".deployignore").write_text("secret.txt\n")
     (root / "secret.txt").write_text("s")
-    stage_source(root, tmp_path / "src", cache_dir=root / ".cri")
+    (root / "project.env").write_text("TOKEN=x")
+    stage_source(root, tmp_path / "src", cache_dir=root / ".cri", private=[root / "project.env"])
     assert files(tmp_path / "src") == [".deployignore", ".gitignore", "keep.tmp", "src/", "src/a.erl"]
+
+
+@pytest.mark.parametrize("target", ["../etc/passwd", "/etc/passwd"])
+def test_env_replace_targets_outside_var_www_are_refused(target: str) -> None:
+    from cri_tasks.model import EnvReplace, Run, Setup, Deploy
+    from cri_tasks.targets.local import check_env_replace_targets
+
+    setup = Setup("app", 0, Run(env_replace=EnvReplace(("%%",), (PathRef(target, "zerops[0].run.envReplace.target[0]", Location("zerops.yml", 12, 17)),))), Deploy())
+    with pytest.raises(ConfigError, match="must stay inside /var/www") as err:
+        check_env_replace_targets(setup)
+    assert str(err.value).startswith("zerops.yml:12:17: zerops[0].run.envReplace.target[0]:")
