@@ -3,7 +3,8 @@
 Public surface (imported lazily, so ``import cri_tasks`` stays cheap):
 
 - :func:`collection` — the Invoke collection factory (``ns = collection()`` in a tasks.py);
-- :func:`validate`, :func:`prepare`, :func:`render`, :func:`clean`, :func:`log_path` — the plain
+- :func:`validate`, :func:`prepare`, :func:`render`, :func:`clean`, :func:`log_path`,
+  :func:`build`, :func:`deploy`, :func:`rollback`, :func:`status`, :func:`stop` — the plain
   Python API that every adapter calls;
 - :class:`CriError` and its subclasses, :class:`Settings`.
 """
@@ -21,12 +22,17 @@ __all__ = [
     "StepFailed",
     "Settings",
     "__version__",
+    "build",
     "clean",
     "collection",
+    "deploy",
     "load",
     "log_path",
     "prepare",
     "render",
+    "rollback",
+    "status",
+    "stop",
     "validate",
 ]
 
@@ -38,6 +44,11 @@ _LAZY = {
     "clean": ("api", "clean"),
     "load": ("api", "load"),
     "log_path": ("api", "log_path"),
+    "build": ("api", "build"),
+    "deploy": ("api", "deploy"),
+    "rollback": ("api", "rollback"),
+    "status": ("api", "status"),
+    "stop": ("api", "stop"),
     "CriError": ("errors", "CriError"),
     "ConfigError": ("errors", "ConfigError"),
     "EngineError": ("errors", "EngineError"),
@@ -46,7 +57,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .api import clean, load, log_path, prepare, render, validate
+    from .api import build, clean, deploy, load, log_path, prepare, render, rollback, status, stop, validate
     from .errors import ConfigError, CriError, EngineError, StepFailed
     from .settings import Settings
     from .tasks import collection

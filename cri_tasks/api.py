@@ -143,7 +143,7 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
 def deploy(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
            report: Reporter = stderr_reporter) -> list[Any]:
     """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults."""
-    from . import deploy as _deploy
+    from . import deploy_phase as _deploy
 
     s = _settings(settings)
     return _deploy.deploy(load(file, s), s, setup=setup, report=report)
@@ -152,21 +152,21 @@ def deploy(file: str | Path | None = None, *, setup: str | None = None, settings
 def rollback(file: str | Path | None = None, *, setup: str, version: int | None = None,
              settings: SettingsLike = None, report: Reporter = stderr_reporter) -> Any:
     """Activate an earlier kept version (default: the one before the active one)."""
-    from . import deploy as _deploy
+    from . import deploy_phase as _deploy
 
     s = _settings(settings)
     return _deploy.rollback(load(file, s), s, setup=setup, version=version, report=report)
 
 
 def status(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> list[dict[str, Any]]:
-    from . import deploy as _deploy
+    from . import deploy_phase as _deploy
 
     s = _settings(settings)
     return _deploy.status(load(file, s), s, setup=setup)
 
 
 def stop(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> list[dict[str, Any]]:
-    from . import deploy as _deploy
+    from . import deploy_phase as _deploy
 
     s = _settings(settings)
     return _deploy.stop(load(file, s), s, setup=setup)
@@ -174,7 +174,7 @@ def stop(file: str | Path | None = None, *, setup: str | None = None, settings: 
 
 def containers(file: str | Path | None = None, *, setup: str, settings: SettingsLike = None) -> list[str]:
     """The running containers of a setup (for logs)."""
-    from . import deploy as _deploy
+    from . import deploy_phase as _deploy
 
     s = _settings(settings)
     return _deploy.container_names(load(file, s), s, setup)

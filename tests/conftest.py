@@ -120,3 +120,22 @@ def remove_images() -> Iterator[list[str]]:
     yield refs
     if refs:
         subprocess.run(["docker", "image", "rm", "-f", *refs], capture_output=True)
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello"
+
+
+@pytest.fixture
+def app(tmp_path: Path, engine_settings: dict[str, object]) -> Iterator[Path]:
+    """A copy of the bundled example with the test's settings; stopped and cleaned afterwards."""
+    import yaml
+
+    from helpers import stop_and_clean
+
+    proj = tmp_path / "hello"
+    shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns(".cri", "build"))
+    settings = {**engine_settings, "gleam": {"source": "none"}, "env_file": "project.env"}
+    (proj / "project.env").write_text("")
+    (proj / "invoke.yaml").write_text(yaml.safe_dump({"cri": settings}))
+    yield proj
+    stop_and_clean(proj)

@@ -61,3 +61,14 @@ def prepare_json(project: Path, *args: str, env: Mapping[str, str] | None = None
 def only(doc: dict[str, Any]) -> dict[str, Any]:
     (entry,) = doc["setups"]
     return entry  # type: ignore[no-any-return]
+
+
+def stop_and_clean(project: Path) -> None:
+    """Stop a test project's deployment and remove its network (only this project's)."""
+    import subprocess as sp
+
+    from cri_tasks.model import Project
+    from cri_tasks.runtime_image import project_id
+
+    invoke(project, "stop")
+    sp.run(["docker", "network", "rm", f"cri-{project_id(Project(project / 'zerops.yml', ()))}"], capture_output=True)

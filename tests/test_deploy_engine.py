@@ -5,40 +5,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
-from helpers import invoke
+from helpers import invoke, stop_and_clean
 
 pytestmark = pytest.mark.engine
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello"
-
-
-@pytest.fixture
-def app(tmp_path: Path, engine_settings: dict[str, Any]) -> Iterator[Path]:
-    """A copy of the bundled example with the test's settings; stopped and cleaned afterwards."""
-    proj = tmp_path / "hello"
-    shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns(".cri", "build"))
-    settings = {**engine_settings, "gleam": {"source": "none"}}
-    (proj / "invoke.yaml").write_text(yaml.safe_dump({"cri": settings}))
-    yield proj
-    invoke(proj, "stop")
-    subprocess.run(["docker", "network", "rm", *network_names(proj)], capture_output=True)
-
-
-def network_names(proj: Path) -> list[str]:
-    out = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True)
-    return [n for n in out.stdout.split() if n.startswith(f"cri-{proj.name}-")]
-
 
 def deploy(proj: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     proc = invoke(proj, "deploy", "--json", *args)
@@ -254,8 +232,7 @@ def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, 
         history = subprocess.run(["docker", "history", "--no-trunc", doc["setups"][0]["image"]], capture_output=True, text=True).stdout
         assert "hi-from-build" not in history
     finally:
-        invoke(proj, "stop")
-        subprocess.run(["docker", "network", "rm", *network_names(proj)], capture_output=True)
+        stop_and_clean(proj)
 
 
 def test_an_unknown_env_reference_fails_before_anything_starts(app: Path) -> None:
@@ -265,9 +242,6 @@ def test_an_unknown_env_reference_fails_before_anything_starts(app: Path) -> Non
     assert "run.envVariables.GREETING: unknown reference ${db_hostname}" in proc.stderr
     assert "[app] build" not in proc.stderr  # nothing was built
     (app / "project.env").write_text("db_hostname=db.internal\n")
-    data = yaml.safe_load((app / "invoke.yaml").read_text())
-    data["cri"]["env_file"] = "project.env"
-    (app / "invoke.yaml").write_text(yaml.safe_dump(data))
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     assert "db.internal" in get(doc["setups"][0]["urls"][0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..deploy import Activation, Version
+    from ..deploy_phase import Activation, Version
     from ..model import Project, Setup
     from ..runtime_image import Reporter
     from ..settings import Settings

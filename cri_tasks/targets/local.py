@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import engine, fingerprint
-from ..deploy import Activation, DEPLOY_FAILED, Version, deploy_error
+from ..deploy_phase import Activation, Version, deploy_error
 from ..dockerfile import render, templates_digest
 from ..errors import ConfigError, EngineError, Problem
 from ..model import Port, Project, Setup

@@ -12,12 +12,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import build_phase, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
-from .errors import CommandFailure, ConfigError, CriError, StepFailed
+from .errors import CommandFailure, CriError, StepFailed
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
