@@ -245,3 +245,13 @@ def test_an_unknown_env_reference_fails_before_anything_starts(app: Path) -> Non
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     assert "db.internal" in get(doc["setups"][0]["urls"][0])
+
+
+def test_a_container_stops_on_sigterm_instead_of_waiting_for_sigkill(app: Path) -> None:
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    container = doc["setups"][0]["containers"][0]
+    subprocess.run(["docker", "stop", "--time", "30", container], capture_output=True, check=True)
+    code = subprocess.run(["docker", "inspect", "--format", "{{.State.ExitCode}}", container],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert code != "137", "the container needed SIGKILL: SIGTERM did not reach the app"
