@@ -36,10 +36,9 @@ class CriConfig(Config):
 
     def __init__(self, *, project_location: str | os.PathLike[str] | None = None, lazy: bool = False,
                  **kwargs: Any) -> None:
-        if project_location is None:
-            project_location = os.getcwd()
+        location = Path(project_location) if project_location is not None else Path.cwd()
         with _readable():
-            super().__init__(project_location=project_location, lazy=lazy, **kwargs)
+            super().__init__(project_location=location, lazy=lazy, **kwargs)
             if not lazy:  # clone() creates lazy instances, then copies every loaded level over
                 self.load_project()
 
@@ -57,7 +56,8 @@ def load_config(project_dir: str | os.PathLike[str] | None = None) -> Config:
     with _readable():
         config = CriConfig(project_location=location)  # /etc, ~ and project files
         config.load_collection(collection().configuration())  # declares every key, for INVOKE_CRI_*
-        config.set_runtime_path(os.environ.get("INVOKE_RUNTIME_CONFIG"))
+        runtime = os.environ.get("INVOKE_RUNTIME_CONFIG")
+        config.set_runtime_path(Path(runtime) if runtime else None)
         config.load_runtime(merge=False)
         try:
             config.load_shell_env()

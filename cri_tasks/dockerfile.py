@@ -26,7 +26,7 @@ def template_dir() -> Traversable:
     packaged = resources.files("cri_tasks") / "templates"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "templates"  # type: ignore[return-value]
+    return Path(__file__).resolve().parent.parent / "templates"
 
 
 @lru_cache(maxsize=1)

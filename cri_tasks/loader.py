@@ -401,8 +401,9 @@ class _TagError(Exception):
     pass
 
 
-def _scalar(node: ScalarNode) -> tuple[str, Any]:
+def _scalar(node: Node) -> tuple[str, Any]:
     """(kind, value) of a scalar: kind is one of null, bool, int, float, str."""
+    assert isinstance(node, ScalarNode)
     tag, text = node.tag, node.value
     if tag in (_STR, "!"):
         return "str", text
@@ -528,11 +529,12 @@ class _Context:
             self.error(node, path, str(exc))
             return "invalid", None
 
-    def items(self, node: MappingNode, path: str) -> list[tuple[str, Node, Node]]:
+    def items(self, node: Node, path: str) -> list[tuple[str, Node, Node]]:
         """The members of a mapping: keys checked (scalar, unique), ``<<`` merges applied.
 
         Explicit keys win over merged ones; among several merged mappings the first wins.
         """
+        assert isinstance(node, MappingNode)
         explicit: dict[str, tuple[Node, Node]] = {}
         merged: list[tuple[str, Node, Node]] = []
         for key_node, value_node in node.value:
@@ -1266,21 +1268,21 @@ def _extends_order(ctx: _Context, entries: list[_Entry], by_name: Mapping[str, _
         while path:
             if pending[-1]:
                 edge = pending[-1].pop(0)
-                parent = by_name.get(edge.value)
-                if parent is None or id(parent) in done:
+                up = by_name.get(edge.value)
+                if up is None or id(up) in done:
                     continue
-                if id(parent) in on_path:
-                    cycle = path[[id(e) for e in path].index(id(parent)) :]
+                if id(up) in on_path:
+                    cycle = path[[id(e) for e in path].index(id(up)) :]
                     members = frozenset(id(e) for e in cycle)
                     if members not in reported:
                         reported.add(members)
-                        chain = " -> ".join(str(e.name) for e in [*cycle, parent])
+                        chain = " -> ".join(str(e.name) for e in [*cycle, up])
                         ctx.error(edge.location, edge.path, f"extends cycle: {chain}")
                     broken.update(members)
                     continue
-                path.append(parent)
-                on_path.add(id(parent))
-                pending.append(list(parent.parents))
+                path.append(up)
+                on_path.add(id(up))
+                pending.append(list(up.parents))
                 continue
             entry = path.pop()
             pending.pop()

@@ -276,13 +276,13 @@ def prepare(
                 todo.append(p)
     errors: list[CriError] = []
     if todo:
-        args = dict(settings=settings, project=project, no_cache=no_cache, debug=debug, report=report)
+        args: dict[str, Any] = dict(settings=settings, project=project, no_cache=no_cache, debug=debug, report=report)
         if len(todo) == 1 or settings.parallel == 1 or debug:
-            outcomes = [_build_guarded(p, **args) for p in todo]  # type: ignore[arg-type]
+            outcomes = [_build_guarded(p, **args) for p in todo]
         else:
             pool = ThreadPoolExecutor(max_workers=min(settings.parallel, len(todo)))
             try:
-                outcomes = list(pool.map(lambda p: _build_guarded(p, **args), todo))  # type: ignore[arg-type]
+                outcomes = list(pool.map(lambda p: _build_guarded(p, **args), todo))
             except KeyboardInterrupt:
                 # Ctrl-C reaches this thread only: stop the builds of the worker threads.
                 engine.stop_children()
