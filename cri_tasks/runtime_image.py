@@ -519,6 +519,7 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
     p, report = b.plan, b.report
     commands = p.setup.run.prepare_commands
     tracker = Tracker()
+    steps = step_lines(b.dockerfile_text)
     gleam = p.inputs["gleam"]
     cli = "no gleam CLI" if gleam["source"] == "none" else f"gleam {gleam['version']}"
     what = f"{p.setup.run.os}, {cli}, base {p.base_ref}"
@@ -535,6 +536,8 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
                 i = b.command_steps[step]
                 first = commands[i].text.strip().splitlines()[0] if commands[i].text.strip() else ""
                 report(f"[{p.name}] {i + 1}/{len(commands)} {first[:120]}")
+            elif 0 < step <= len(steps) and steps[step - 1].split(None, 1)[0] in ("RUN", "ADD", "COPY"):
+                report(f"[{p.name}] runtime: {steps[step - 1].rstrip(' \\')[:100]}")
 
         labels = {
             "io.cri-tasks.setup": p.name,
