@@ -537,7 +537,8 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
                 first = commands[i].text.strip().splitlines()[0] if commands[i].text.strip() else ""
                 report(f"[{p.name}] {i + 1}/{len(commands)} {first[:120]}")
             elif 0 < step <= len(steps) and steps[step - 1].split(None, 1)[0] in ("RUN", "ADD", "COPY"):
-                report(f"[{p.name}] runtime: {steps[step - 1].rstrip(' \\')[:100]}")
+                shown = steps[step - 1].rstrip(" \\")[:100]
+                report(f"[{p.name}] runtime: {shown}")
 
         labels = {
             "io.cri-tasks.setup": p.name,
