@@ -172,9 +172,14 @@ def stop(file: str | Path | None = None, *, setup: str | None = None, settings: 
     return _deploy.stop(load(file, s), s, setup=setup)
 
 
-def containers(file: str | Path | None = None, *, setup: str, settings: SettingsLike = None) -> list[str]:
-    """The running containers of a setup (for logs)."""
+def logs(file: str | Path | None = None, *, setup: str, tail: int | None = 100, follow: bool = False,
+         settings: SettingsLike = None) -> list[tuple[str, str]]:
+    """The logs of what a setup runs, as (source, text); ``follow`` streams them to the terminal."""
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
-    return _deploy.container_names(load(file, s), s, setup)
+    project = load(file, s)
+    if follow:
+        _deploy.follow_logs(project, s, setup=setup)
+        return []
+    return _deploy.logs(project, s, setup=setup, tail=tail)

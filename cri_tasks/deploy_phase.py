@@ -126,16 +126,63 @@ def run_env(project: Project, setup: Setup, settings: Settings, version: Version
 
 
 def deploy(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter) -> list[DeployResult]:
+    """Deploy the selected setups one after the other.
+
+    A target that says ``all_or_nothing = True`` (the swarm target: Swarm rolls back one service,
+    never a stack, docker/cli#595) gets all-or-nothing deploys: after a failure the remaining
+    setups are skipped and those this call already activated return to the version that was
+    active before it (:func:`rollback`), or are stopped when none was. Other targets (local) go
+    on with the next setup and keep what succeeded.
+    """
+    from dataclasses import replace
+
+    from .targets import get
+
     setups = project.select(setup)
     results: list[DeployResult] = []
     errors: list[CriError] = []
+    try:
+        all_or_nothing = bool(getattr(get(settings.target), "all_or_nothing", False))
+    except CriError:
+        all_or_nothing = False  # an unknown target fails below, per setup, as it always did
+    activated: list[tuple[Setup, int | None]] = []  # with the version active before this call
     for s in setups:
         start = time.monotonic()
+        if errors and all_or_nothing:
+            results.append(DeployResult(s.name, "SKIPPED", None, None, None,
+                                        error=f"not deployed: {errors[0].status} in an earlier setup of this deploy"))
+            continue
+        before: int | None = None
+        if all_or_nothing:
+            with Store(settings.cache_path(project.root)) as store:
+                before = _record(store, s.name)["active"]
         try:
             results.append(_deploy_one(project, settings, s, report, start))
+            if all_or_nothing:
+                activated.append((s, before))
         except CriError as exc:
             errors.append(exc)
             results.append(DeployResult(s.name, exc.status, None, None, None, seconds=time.monotonic() - start, error=str(exc)))
+    if errors and activated:
+        failed = ", ".join(r.setup for r in results if r.status not in ("ACTIVE", "SKIPPED"))
+        for s, before in reversed(activated):
+            i = next(k for k, r in enumerate(results) if r.setup == s.name)
+            start = time.monotonic()
+            try:
+                if before is None:
+                    report(f"[{s.name}] {failed} failed: removing {s.name} again (no version of it was active before)")
+                    stop(project, settings, setup=s.name)
+                    note = f"[{s.name}] removed again: no version of it was active before and {failed} failed"
+                    results[i] = DeployResult(s.name, "ROLLED_BACK", None, None, None, seconds=time.monotonic() - start, error=note)
+                else:
+                    report(f"[{s.name}] {failed} failed: returning {s.name} to version {before}")
+                    back = rollback(project, settings, setup=s.name, version=before, report=report)
+                    note = f"[{s.name}] returned to version {before} because {failed} failed"
+                    results[i] = replace(back, status="ROLLED_BACK", error=note)
+                errors.append(CriError(note, status=DEPLOY_FAILED))
+            except CriError as exc:
+                errors.append(CriError(f"[{s.name}] could not return to version {before} after {failed} failed: {exc}",
+                                       status=exc.status))
     if errors:
         raise DeployFailed(errors, results)
     return results
@@ -280,9 +327,15 @@ def status(project: Project, settings: Settings, *, setup: str | None = None) ->
     return out
 
 
-def container_names(project: Project, settings: Settings, setup: str) -> list[str]:
+def logs(project: Project, settings: Settings, *, setup: str, tail: int | None = 100) -> list[tuple[str, str]]:
+    """The setup's recent logs as (source, text), from whatever the target runs."""
     s = project.select(setup)[0]
-    return list(_target(project, settings, lambda _l: None).container_names(s))
+    return list(_target(project, settings, lambda _l: None).logs(s, tail=tail))
+
+
+def follow_logs(project: Project, settings: Settings, *, setup: str) -> int:
+    s = project.select(setup)[0]
+    return int(_target(project, settings, lambda _l: None).follow_logs(s))
 
 
 def stop(project: Project, settings: Settings, *, setup: str | None = None) -> list[dict[str, Any]]:

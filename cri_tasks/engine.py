@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, cast
 
 from .errors import EngineError
 
@@ -136,7 +136,8 @@ def _stream_build(context: Path, dockerfile: Path, kwargs: dict[str, Any], on_li
     lines: list[str] = []
     before = set(_children())
     try:
-        for line in docker.buildx.build(str(context), **kwargs):
+        stream = cast(Iterator[str], docker.buildx.build(str(context), **kwargs))  # stream_logs=True
+        for line in stream:
             line = line.rstrip("\n")
             lines.append(line)
             on_line(line)
@@ -481,3 +482,293 @@ def stop_containers(names: Sequence[str], *, stop_timeout: int = 10) -> None:
     if names:
         cmd = [_docker_binary(), "container", "stop", "--time", str(stop_timeout), *names]
         subprocess.run(cmd, capture_output=True, text=True, timeout=stop_timeout + 60)
+
+
+# ---- swarm and registry (targets/swarm.py) ----
+#
+# Reads go straight to the docker CLI as JSON (python-on-whales re-inspects on every property
+# access); `docker stack deploy`, pushes and removals go through python-on-whales.
+
+
+def _cli_json(args: Sequence[str], *, what: str, timeout: float = 60) -> Any:
+    """``docker ARGS`` whose stdout is JSON; None when Docker says the object does not exist."""
+    import json
+
+    cmd = [_docker_binary(), *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"{what}: the Docker engine did not answer within {timeout:.0f} s", command=cmd) from None
+    if proc.returncode != 0:
+        low = proc.stderr.lower()
+        if _looks_unreachable(proc.stderr):
+            raise EngineError(f"the Docker engine is not reachable: {proc.stderr.strip()}", command=cmd)
+        if "not found" in low or "no such" in low:
+            return None
+        if "not a swarm manager" in low or "this node is not" in low:
+            raise EngineError(f"{what}: this Docker engine is not a Swarm manager ({proc.stderr.strip()})", command=cmd)
+        raise EngineError(f"{what}: {proc.stderr.strip()[-800:]}", command=cmd)
+    text = proc.stdout.strip()
+    return json.loads(text) if text else None
+
+
+def swarm_state() -> dict[str, Any]:
+    """``docker info``'s Swarm section: LocalNodeState, NodeID, ControlAvailable, Cluster.ID…"""
+    found = _cli_json(["info", "--format", "{{json .Swarm}}"], what="docker info")
+    return found if isinstance(found, dict) else {}
+
+
+def network_exists(name: str) -> bool:
+    return _cli_json(["network", "inspect", name], what=f"docker network inspect {name}") is not None
+
+
+def push_image(image: str, ref: str) -> str:
+    """Push local ``image`` as ``ref`` (registry/repository:tag); returns ``ref@sha256:…``.
+
+    The registry tag is removed locally afterwards (the image keeps its own tag): nodes pull by
+    digest. Credentials are Docker's own (``docker login``)."""
+    from python_on_whales import DockerException, docker
+
+    try:
+        docker.image.tag(image, ref)
+        docker.image.push(ref, quiet=True)
+    except DockerException as exc:
+        raise _pow_error(f"could not push {ref}", exc) from None
+    repo = ref.rsplit(":", 1)[0] if ref.rfind(":") > ref.rfind("/") else ref
+    digests = _cli_json(["image", "inspect", "--format", "{{json .RepoDigests}}", ref], what=f"docker image inspect {ref}") or []
+    digest = next((d.split("@", 1)[1] for d in digests if d.split("@", 1)[0] == repo), None)
+    remove_images([ref])
+    if digest is None:
+        raise EngineError(f"pushed {ref} but the engine does not show its registry digest")
+    return f"{ref}@{digest}"
+
+
+def stack_deploy(stack: str, compose_file: Path, *, on_line: Callable[[str], None]) -> None:
+    """``docker stack deploy --resolve-image always --with-registry-auth``: what it prints goes
+    to ``on_line``, never to this process's stdout (a ``--json`` document lives there)."""
+    import sys
+    import tempfile
+
+    from python_on_whales import DockerException, docker
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as out:
+        try:
+            os.dup2(out.fileno(), 1)
+            try:
+                docker.stack.deploy(stack, [str(compose_file)], resolve_image="always", with_registry_auth=True)
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+        except DockerException as exc:
+            raise _pow_error(f"docker stack deploy {stack} failed", exc) from None
+        finally:
+            out.seek(0)
+            for line in out.read().decode(errors="replace").splitlines():
+                if line.strip():
+                    on_line(line.rstrip())
+
+
+def service_state(name: str) -> dict[str, Any] | None:
+    """``docker service inspect NAME`` (Spec, PreviousSpec, UpdateStatus, Endpoint…), None if absent."""
+    found = _cli_json(["service", "inspect", name], what=f"docker service inspect {name}")
+    return found[0] if found else None
+
+
+def service_tasks(name: str) -> list[dict[str, Any]]:
+    """Every task of a service that Swarm still remembers (current and history), inspected."""
+    cmd = [_docker_binary(), "service", "ps", "--no-trunc", "--quiet", name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        if _looks_unreachable(proc.stderr):
+            raise EngineError(f"the Docker engine is not reachable: {proc.stderr.strip()}", command=cmd)
+        return []
+    ids = sorted(set(proc.stdout.split()))
+    if not ids:
+        return []
+    found = _cli_json(["inspect", "--type", "task", *ids], what=f"docker inspect (tasks of {name})") or []
+    return [t for t in found if isinstance(t, dict)]
+
+
+def node_hostnames() -> dict[str, str]:
+    """Node id -> hostname (a manager's view)."""
+    cmd = [_docker_binary(), "node", "ls", "--format", "{{.ID}} {{.Hostname}}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        short, _, host = line.partition(" ")
+        out[short] = host
+    return out
+
+
+def list_services(labels: Mapping[str, str]) -> list[str]:
+    cmd = [_docker_binary(), "service", "ls", "--format", "{{.Name}}"]
+    for k, v in labels.items():
+        cmd += ["--filter", f"label={k}={v}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise EngineError(f"docker service ls failed: {proc.stderr.strip()}", command=cmd)
+    return sorted(proc.stdout.split())
+
+
+def rollback_service(name: str) -> None:
+    """``docker service rollback --detach``: Swarm returns the service to its previous spec."""
+    cmd = [_docker_binary(), "service", "rollback", "--detach", "--quiet", name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise EngineError(f"docker service rollback {name} failed: {proc.stderr.strip()}", command=cmd)
+
+
+def remove_services(names: Sequence[str]) -> None:
+    from python_on_whales import DockerException, docker
+
+    for name in names:
+        try:
+            docker.service.remove(name)
+        except DockerException as exc:
+            if "not found" not in (exc.stderr or "").lower():
+                raise _pow_error(f"could not remove service {name}", exc) from None
+
+
+def remove_stack(stack: str) -> None:
+    """``docker stack rm``: what is left of a stack (networks, configs) once its services are gone."""
+    cmd = [_docker_binary(), "stack", "rm", stack]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def wait_containers_gone(labels: Mapping[str, str], *, timeout: float) -> bool:
+    """Wait until no container on this engine carries these labels (Swarm removes the containers
+    of removed services in the background)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while list_containers(labels):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def service_logs(target: str, *, tail: int | None = None) -> str:
+    """``docker service logs`` of a service or of one task (every line prefixed with its task)."""
+    cmd = [_docker_binary(), "service", "logs", "--no-trunc"]
+    if tail is not None:
+        cmd += ["--tail", str(tail)]
+    cmd.append(target)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return ""
+    return (proc.stdout + proc.stderr) if proc.returncode == 0 else ""
+
+
+def follow_service_logs(names: Sequence[str], *, tail: int = 50) -> int:
+    """Stream the logs of services to the terminal until interrupted."""
+    procs = [subprocess.Popen([_docker_binary(), "service", "logs", "--follow", "--tail", str(tail), n]) for n in names]
+    try:
+        return max(p.wait() for p in procs) if procs else 0
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        return 130
+
+
+def list_volumes(labels: Mapping[str, str]) -> list[str]:
+    cmd = [_docker_binary(), "volume", "ls", "--format", "{{.Name}}"]
+    for k, v in labels.items():
+        cmd += ["--filter", f"label={k}={v}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return sorted(proc.stdout.split()) if proc.returncode == 0 else []
+
+
+def list_configs(labels: Mapping[str, str]) -> list[str]:
+    cmd = [_docker_binary(), "config", "ls", "--format", "{{.Name}}"]
+    for k, v in labels.items():
+        cmd += ["--filter", f"label={k}={v}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return sorted(proc.stdout.split()) if proc.returncode == 0 else []
+
+
+def remove_configs(names: Sequence[str]) -> None:
+    """Remove Swarm configs; one still used by a service stays (Docker refuses)."""
+    for name in names:
+        subprocess.run([_docker_binary(), "config", "rm", name], capture_output=True, text=True, timeout=60)
+
+
+def image_references(repository: str) -> list[str]:
+    """Local references (``repo:tag`` and ``repo@sha256:…``) of one repository."""
+    cmd = [_docker_binary(), "image", "ls", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}", repository]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    refs: list[str] = []
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        repo, tag, digest = (line.split() + ["", "", ""])[:3]
+        if tag and tag != "<none>":
+            refs.append(f"{repo}:{tag}")
+        if digest and digest != "<none>":
+            refs.append(f"{repo}@{digest}")
+    return refs
+
+
+def ingress_probe(image: str, *, address: str, labels: Mapping[str, str], timeout: float = 60) -> tuple[bool, str]:
+    """Does Swarm's routing mesh work here? A one-task service of ``image`` (an HAProxy image)
+    answers HTTP on a port published through the ingress network; True when ``address`` gets its
+    answer. The service is removed afterwards."""
+    import http.client
+    import secrets as _secrets
+    import time
+
+    name = f"cri-ingress-probe-{_secrets.token_hex(4)}"
+    config = ("defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n"
+              "frontend probe\n  bind :8080\n  http-request return status 200 content-type text/plain string cri-ingress-probe\n")
+    cmd = [_docker_binary(), "service", "create", "--detach", "--quiet", "--name", name,
+           "--restart-condition", "none", "--publish", "mode=ingress,target=8080",
+           "--env", f"CRI_PROBE_CONFIG={config}", "--entrypoint", "/bin/sh"]
+    for k, v in labels.items():
+        cmd += ["--label", f"{k}={v}"]
+    cmd += [image, "-c", 'printf "%s\\n" "$CRI_PROBE_CONFIG" > /tmp/probe.cfg && exec haproxy -db -f /tmp/probe.cfg']
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        return False, f"a service publishing through the ingress network could not be created: {proc.stderr.strip()[-300:]}"
+    try:
+        deadline = time.monotonic() + timeout
+        port = None
+        running_since = None
+        last = "its task did not start"
+        while time.monotonic() < deadline:
+            st = service_state(name) or {}
+            for p in (st.get("Endpoint") or {}).get("Ports") or []:
+                port = p.get("PublishedPort") or port
+            tasks = service_tasks(name)
+            states = [(t.get("Status") or {}).get("State") for t in tasks]
+            if any(s in ("failed", "rejected", "complete") for s in states):
+                err = next(((t.get("Status") or {}).get("Err") for t in tasks if (t.get("Status") or {}).get("Err")), "")
+                return False, f"the probe task failed: {err or states}"
+            if "running" in states and port:
+                running_since = running_since or time.monotonic()
+                conn = http.client.HTTPConnection(address, int(port), timeout=2)
+                try:
+                    conn.request("GET", "/", headers={"Connection": "close"})
+                    body = conn.getresponse().read().decode(errors="replace")
+                    if "cri-ingress-probe" in body:
+                        return True, f"a task answered through the ingress port {port}"
+                    last = f"unexpected answer on port {port}: {body[:80]!r}"
+                except OSError as exc:
+                    last = f"{address}:{port} did not answer through the routing mesh ({exc})"
+                finally:
+                    conn.close()
+                if time.monotonic() - running_since > 6:
+                    return False, last
+            time.sleep(0.5)
+        return False, last
+    finally:
+        remove_services([name])
+
+
+def health_output(container: str) -> str:
+    """The output of a container's last health check ("" when it has none or is not on this engine)."""
+    found = _cli_json(["container", "inspect", "--format", "{{json .State.Health}}", container],
+                      what=f"docker container inspect {container}")
+    log = (found or {}).get("Log") or [] if isinstance(found, dict) else []
+    last = log[-1] if log else {}
+    return str(last.get("Output") or "").strip() if isinstance(last, dict) else ""

@@ -53,7 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "registry": None,
     # swarm target: how ports are published ("auto": the routing mesh where it works, else the
     # front proxy on a host-mode port), rolling update and its failure monitor
-    "swarm": {"ports": "auto", "parallelism": 1, "monitor": "15s", "stack": None},
+    "swarm": {"ports": "auto", "parallelism": 1, "monitor": "15s", "stack": None, "wait": True,
+              "timeout": None, "constraints": {}, "proxy_constraints": []},
 }
 
 

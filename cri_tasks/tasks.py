@@ -28,11 +28,12 @@ COMMON_HELP = {
 }
 
 
-def settings_of(c: Context) -> Settings:
-    """The ``cri`` settings of this call, deep-merged over the defaults (pyinvoke/invoke#782)."""
+def settings_of(c: Context, **overrides: Any) -> Settings:
+    """The ``cri`` settings of this call, deep-merged over the defaults (pyinvoke/invoke#782);
+    arguments given on the command line (non-empty ``overrides``) win."""
     from .config import settings_from
 
-    return settings_from(c.config)
+    return settings_from(c.config, {k: v for k, v in overrides.items() if v not in (None, "")})
 
 
 def _exits(fn: F) -> F:
@@ -155,15 +156,16 @@ def clean(c: Context, file: str = "", setup: str = "", images: bool = False, jso
         "build": "the last build log instead of the containers' logs",
         "follow": "keep streaming the containers' logs",
         "tail": "how many lines of each container's log (default 100)",
+        "target": "deploy target: local or swarm (default: cri.target)",
     }
 )
 @_exits
 def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, build: bool = False,
-         follow: bool = False, tail: int = 100) -> None:
+         follow: bool = False, tail: int = 100, target: str = "") -> None:
     """Show a setup's container logs, or its last prepare/build log."""
     if not setup:
         raise CriError("logs needs --setup NAME")
-    s = settings_of(c)
+    s = settings_of(c, target=target)
     if prepare or build:
         phase = "prepare" if prepare else "build"
         path = api.log_path(file or None, setup=setup, phase=phase, settings=s)
@@ -171,17 +173,15 @@ def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, bui
         sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
         sys.stdout.flush()
         return
-    from . import engine
-
-    names = api.containers(file or None, setup=setup, settings=s)
-    if not names:
-        raise CriError(f"[{setup}] no containers: deploy it first")
     if follow:
-        engine.follow_logs(names)
+        api.logs(file or None, setup=setup, follow=True, settings=s)
         return
-    for name in names:
-        _out(f"==> {name} <==")
-        sys.stdout.write(engine.logs(name, tail=tail))
+    sources = api.logs(file or None, setup=setup, tail=tail, settings=s)
+    if not sources:
+        raise CriError(f"[{setup}] nothing runs: deploy it first")
+    for source, text in sources:
+        _out(f"==> {source} <==")
+        sys.stdout.write(text)
     sys.stdout.flush()
 
 
@@ -211,28 +211,28 @@ def _print_deploys(results: list[Any], json: bool) -> None:
             _out(f"  {url}")
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
 @_exits
-def deploy(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
-    _print_deploys(api.deploy(file or None, setup=setup or None, settings=settings_of(c)), json)
+    _print_deploys(api.deploy(file or None, setup=setup or None, settings=settings_of(c, target=target)), json)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"]})
+@task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
 @_exits
-def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False) -> None:
+def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "") -> None:
     """Activate an earlier version of a setup, with the same zero-downtime switch."""
     if not setup:
         raise CriError("rollback needs --setup NAME")
-    result = api.rollback(file or None, setup=setup, version=version or None, settings=settings_of(c))
+    result = api.rollback(file or None, setup=setup, version=version or None, settings=settings_of(c, target=target))
     _print_deploys([result], json)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
 @_exits
-def status(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
     """Show setups, their active version, containers and health, and the runtime image in use."""
-    out = api.status(file or None, setup=setup or None, settings=settings_of(c))
+    out = api.status(file or None, setup=setup or None, settings=settings_of(c, target=target))
     if json:
         _out(_dumps({"setups": out}))
         return
@@ -240,17 +240,18 @@ def status(c: Context, file: str = "", setup: str = "", json: bool = False) -> N
         _out(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
              f"(kept: {', '.join(map(str, entry['versions'])) or '-'}); runtime image {entry['runtime_image'] or '-'}")
         for ct in entry["containers"]:
-            health = f", {ct['health']}" if ct["health"] else ""
-            _out(f"  {ct['name']}: {ct['status']}{health} (version {ct['version']})")
+            health = f", {ct['health']}" if ct.get("health") else ""
+            node = f" on {ct['node']}" if ct.get("node") else ""
+            _out(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
         for url in entry["urls"]:
             _out(f"  {url}")
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
 @_exits
-def stop(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
     """Stop and remove a setup's containers and front proxy (versions and images are kept)."""
-    out = api.stop(file or None, setup=setup or None, settings=settings_of(c))
+    out = api.stop(file or None, setup=setup or None, settings=settings_of(c, target=target))
     if json:
         _out(_dumps({"setups": out}))
         return

@@ -2,6 +2,7 @@
 environment and makes it the active version of a setup.
 
 - :mod:`cri_tasks.targets.local` — this Docker engine: containers behind a front proxy.
+- :mod:`cri_tasks.targets.swarm` — a Docker Swarm: services of one stack, images from a registry.
 
 A new target is one module with a class that has the methods of :class:`Target`, registered in
 :data:`TARGETS`.
@@ -27,14 +28,27 @@ class Target(Protocol):
 
     def container_names(self, setup: Setup) -> list[str]: ...
 
+    def logs(self, setup: Setup, *, tail: int | None = 100) -> list[tuple[str, str]]:
+        """The setup's recent logs as (source, text): one per container, or one per Swarm service
+        (every line prefixed with its task)."""
+        ...
+
+    def follow_logs(self, setup: Setup, *, tail: int = 50) -> int:
+        """Stream the setup's logs to the terminal until interrupted; returns an exit code."""
+        ...
+
     def stop(self, setup: Setup) -> list[str]: ...
 
 
-def get(name: str) -> type[Target]:
+def get(name: str) -> Any:
     from ..errors import ConfigError
 
     if name == "local":
         from .local import LocalTarget
 
         return LocalTarget
-    raise ConfigError(f"cri.target: unknown deploy target {name!r} (known: local)")
+    if name == "swarm":
+        from .swarm import SwarmTarget
+
+        return SwarmTarget
+    raise ConfigError(f"cri.target: unknown deploy target {name!r} (known: local, swarm)")

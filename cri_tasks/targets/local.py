@@ -321,6 +321,12 @@ class LocalTarget:
                 urls.append(self._url(match, int(binding.rsplit(":", 1)[1])) if match else f"tcp://{binding}/")
         return {"containers": containers, "proxy": {"name": proxy.name, "status": proxy.status} if proxy.exists else None, "urls": urls}
 
+    def logs(self, setup: Setup, *, tail: int | None = 100) -> list[tuple[str, str]]:
+        return [(name, engine.logs(name, tail=tail)) for name in self.container_names(setup)]
+
+    def follow_logs(self, setup: Setup, *, tail: int = 50) -> int:
+        return engine.follow_logs(self.container_names(setup))
+
     def stop(self, setup: Setup) -> list[str]:
         names = self.container_names(setup)
         proxy = self._proxy_name(setup)
