@@ -426,12 +426,17 @@ def state(name: str, network: str | None = None) -> ContainerState:
 
 def list_containers(labels: Mapping[str, str]) -> list[str]:
     """Names of the containers (running or not) that carry all these labels."""
-    cmd = [_docker_binary(), "container", "ls", "-a", "--format", "{{.Names}}"]
+    return _names("container", labels, "-a")
+
+
+def _names(kind: str, labels: Mapping[str, str], *flags: str) -> list[str]:
+    """``docker <kind> ls`` names filtered by labels."""
+    cmd = [_docker_binary(), kind, "ls", *flags, "--format", "{{.Name}}" if kind == "service" else "{{.Names}}"]
     for k, v in labels.items():
         cmd += ["--filter", f"label={k}={v}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
-        raise EngineError(f"docker container ls failed: {proc.stderr.strip()}", command=cmd)
+        raise EngineError(f"docker {kind} ls failed: {proc.stderr.strip()}", command=cmd)
     return sorted(proc.stdout.split())
 
 
@@ -603,13 +608,7 @@ def node_hostnames() -> dict[str, str]:
 
 
 def list_services(labels: Mapping[str, str]) -> list[str]:
-    cmd = [_docker_binary(), "service", "ls", "--format", "{{.Name}}"]
-    for k, v in labels.items():
-        cmd += ["--filter", f"label={k}={v}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise EngineError(f"docker service ls failed: {proc.stderr.strip()}", command=cmd)
-    return sorted(proc.stdout.split())
+    return _names("service", labels)
 
 
 def rollback_service(name: str) -> None:

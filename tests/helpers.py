@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -72,3 +75,46 @@ def stop_and_clean(project: Path) -> None:
 
     invoke(project, "stop")
     sp.run(["docker", "network", "rm", f"cri-{project_id(Project(project / 'zerops.yml', ()))}"], capture_output=True)
+
+
+def get(url: str, path: str = "/") -> str:
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read().decode()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+        return body
+    finally:
+        conn.close()
+
+
+class Client:
+    """Requests in a loop from another thread, as users would send them during a deploy."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.bodies: list[str] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 300  # bounded, whatever happens to the test
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.bodies.append(get(self.url))
+            except Exception as exc:
+                self.failures.append(repr(exc))
+
+    def __enter__(self) -> Client:
+        self._thread.start()
+        time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.3)
+        self._stop.set()
+        self._thread.join()

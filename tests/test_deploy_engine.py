@@ -3,18 +3,15 @@ downtime, failures that leave the previous version serving, rollback (section 3)
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from helpers import invoke, stop_and_clean
+from helpers import Client, get, invoke, stop_and_clean
 
 pytestmark = pytest.mark.engine
 
@@ -22,48 +19,6 @@ def deploy(proj: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], di
     proc = invoke(proj, "deploy", "--json", *args)
     doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
     return proc, doc
-
-
-def get(url: str) -> str:
-    host, port = url.split("//")[1].rstrip("/").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    try:
-        conn.request("GET", "/", headers={"Connection": "close"})
-        response = conn.getresponse()
-        body = response.read().decode()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}")
-        return body
-    finally:
-        conn.close()
-
-
-class Client:
-    """Requests in a loop from another thread, as a user would send them during a deploy."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.bodies: list[str] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.bodies.append(get(self.url))
-            except Exception as exc:
-                self.failures.append(repr(exc))
-
-    def __enter__(self) -> Client:
-        self._thread.start()
-        time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.2)
-        self._stop.set()
-        self._thread.join()
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -11,11 +11,9 @@ images.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import IN_CI
-from helpers import invoke
+from helpers import Client, get, invoke
 
 REGISTRY = os.environ.get("CRI_TEST_REGISTRY", "127.0.0.1:5000")
 
@@ -195,49 +193,6 @@ def deploy(proj: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], di
     proc = invoke(proj, "deploy", "--json", *args)
     doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
     return proc, doc
-
-
-def get(url: str, path: str = "/") -> str:
-    host, port = url.split("//")[1].rstrip("/").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        body = response.read().decode()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}")
-        return body
-    finally:
-        conn.close()
-
-
-class Client:
-    """Requests in a loop from another thread, as users would send them during a deploy."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.bodies: list[str] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 300  # bounded, whatever happens to the test
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                self.bodies.append(get(self.url))
-            except Exception as exc:
-                self.failures.append(repr(exc))
-
-    def __enter__(self) -> Client:
-        self._thread.start()
-        time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.3)
-        self._stop.set()
-        self._thread.join()
 
 
 def service(name: str) -> dict[str, Any]:
