@@ -55,7 +55,7 @@ class StatCache:
         self.changed = False
         self.seen: set[str] = set()
 
-    def file_digest(self, path: Path, rel: str, st: os.stat_result) -> str:
+    def file_digest(self, path: str | Path, rel: str, st: os.stat_result) -> str:
         key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
         self.seen.add(rel)
         hit = self.data.get(rel)
@@ -71,7 +71,7 @@ class StatCache:
         return {k: v for k, v in self.data.items() if k in self.seen}
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as f:
         while chunk := f.read(_CHUNK):
@@ -106,33 +106,31 @@ def check_inside(root: Path, ref: PathRef, *, field: str = "build.addToRunPrepar
 def scan(root: Path, refs: Iterable[PathRef], cache: StatCache) -> list[Entry]:
     """Every entry under the addToRunPrepare paths, sorted, with content hashes."""
     entries: dict[str, Entry] = {}
-    real_root = Path(os.path.realpath(root))
+    real_root = os.path.realpath(root)
     for ref in refs:
         start = check_inside(root, ref)
-        _scan_one(root, real_root, start, ref, cache, entries)
+        _scan_one(os.fspath(start), start.relative_to(root).as_posix(), real_root, ref, cache, entries)
     return [entries[k] for k in sorted(entries)]
 
 
-def _scan_one(
-    root: Path, real_root: Path, start: Path, ref: PathRef, cache: StatCache, out: dict[str, Entry]
-) -> None:
-    stack = [start]
+def _scan_one(start: str, start_rel: str, real_root: str, ref: PathRef, cache: StatCache, out: dict[str, Entry]) -> None:
+    # Plain strings and os.scandir: this walk is the cost of a cache hit on a large tree.
+    inside = real_root.rstrip(os.sep) + os.sep
+    stack = [(start, start_rel, os.lstat(start))]
     while stack:
-        path = stack.pop()
-        rel = path.relative_to(root).as_posix()
-        st = os.lstat(path)
+        path, rel, st = stack.pop()
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(path)
-            real = Path(os.path.realpath(path))
-            if real != real_root and real_root not in real.parents:
+            real = os.path.realpath(path)
+            if real != real_root and not real.startswith(inside):
                 message = f"{rel!r} is a symlink pointing outside the project folder (to {real})"
                 raise ConfigError([Problem(message, path=ref.path, location=ref.location)])
-            out[rel] = Entry(rel, "link", 0o777, target)
+            out[rel] = Entry(rel, "link", 0o777, os.readlink(path))
         elif stat.S_ISDIR(st.st_mode):
             out[rel] = Entry(rel, "dir", mode, "")
             with os.scandir(path) as it:
-                stack.extend(Path(e.path) for e in it)
+                for e in it:
+                    stack.append((e.path, f"{rel}/{e.name}", e.stat(follow_symlinks=False)))
         elif stat.S_ISREG(st.st_mode):
             out[rel] = Entry(rel, "file", mode, cache.file_digest(path, rel, st))
         else:
