@@ -5,7 +5,7 @@ The one file to change for a new runtime (another language, another Gleam releas
 
 from __future__ import annotations
 
-import platform
+import os
 from dataclasses import dataclass
 
 from .errors import ConfigError, Location
@@ -56,7 +56,7 @@ def gleam_version(base: str | None, *, where: Location | None = None, path: str 
 
 def gleam_arch(machine: str | None = None) -> str:
     """The architecture part of Gleam's release file names."""
-    machine = (machine or platform.machine()).lower()
+    machine = (machine or os.uname().machine).lower()
     return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
         machine, machine
     )

@@ -71,7 +71,7 @@ def test_jinja_does_not_escape_shell_operators() -> None:
 
 
 def _render_alpine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr("cri_tasks.runtimes.platform.machine", lambda: "x86_64")
+    monkeypatch.setattr("cri_tasks.runtimes.gleam_arch", lambda machine=None: "x86_64")
     proj = make_project(tmp_path / "p", ALPINE, files={"gleam.toml": "", "manifest.toml": ""})
     settings = {"cache_dir": str(tmp_path / "cache")}
     return api.render(proj / "zerops.yml", settings=settings)["app"]
