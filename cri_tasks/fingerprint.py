@@ -15,9 +15,8 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from .errors import ConfigError, Problem
 from .model import PathRef
@@ -34,9 +33,10 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One thing under an addToRunPrepare path: a file, a folder or a symlink inside the project."""
+class Entry(NamedTuple):
+    """One thing under an addToRunPrepare path: a file, a folder or a symlink inside the project.
+
+    A NamedTuple rather than a dataclass: a large tree makes thousands of them on a cache hit."""
 
     rel: str  # posix path relative to the project root
     kind: str  # "file" | "dir" | "link"
