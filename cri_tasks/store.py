@@ -26,6 +26,15 @@ from diskcache.core import MODE_PICKLE
 from .errors import CriError
 
 
+#: the layout of the records; a database with another number is moved aside, never misread
+SCHEMA = 1
+SCHEMA_KEY = "meta/schema"
+
+
+class _Unusable(Exception):
+    pass
+
+
 class JsonDisk(diskcache.Disk):  # type: ignore[misc]
     """A diskcache Disk that only ever holds str/bytes/int/float, never a pickle."""
 
@@ -73,17 +82,24 @@ class Store:
         settings = dict(disk=JsonDisk, eviction_policy="none", statistics=0, timeout=60)
         try:
             cache = diskcache.Cache(str(private_dir(self.directory)), **settings)
-            cache.get("setup/-probe-")  # touches the tables: a corrupt file fails here
+            found = cache.get(SCHEMA_KEY)  # touches the tables: a corrupt file fails here
+            if found is None and len(cache) == 0:
+                cache.set(SCHEMA_KEY, str(SCHEMA))
+            elif found != str(SCHEMA):
+                cache.close()
+                raise _Unusable(f"it was written by another version of cri-tasks (records schema {found}, this one reads {SCHEMA})")
             return cache
-        except (sqlite3.DatabaseError, CriError) as exc:
-            aside = self.directory.with_name(f"records.broken-{int(time.time())}")
+        except (sqlite3.DatabaseError, CriError, _Unusable) as exc:
+            aside = self.directory.with_name(f"records.old-{int(time.time() * 1000)}")
             self.directory.rename(aside)
             print(
-                f"warning: the cache database in {self.directory} could not be read ({exc}); "
-                f"moved it to {aside} and started a new one",
+                f"warning: the cache database in {self.directory} could not be used ({exc}); "
+                f"moved it to {aside} and started a new one (images are rebuilt or found again)",
                 file=sys.stderr,
             )
-            return diskcache.Cache(str(private_dir(self.directory)), **settings)
+            cache = diskcache.Cache(str(private_dir(self.directory)), **settings)
+            cache.set(SCHEMA_KEY, str(SCHEMA))
+            return cache
 
     def get(self, key: str) -> dict[str, Any] | None:
         raw = self._cache.get(key)

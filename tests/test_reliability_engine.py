@@ -268,3 +268,32 @@ def test_secrets_reach_containers_at_run_time_only(app: Path, engine_settings: d
              if n.startswith("cri-hello-") and n.endswith("-proxy")][0]
     caps = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .HostConfig}}", proxy], capture_output=True, text=True).stdout)
     assert caps["CapDrop"] == ["ALL"] and caps["CapAdd"] in (["NET_BIND_SERVICE"], ["CAP_NET_BIND_SERVICE"])
+
+
+def test_an_engine_that_goes_away_during_a_deploy_leaves_the_active_version_serving(app: Path, tmp_path: Path) -> None:
+    from helpers import get
+
+    first = invoke(app, "deploy", "--json")
+    assert first.returncode == 0, first.stderr
+    url = json.loads(first.stdout)["setups"][0]["urls"][0]
+    source = app / "src" / "hello.erl"
+    source.write_text(source.read_text().replace("version 1", "version 2"))
+    relay = Relay(tmp_path / "docker.sock")
+    proc = start_invoke(app, "deploy", env={"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}"})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # cut the engine off once version 2's container exists
+        names = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+        if "-app-v2-" in names:
+            break
+        time.sleep(0.05)
+    relay.cut()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in err and "not reachable" in err
+    assert get(url).startswith("Hello from the BEAM, version 1")
+    status = json.loads(invoke(app, "status", "--json").stdout)["setups"][0]
+    assert status["active_version"] == 1
+    # the next deploy (engine back) takes over cleanly, leftovers included
+    again = invoke(app, "deploy", "--json")
+    assert again.returncode == 0, again.stderr
+    assert get(url).startswith("Hello from the BEAM, version 2")

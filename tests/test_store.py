@@ -46,5 +46,21 @@ def test_a_corrupt_database_is_moved_aside_with_a_warning(tmp_path: Path, capsys
     with Store(tmp_path / "cache") as store:
         store.set("setup/app", {"ok": True})
         assert store.get("setup/app") == {"ok": True}
-    assert "could not be read" in capsys.readouterr().err
-    assert list((tmp_path / "cache").glob("records.broken-*"))
+    assert "could not be used" in capsys.readouterr().err
+    assert list((tmp_path / "cache").glob("records.old-*"))
+
+
+def test_a_database_left_by_another_version_is_moved_aside_not_misread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import diskcache
+
+    older = diskcache.Cache(str(tmp_path / "cache" / "records"))
+    older.set("setup/app", "a record in a layout this version does not know")
+    older.set("meta/schema", "0")
+    older.close()
+    with Store(tmp_path / "cache") as store:
+        assert store.get("setup/app") is None
+        store.set("setup/app", {"ok": True})
+    assert "another version of cri-tasks" in capsys.readouterr().err
+    assert list((tmp_path / "cache").glob("records.old-*"))
+    with Store(tmp_path / "cache") as store:  # and the new one is kept
+        assert store.get("setup/app") == {"ok": True}
