@@ -57,6 +57,23 @@ class Validation:
             "warnings": [problem_json(w) for w in self.warnings],
         }
 
+    def lines(self) -> list[str]:
+        """The text every adapter prints."""
+        out = [f"{self.project.file}: valid, {len(self.project.setups)} setup(s)"]
+        for e in self.as_json()["setups"]:
+            out.append(f"  {e['setup']}: run.os={e['os']} run.base={e['base']} "
+                       f"prepareCommands={e['prepareCommands']} buildCommands={e['buildCommands']}")
+        return out
+
+
+def clean_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """What ``clean`` did, as the text every adapter prints."""
+    out = []
+    for entry in entries:
+        removed = f", removed {', '.join(entry['removed'])}" if entry["removed"] else ""
+        out.append(f"{entry['setup']}: forgot {entry['forgotten']} record(s){removed}")
+    return out
+
 
 def problem_json(p: Problem) -> dict[str, Any]:
     loc = p.location

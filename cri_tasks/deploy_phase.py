@@ -69,6 +69,14 @@ class DeployResult:
             "containers": self.containers, "error": self.error,
         }
 
+    def lines(self) -> list[str]:
+        """The text every adapter prints."""
+        out = [f"{self.setup}: version {self.version} {self.status.lower()} ({self.image})"]
+        if self.switch is not None:
+            out.append(f"  switch: {self.switch}")
+        out.extend(f"  {url}" for url in self.urls)
+        return out
+
 
 class DeployFailed(CriError):
     status = DEPLOY_FAILED

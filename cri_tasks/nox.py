@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .api import Validation
     from .runtime_image import PrepareResult
 
-__all__ = ["clean", "prepare", "render", "validate"]
+__all__ = ["clean", "deploy", "prepare", "render", "validate"]
 
 FileArg = str | Path | None
 SettingsArg = Settings | Mapping[str, Any] | None
@@ -58,13 +58,8 @@ def validate(session: nox.Session, file: FileArg = None, *, setup: str | None = 
         result = api.validate(file, setup=setup, settings=_settings(settings, options))
     for warning in result.warnings:
         session.warn(str(warning))
-    summary = result.as_json()
-    session.log(f"{result.project.file}: valid, {len(result.project.setups)} setup(s)")
-    for entry in summary["setups"]:
-        session.log(
-            f"  {entry['setup']}: run.os={entry['os']} run.base={entry['base']} "
-            f"prepareCommands={entry['prepareCommands']} buildCommands={entry['buildCommands']}"
-        )
+    for line in result.lines():
+        session.log(line)
     return result
 
 
@@ -87,9 +82,22 @@ def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = N
             report=session.log,
         )
     for r in results:
-        session.log(f"{r.setup}: {r.status} {r.image or ''} {r.image_id or ''}".rstrip())
-        for reason in r.reasons:
-            session.log(f"  - {reason}")
+        for line in r.lines():
+            session.log(line)
+    return results
+
+
+def deploy(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
+           settings: SettingsArg = None, **options: Any) -> list[Any]:
+    """Build, prepare and deploy each selected setup (as ``invoke deploy``); returns the results
+    (``.urls``, ``.switch``…)."""
+    if target:
+        options["target"] = target
+    with _session_errors(session):
+        results = api.deploy(file, setup=setup, settings=_settings(settings, options), report=session.log)
+    for r in results:
+        for line in r.lines():
+            session.log(line)
     return results
 
 
@@ -108,9 +116,8 @@ def clean(session: nox.Session, file: FileArg = None, *, setup: str | None = Non
     """Forget prepared runtime images; ``images=True`` removes the images too."""
     with _session_errors(session):
         out = api.clean(file, setup=setup, images=images, settings=_settings(settings, options))
-    for entry in out:
-        removed = f", removed {', '.join(entry['removed'])}" if entry["removed"] else ""
-        session.log(f"{entry['setup']}: forgot {entry['forgotten']} record(s){removed}")
+    for line in api.clean_lines(out):
+        session.log(line)
     return out
 
 

@@ -74,6 +74,11 @@ class PrepareResult:
             out["error"] = self.error
         return out
 
+    def lines(self) -> list[str]:
+        """The text every adapter prints: the outcome, then the reasons of --explain."""
+        return [f"{self.setup}: {self.status} {self.image or ''} {self.image_id or ''}".rstrip(),
+                *(f"  - {reason}" for reason in self.reasons)]
+
 
 def interrupted() -> CriError:
     return CriError("interrupted: the build was stopped; nothing was recorded", status="INTERRUPTED")

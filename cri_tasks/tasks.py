@@ -73,12 +73,8 @@ def validate(c: Context, file: str = "", setup: str = "", json: bool = False) ->
     if json:
         _out(_dumps(result.as_json()))
         return
-    _out(f"{result.project.file}: valid, {len(result.project.setups)} setup(s)")
-    for entry in result.as_json()["setups"]:
-        _out(
-            f"  {entry['setup']}: run.os={entry['os']} run.base={entry['base']} "
-            f"prepareCommands={entry['prepareCommands']} buildCommands={entry['buildCommands']}"
-        )
+    for line in result.lines():
+        _out(line)
 
 
 @task(
@@ -115,12 +111,8 @@ def prepare(
         _out(_dumps({"setups": [r.as_json() for r in results]}))
         return
     for r in results:
-        if explain:
-            _out(f"{r.setup}: {r.status} ({r.image})")
-            for reason in r.reasons:
-                _out(f"  - {reason}")
-        else:
-            _out(f"{r.setup}: {r.status} {r.image} {r.image_id or ''}".rstrip())
+        for line in r.lines():
+            _out(line)
 
 
 @task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"]})
@@ -143,9 +135,8 @@ def clean(c: Context, file: str = "", setup: str = "", images: bool = False, jso
     if json:
         _out(_dumps({"setups": out}))
         return
-    for entry in out:
-        removed = f", removed {', '.join(entry['removed'])}" if entry["removed"] else ""
-        _out(f"{entry['setup']}: forgot {entry['forgotten']} record(s){removed}")
+    for line in api.clean_lines(out):
+        _out(line)
 
 
 @task(
@@ -204,11 +195,8 @@ def _print_deploys(results: list[Any], json: bool) -> None:
         _out(_dumps({"setups": [r.as_json() for r in results]}))
         return
     for r in results:
-        _out(f"{r.setup}: version {r.version} {r.status.lower()} ({r.image})")
-        if r.switch is not None:
-            _out(f"  switch: {r.switch}")
-        for url in r.urls:
-            _out(f"  {url}")
+        for line in r.lines():
+            _out(line)
 
 
 @task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})

@@ -461,3 +461,19 @@ def test_completion_scripts_are_printed_for_both_programs(tmp_path: Path, progra
     completed = invoke(project, "--complete", "--", "prepare", "--") if program == "invoke" else None
     if completed is not None:
         assert "--no-cache" in completed.stdout.split()
+
+
+@pytest.mark.engine
+def test_a_nox_session_deploys_the_example_and_logs_its_url(app: Path) -> None:
+    (app / "noxfile.py").write_text(
+        "import nox\nimport cri_tasks.nox as cri\n\n"
+        "@nox.session(venv_backend='none')\n"
+        "def ship(session):\n"
+        "    (result,) = cri.deploy(session, setup='app')\n"
+        "    session.log(f'live at {result.urls[0]}')\n"
+    )
+    proc = nox(app, "ship")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "nox > app: version 1 active" in out and "nox > live at http://127.0.0.1:" in out
+    assert "nox > [app] front proxy now sends traffic to version 1" in out
