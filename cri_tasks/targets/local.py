@@ -153,6 +153,7 @@ class LocalTarget:
         timeout = rc.failure_timeout if rc else 60.0
         deadline = time.monotonic() + timeout
         pending = list(names)
+        pause = 0.1
         last_output: dict[str, str] = {}
         self.report(f"[{setup.name}] waiting for readiness of {len(names)} container(s)")
         while pending:
@@ -170,7 +171,10 @@ class LocalTarget:
                 name = pending[0]
                 detail = f"readiness check did not pass within {timeout:.0f} s: {last_output.get(name, '').strip()[-300:]}"
                 raise deploy_error(setup, f"container {name}: {detail}", engine.logs(name, tail=20))
-            time.sleep(retry)
+            # Apps usually listen a fraction of a second after the container starts: check again
+            # soon, backing off to retryPeriod (Zerops' interval), instead of waiting a whole one.
+            time.sleep(min(retry, pause))
+            pause *= 2
         self.report(f"[{setup.name}] ready")
 
     def _ready(self, setup: Setup, name: str, ip: str | None) -> tuple[bool, str]:
