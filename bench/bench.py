@@ -6,7 +6,7 @@ and reports the ratio of the medians: on a shared machine absolute times are noi
 less so. Results go to stdout, one line per measure; progress goes to stderr.
 
 It makes its own temporary projects and images (a random repository name) and removes them at
-the end. The last stage runs ``docker builder prune -af`` (skip it with ``--no-prune``), which
+the end; measure 6 deploys a copy of examples/hello, and the end stops it and removes its network. The last stage runs ``docker builder prune -af`` (skip it with ``--no-prune``), which
 empties BuildKit's cache for every user of this engine: read bench/README.md first.
 """
 
@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 BASE_IMAGE = os.environ.get("CRI_BENCH_BASE_IMAGE", "cri-local/debian:bookworm")
 SMALL_REFS = ["a.txt", "b.txt"]
@@ -38,6 +38,97 @@ BIG_REFS = ["data"]
 BIG_FILES, BIG_BYTES = 5_000, 200_000_000
 FOUR = ["one", "two", "three", "four"]
 IMPORT_FREE = ("python_on_whales", "jinja2")  # a cache hit must import neither
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello"  # the app measure 6 deploys
+LOAD_RATE = 100  # requests per second during each deploy of measure 6
+MESSAGE = re.compile(r'-define\(MESSAGE, "[^"]*"\)\.')  # the example's answer, changed every round
+
+# Measure 6's client: a separate process sending LOAD_RATE requests per second at the published
+# URL, one new connection each, until its stdin closes (or its bounds are reached). It prints one
+# line when its first request has been answered, then a JSON summary. Times are
+# time.monotonic() values (CLOCK_MONOTONIC, the same clock in the bench's process).
+LOAD_PY = r'''
+import http.client, json, sys, threading, time
+
+host, port, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rate, max_seconds = float(sys.argv[4]), float(sys.argv[5])
+done = []  # (slot, sent, answered, error, new body)
+lock = threading.Lock()
+stop = threading.Event()
+
+
+def once(slot):
+    sent, error, new = time.monotonic(), None, False
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        try:
+            conn.request("GET", "/", headers={"Connection": "close", "User-Agent": "cri-bench-load"})
+            response = conn.getresponse()
+            body = response.read().decode("utf-8", "replace")
+            if response.status != 200:
+                error = "HTTP %d" % response.status
+            new = marker in body
+        finally:
+            conn.close()
+    except Exception as exc:
+        error = "%s: %s" % (type(exc).__name__, exc)
+    with lock:
+        done.append((slot, sent, time.monotonic(), error, new))
+
+
+def until_stdin_closes():
+    sys.stdin.read()
+    stop.set()
+
+
+once(time.monotonic())
+print(json.dumps({"ready": done[0][3] is None, "error": done[0][3]}), flush=True)
+del done[:]
+threading.Thread(target=until_stdin_closes, daemon=True).start()
+start, k, threads = time.monotonic(), 0, []
+while not stop.is_set() and k < rate * max_seconds and time.monotonic() - start < max_seconds:
+    slot = start + k / rate
+    if slot > time.monotonic():
+        stop.wait(slot - time.monotonic())
+        if stop.is_set():
+            break
+    t = threading.Thread(target=once, args=(slot,), daemon=True)
+    t.start()
+    threads.append(t)
+    k += 1
+end = time.monotonic()
+for t in threads:
+    t.join(10)
+with lock:
+    rows = sorted(done, key=lambda r: r[2])
+ok = [r[2] for r in rows if r[3] is None]
+gaps = [b - a for a, b in zip(ok, ok[1:])]
+errors = [r[3] for r in rows if r[3] is not None]
+first_new = min((r[2] for r in rows if r[3] is None and r[4]), default=None)
+late = sorted(r[1] - r[0] for r in rows)
+latency = sorted(r[2] - r[1] for r in rows)
+print(json.dumps({
+    "sent": k, "answered": len(rows), "failed": len(errors) + k - len(rows),  # unanswered ones fail too
+    "errors": sorted(set(errors))[:3] + (["%d unanswered after 10 s" % (k - len(rows))] if k > len(rows) else []),
+    "seconds": end - start, "longest_gap_ms": max(gaps, default=0.0) * 1000,
+    "first_new": first_new,
+    "old_after_new": sum(1 for r in rows if first_new is not None and r[1] > first_new and r[3] is None and not r[4]),
+    "latest_send_ms": (late[-1] if late else 0.0) * 1000,
+    "latency_ms": {"median": (latency[len(latency) // 2] if latency else 0.0) * 1000,
+                   "max": (latency[-1] if latency else 0.0) * 1000},
+}), flush=True)
+'''
+
+# Measure 6: progress lines of `invoke deploy` that end a phase, in the order they come.
+DEPLOY_MARKS = (
+    ("start-up (Invoke, cri-tasks, reading the project)", re.compile(r"^\[\w+\] build: copying")),
+    ("build phase (buildCommands, artifact)", re.compile(r"^\[\w+\] build: artifact of")),
+    ("prepare check (runtime image up to date)", re.compile(r"^\[\w+\] (up to date|built) ")),
+    ("app image (docker build)", re.compile(r"^\[\w+\] app image ")),
+    ("container start (network, volume, docker run)", re.compile(r"^\[\w+\] started \d+ container")),
+    ("readiness (a check at once, then one every retryPeriod: 5 s)", re.compile(r"^\[\w+\] ready$")),
+    ("proxy switch (probe lead-in, config, reload)", re.compile(r"^\[\w+\] front proxy now sends traffic")),
+    ("stopping the old container (and probe tail)", re.compile(r"^\[\w+\] switch: ")),
+)
 
 T0 = time.monotonic()
 
@@ -307,6 +398,8 @@ class Bench:
         self.counter = 0
         self.floor = Figure("invoke --version")  # 1a's baseline, the floor the profile compares with
         self.floor_modules: set[str] = set()
+        self.deployed: Path | None = None  # measure 6's project, stopped by cleanup()
+        self.deploy_network = ""
 
     # -- setup ------------------------------------------------------------------------------------
 
@@ -671,15 +764,216 @@ class Bench:
                                    Figure("invoke prepare (4 setups)", t["one"]),
                                    Figure("4x invoke prepare --setup", t["seq"]), 0.6))
 
-    def deploy_line(self) -> None:
-        """Issue 7, part 6: not written yet; say whether there is a deploy to measure."""
+    def measure_deploy(self) -> None:
+        """Issue 7, part 6: a code change deployed under a steady load, against its unavoidable parts.
+
+        The example app is deployed once (runtime image, proxy image, front proxy: untimed), then
+        each round changes its message and runs `invoke deploy` while a separate process sends
+        LOAD_RATE requests per second at the published URL. Timed: from starting `invoke deploy`
+        until that client first gets the new body (and until `invoke deploy` exits). Baseline,
+        right after, with the app image that deploy built: `docker run -d` on the same network
+        plus the same readiness check (curl inside the container), polled back to back."""
         from cri_tasks import api
 
         if not callable(getattr(api, "deploy", None)):
-            note = "not measured yet: deploy is not implemented"
-        else:
-            note = "not measured yet: deploy is implemented (cri_tasks.api.deploy), its measure is not in this bench yet"
-        self.results.append(Result("6", "deploy", note=note))
+            self.results.append(Result("6", "deploy", note="not measured: deploy is not implemented"))
+            return
+        from cri_tasks.model import Project
+        from cri_tasks.runtime_image import project_id
+
+        n = self.args.deploy_reps
+        root = self.tmp / "deploy"
+        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".cri", "build"))
+        settings = {"cri": {
+            "images": {"ubuntu": BASE_IMAGE},
+            "gleam": {"source": "none"},
+            "repository": self.repository,
+            "cache_dir": str(self.tmp / "cache" / "deploy"),
+            "env_file": "project.env",
+        }}
+        (root / "invoke.yaml").write_text(json.dumps(settings, indent=2) + "\n")
+        (root / "project.env").write_text("")
+        self.deployed = root
+        self.deploy_network = f"cri-{project_id(Project(root / 'zerops.yml', ()))}"
+        (self.tmp / "load.py").write_text(LOAD_PY)
+
+        say("6: a first deploy of the example (runtime image, proxy image, front proxy; untimed)")
+        self.set_message(root, "Hello from the BEAM, bench warm-up")
+        seconds, proc = run([*INVOKE, "--write-pyc", "deploy", "--json"], cwd=root, timeout=900)
+        (first,) = json.loads(proc.stdout)["setups"]
+        if first["status"] != "ACTIVE" or not first["urls"]:
+            raise Failed(f"the first deploy did not activate the example:\n{proc.stdout}")
+        url = first["urls"][0]
+        say(f"    deployed in {seconds:.1f} s: {url}")
+
+        say(f"6: {n} deploys of a changed message under {LOAD_RATE} requests/s, each followed by "
+            f"docker run + readiness of its app image")
+        rounds = []
+        for i in range(1, n + 1):
+            r = self.deploy_round(root, url, i)
+            r["baseline"] = self.start_and_ready(r["image"], i)
+            rounds.append(r)
+            say(f"    round {i}: new version answers after {_time(r['new'])}, deploy exits after "
+                f"{_time(r['exit'])}; docker run + readiness {_time(r['baseline']['total'])}; load "
+                f"{r['load']['failed']} failed of {r['load']['sent']}; deploy's probe: {r['switch_text']}")
+        base = Figure("docker run -d + readiness", [r["baseline"]["total"] for r in rounds])
+        self.results.append(Result("6a", "deploy until the new version answers vs its unavoidable parts",
+                                   Figure("invoke deploy until the new body", [r["new"] for r in rounds]), base))
+        self.results.append(Result("6b", "the whole deploy (until invoke deploy exits) vs the same",
+                                   Figure("invoke deploy", [r["exit"] for r in rounds]), base))
+        sent = sum(r["load"]["sent"] for r in rounds)
+        failed = sum(r["load"]["failed"] for r in rounds)
+        gap = max(r["load"]["longest_gap_ms"] for r in rounds)
+        probe_req = sum(r["switch"]["requests"] for r in rounds)
+        probe_failed = sum(r["switch"]["failed"] for r in rounds)
+        probe_gap = max(r["switch"]["longest_gap_ms"] for r in rounds)
+        self.results.append(Result(
+            "6c", f"failed requests during {n} deploys at {LOAD_RATE} requests/s (target 0)",
+            note=(f"{failed} failed of {sent:,} requests, longest gap {gap:.0f} ms; the deploy's own switch report: "
+                  f"{probe_failed} failed of {probe_req:,}, longest gap {probe_gap:.0f} ms"),
+            ok=failed == 0,
+        ))
+        self.profile += self.deploy_profile(rounds)
+
+    @staticmethod
+    def set_message(root: Path, message: str) -> None:
+        source = root / "src" / "hello.erl"
+        text, count = MESSAGE.subn(f'-define(MESSAGE, "{message}").', source.read_text())
+        if count != 1:
+            raise Failed("the example's hello.erl has no -define(MESSAGE, ...) to change")
+        source.write_text(text)
+
+    def deploy_round(self, root: Path, url: str, i: int) -> dict[str, Any]:
+        """One timed deploy of a changed message with the load process running."""
+        import threading
+
+        marker = f"bench round {i} {uuid.uuid4().hex[:8]}"
+        self.set_message(root, f"Hello from the BEAM, {marker}")
+        host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+        if host != "127.0.0.1":
+            raise Failed(f"the deploy publishes on {host}, the load goes to 127.0.0.1 only")
+        load = subprocess.Popen([sys.executable, str(self.tmp / "load.py"), host, port, marker, str(LOAD_RATE), "240"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        deploy: subprocess.Popen[str] | None = None
+        try:
+            ready = json.loads(load.stdout.readline() or "{}")  # type: ignore[union-attr]
+            if not ready.get("ready"):
+                raise Failed(f"the load process could not reach {url}: {ready.get('error') or load.stderr.read()}")  # type: ignore[union-attr]
+            time.sleep(0.5)  # the load runs steadily before the deploy starts
+            lines: list[tuple[float, str]] = []
+            out: list[str] = []
+            start, wall = time.monotonic(), time.time()
+            deploy = subprocess.Popen([*INVOKE, "deploy", "--json"], cwd=root, env=ENV, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            readers = [
+                threading.Thread(target=lambda: lines.extend((time.monotonic(), line.rstrip("\n")) for line in deploy.stderr)),  # type: ignore[union-attr]
+                threading.Thread(target=lambda: out.append(deploy.stdout.read())),  # type: ignore[union-attr]
+            ]
+            for t in readers:
+                t.start()
+            try:
+                code = deploy.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                raise Failed("invoke deploy did not finish within 300 s") from None
+            ended = time.monotonic()
+            for t in readers:
+                t.join()
+            time.sleep(0.5)  # and a little after it
+            summary, err = load.communicate(input="", timeout=60)
+        finally:
+            for p in (deploy, load):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
+        log = "\n".join(text for _, text in lines)
+        if code != 0:
+            raise Failed(f"invoke deploy (round {i}) exited with {code}:\n{log[-2000:]}")
+        (doc,) = json.loads(out[0])["setups"]
+        if doc["status"] != "ACTIVE" or doc["urls"] != [url] or not doc["switch"]:
+            raise Failed(f"invoke deploy (round {i}) did not activate the new version at {url}:\n{out[0]}")
+        try:
+            stats = json.loads(summary.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise Failed(f"the load process printed no summary: {err[-1000:]}") from None
+        if stats["first_new"] is None:
+            raise Failed(f"the load never saw the new version (round {i}); deploy log:\n{log[-2000:]}")
+        marks: dict[str, float] = {}
+        for label, pattern in DEPLOY_MARKS:
+            at = next((t for t, text in lines if pattern.search(text)), None)
+            if at is not None:
+                marks[label] = at - start
+        switch = doc["switch"]
+        ready = marks.get(DEPLOY_MARKS[5][0])
+        return {"new": stats["first_new"] - start, "exit": ended - start, "image": doc["image"], "load": stats,
+                "switch": switch, "marks": marks, "version": doc["version"],
+                "app": app_timeline(doc["containers"][0], wall + ready if ready is not None else None),
+                "switch_text": f"{switch['failed']} failed of {switch['requests']}, longest gap {switch['longest_gap_ms']:.0f} ms"}
+
+    def start_and_ready(self, image: str, i: int) -> dict[str, float]:
+        """The unavoidable parts: `docker run -d` of ``image`` on the project's network, then the
+        example's readiness check (curl in the container against 127.0.0.1:8000/) until it passes,
+        polled back to back. Returns the seconds of both and the total."""
+        name = f"{self.repository}-baseline-{i}"
+        check = ["docker", "exec", name, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-L",
+                 "--max-time", "5", "http://127.0.0.1:8000/"]
+        start = time.perf_counter()
+        run(["docker", "run", "-d", "--name", name, "--network", self.deploy_network, "--label",
+             f"io.cri-bench={self.repository}", "--env", "GREETING=hello", "--pull", "never", image])
+        started = time.perf_counter()
+        checks = 0
+        try:
+            while True:
+                checks += 1
+                proc = subprocess.run(check, capture_output=True, text=True, timeout=30)
+                if proc.returncode == 0 and proc.stdout.strip().startswith("2"):
+                    break
+                if time.perf_counter() - start > 60:
+                    raise Failed(f"the baseline container of {image} was not ready within 60 s: "
+                                 f"{(proc.stdout + proc.stderr).strip()[-300:]}")
+            ready = time.perf_counter()
+        finally:
+            subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
+        return {"run": started - start, "ready": ready - started, "total": ready - start, "checks": checks}
+
+    def deploy_profile(self, rounds: list[dict[str, Any]]) -> list[str]:
+        """Where a deploy's time goes: the phases between its progress lines (median of the rounds)."""
+        n = len(rounds)
+        out = [f"6: where a deploy's time goes, from the times its progress lines reached the bench "
+               f"(median of {n} rounds; each phase ends with its line):"]
+        prev = [0.0] * n
+        for label, _ in DEPLOY_MARKS:
+            if not all(label in r["marks"] for r in rounds):
+                out.append(f"    {'?':>8}  {label} (line not seen)")
+                continue
+            spans = [r["marks"][label] - p for r, p in zip(rounds, prev)]
+            prev = [r["marks"][label] for r in rounds]
+            out.append(f"    {_time(statistics.median(spans)):>8}  {label}")
+        tail = [r["exit"] - p for r, p in zip(rounds, prev)]
+        out.append(f"    {_time(statistics.median(tail)):>8}  the rest (records, JSON, exit)")
+        switched = [r["marks"].get(DEPLOY_MARKS[6][0]) for r in rounds]
+        if all(s is not None for s in switched):
+            lead = statistics.median(r["new"] - s for r, s in zip(rounds, switched) if s is not None)
+            out.append(f"    the load's first new body came {lead * 1000:+.0f} ms from the line that confirms the "
+                       f"proxy reload (the bench's 10 ms load resolution, the deploy's 50 ms log polling)")
+        b = [r["baseline"] for r in rounds]
+        out.append(f"    baseline: docker run -d {_time(statistics.median(x['run'] for x in b))}, then readiness "
+                   f"{_time(statistics.median(x['ready'] for x in b))} ({statistics.median(x['checks'] for x in b):.0f} "
+                   f"back-to-back checks)")
+        for k, r in enumerate(rounds, 1):
+            ld = r["load"]
+            app = r["app"]
+            if app:
+                out.append(f"    round {k}: the new container's app listened {_time(app['listening'])} after its "
+                           f"start; the deploy's readiness check passed {_time(app['ready'])} after that")
+            out.append(
+                f"    round {k} (version {r['version']}): load {ld['failed']} failed of {ld['sent']} in "
+                f"{ld['seconds']:.1f} s, longest gap {ld['longest_gap_ms']:.0f} ms, latency median "
+                f"{ld['latency_ms']['median']:.0f} ms max {ld['latency_ms']['max']:.0f} ms, latest send "
+                f"{ld['latest_send_ms']:.0f} ms behind its slot, old body after the first new one: {ld['old_after_new']}"
+                + (f", errors: {'; '.join(ld['errors'])}" if ld["errors"] else "")
+                + f"; the deploy's probe: {r['switch_text']}"
+            )
+        return out
 
     def measure_after_prune(self) -> None:
         if self.args.no_prune:
@@ -724,7 +1018,7 @@ class Bench:
         print("Python bytecode: written once by the setup (invoke --write-pyc) into the bench's temp dir"
               " (PYTHONPYCACHEPREFIX), as a pip-installed package has it")
         print(f"figures: median ± half the interquartile range over N runs after a warm-up; sides interleaved;"
-              f" N={self.args.reps} (3: {self.args.cold_reps}, 5: {self.args.cold4_reps})")
+              f" N={self.args.reps} (3: {self.args.cold_reps}, 5: {self.args.cold4_reps}, 6: {self.args.deploy_reps})")
         print(flush=True)
 
     def preflight(self) -> None:
@@ -734,8 +1028,19 @@ class Bench:
             raise SystemExit(f"bench: the base image {BASE_IMAGE} is missing: run scripts/provision-engine first")
 
     def cleanup(self) -> None:
+        if self.deployed is not None:  # measure 6: its containers, proxy, volumes and network
+            try:
+                run([*INVOKE, "stop"], cwd=self.deployed, timeout=120)
+            except Failed as exc:
+                say(f"invoke stop in the deploy project failed: {exc}")
+            left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=io.cri-bench={self.repository}"],
+                                  capture_output=True, text=True).stdout.split()
+            if left:
+                subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
+            if self.deploy_network:
+                subprocess.run(["docker", "network", "rm", self.deploy_network], capture_output=True)
         removed = 0
-        for repo in (self.repository, self.direct):
+        for repo in (self.repository, f"{self.repository}-proxy", f"{self.repository}-debug", self.direct):
             try:
                 refs = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
                               "--filter", f"reference={repo}/*").split()
@@ -770,6 +1075,27 @@ class Bench:
                 print("| " + " | ".join(cells) + " |")
 
 
+def app_timeline(container: str, ready_at: float | None) -> dict[str, float]:
+    """When the example in ``container`` listened (its "listening on" line, `docker logs -t`),
+    seconds after the container started, and when the readiness check passed (``ready_at``, a
+    time.time() value) seconds after that. Empty when the engine does not tell."""
+
+    def parse(stamp: str) -> float:
+        stamp = re.sub(r"(\.\d{6})\d*", r"\1", stamp.strip()).replace("Z", "+00:00")
+        return datetime.fromisoformat(stamp).timestamp()
+
+    try:
+        started = parse(docker("container", "inspect", "--format", "{{.State.StartedAt}}", container))
+        logs = run(["docker", "logs", "-t", "--tail", "50", container])[1]
+        line = next((x for x in (logs.stdout + logs.stderr).splitlines() if "listening on" in x), None)
+        if line is None or ready_at is None:
+            return {}
+        listening = parse(line.split()[0])
+    except (Failed, ValueError):
+        return {}
+    return {"listening": listening - started, "ready": ready_at - listening}
+
+
 def _link(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -777,7 +1103,7 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-ORDER = ("1a", "1b", "1c", "2a", "2b", "2c", "2d", "3", "4a", "4b", "5", "6")
+ORDER = ("1a", "1b", "1c", "2a", "2b", "2c", "2d", "3", "4a", "4b", "5", "6", "6a", "6b", "6c")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -786,19 +1112,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="warm-up rounds before them (default 2)")
     parser.add_argument("--cold-reps", type=int, default=6, help="timed runs per side for measure 3 (default 6)")
     parser.add_argument("--cold4-reps", type=int, default=4, help="timed runs per side for measure 5 (default 4)")
+    parser.add_argument("--deploy-reps", type=int, default=3,
+                        help="timed deploys for measure 6, each with its baseline (default 3)")
     parser.add_argument("--no-prune", action="store_true",
                         help="skip the last stage (docker builder prune -af, then one full rebuild)")
     parser.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
+    parser.add_argument("--only-deploy", action="store_true", help="run measure 6 alone (no other setup or measure)")
     args = parser.parse_args(argv)
     bench = Bench(args)
     bench.header()
     bench.preflight()
     status = 0
     try:
-        bench.setup()
-        stages = (bench.measure_hits, bench.check_imports, bench.where_time_goes, bench.profile_hits,
-                  bench.measure_fingerprint,
-                  bench.measure_cold, bench.measure_four_cold, bench.deploy_line, bench.measure_after_prune)
+        stages: tuple[Callable[[], None], ...] = (bench.measure_deploy,)
+        if not args.only_deploy:
+            bench.setup()
+            stages = (bench.measure_hits, bench.check_imports, bench.where_time_goes, bench.profile_hits,
+                      bench.measure_fingerprint, bench.measure_cold, bench.measure_four_cold,
+                      bench.measure_deploy, bench.measure_after_prune)
         for stage in stages:
             before = len(bench.results)
             try:
