@@ -11,17 +11,17 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import build_phase, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
-from .errors import CommandFailure, CriError, StepFailed
+from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
-from .runtime_image import Reporter, _now, project_id
+from .runtime_image import LABEL, Reporter, _now, project_id
 from .settings import Settings
 from .store import Store, private_dir
 
@@ -84,6 +84,17 @@ class DeployFailed(CriError):
     def __init__(self, errors: list[CriError], results: list[DeployResult]) -> None:
         self.errors, self.results = errors, results
         super().__init__("\n".join(str(e) for e in errors), status=errors[0].status)
+
+
+def check_env_replace_targets(setup: Setup) -> None:
+    """envReplace targets are paths inside /var/www (whatever the target runs on)."""
+    er = setup.run.env_replace
+    if er is None:
+        return
+    for ref in er.targets:
+        pure = PurePosixPath(ref.value.strip())
+        if pure.is_absolute() or ".." in pure.parts:
+            raise ConfigError([Problem(f"{ref.value!r} must stay inside /var/www", path=ref.path, location=ref.location)])
 
 
 def deploy_error(setup: Setup, what: str, container_log: str) -> StepFailed:
@@ -197,8 +208,6 @@ def deploy(project: Project, settings: Settings, *, setup: str | None = None, re
 
 
 def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter, start: float) -> DeployResult:
-    from .targets.local import check_env_replace_targets
-
     check_env_replace_targets(s)
     cache_dir = settings.cache_path(project.root)
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
@@ -249,8 +258,6 @@ def _trim(rec: dict[str, Any], keep: int) -> list[str]:
 
 
 def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
-    from .targets.local import LABEL
-
     run = s.run
     script = render("run.sh.j2", {
         "setup": s.name,

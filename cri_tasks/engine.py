@@ -429,13 +429,15 @@ def list_containers(labels: Mapping[str, str]) -> list[str]:
     return _names("container", labels, "-a")
 
 
-def _names(kind: str, labels: Mapping[str, str], *flags: str) -> list[str]:
-    """``docker <kind> ls`` names filtered by labels."""
-    cmd = [_docker_binary(), kind, "ls", *flags, "--format", "{{.Name}}" if kind == "service" else "{{.Names}}"]
+def _names(kind: str, labels: Mapping[str, str], *flags: str, strict: bool = True) -> list[str]:
+    """``docker <kind> ls`` names filtered by labels (``strict=False``: [] when the call fails)."""
+    cmd = [_docker_binary(), kind, "ls", *flags, "--format", "{{.Names}}" if kind == "container" else "{{.Name}}"]
     for k, v in labels.items():
         cmd += ["--filter", f"label={k}={v}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
+        if not strict:
+            return []
         raise EngineError(f"docker {kind} ls failed: {proc.stderr.strip()}", command=cmd)
     return sorted(proc.stdout.split())
 
@@ -448,9 +450,14 @@ def logs(name: str, *, tail: int | None = None) -> str:
     return (proc.stdout + proc.stderr) if proc.returncode == 0 else ""
 
 
-def follow_logs(names: Sequence[str]) -> int:
+def follow_logs(names: Sequence[str], *, tail: int = 50) -> int:
     """Stream the logs of containers to the terminal until interrupted."""
-    procs = [subprocess.Popen([_docker_binary(), "logs", "--follow", "--tail", "50", n]) for n in names]
+    return _follow([[_docker_binary(), "logs", "--follow", "--tail", str(tail), n] for n in names])
+
+
+def _follow(commands: Sequence[Sequence[str]]) -> int:
+    """Run log streams side by side until they end or the user interrupts them."""
+    procs = [subprocess.Popen(list(cmd)) for cmd in commands]
     try:
         return max(p.wait() for p in procs) if procs else 0
     except KeyboardInterrupt:
@@ -664,29 +671,15 @@ def service_logs(target: str, *, tail: int | None = None) -> str:
 
 def follow_service_logs(names: Sequence[str], *, tail: int = 50) -> int:
     """Stream the logs of services to the terminal until interrupted."""
-    procs = [subprocess.Popen([_docker_binary(), "service", "logs", "--follow", "--tail", str(tail), n]) for n in names]
-    try:
-        return max(p.wait() for p in procs) if procs else 0
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        return 130
+    return _follow([[_docker_binary(), "service", "logs", "--follow", "--tail", str(tail), n] for n in names])
 
 
 def list_volumes(labels: Mapping[str, str]) -> list[str]:
-    cmd = [_docker_binary(), "volume", "ls", "--format", "{{.Name}}"]
-    for k, v in labels.items():
-        cmd += ["--filter", f"label={k}={v}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    return sorted(proc.stdout.split()) if proc.returncode == 0 else []
+    return _names("volume", labels, strict=False)
 
 
 def list_configs(labels: Mapping[str, str]) -> list[str]:
-    cmd = [_docker_binary(), "config", "ls", "--format", "{{.Name}}"]
-    for k, v in labels.items():
-        cmd += ["--filter", f"label={k}={v}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    return sorted(proc.stdout.split()) if proc.returncode == 0 else []
+    return _names("config", labels, strict=False)
 
 
 def remove_configs(names: Sequence[str]) -> None:

@@ -38,6 +38,8 @@ from .store import Store, private_dir
 
 Reporter = Callable[[str], None]
 FAILED = "PREPARING_RUNTIME_FAILED"
+#: prefix of every label cri-tasks puts on images, containers, volumes and services
+LABEL = "io.cri-tasks"
 
 
 def stderr_reporter(line: str) -> None:
@@ -106,6 +108,7 @@ class Plan:
     gleam_file: Path | None
     files_root: Path
     fingerprint: str = ""
+    last: dict[str, Any] | None = None  # the setup's record of its last good prepare
     record: dict[str, Any] | None = None
     guess_tag: str | None = None
 
@@ -269,7 +272,7 @@ def prepare(
         plans = [plan(project, s, settings, store, root) for s in setups]
         _resolve(plans, settings, store, pull=not explain)
         if explain:
-            return [_explain(p, settings, store) for p in plans]
+            return [_explain(p, settings) for p in plans]
         results: dict[str, PrepareResult] = {}
         todo: list[Plan] = []
         for p in plans:
@@ -312,7 +315,7 @@ def _resolve(plans: list[Plan], settings: Settings, store: Store, *, pull: bool)
     """
     refs: list[str] = []
     for p in plans:
-        last = store.get(f"setup/{p.name}")
+        p.last = last = store.get(f"setup/{p.name}")
         guess = None
         if last and last.get("inputs", {}).get("baseImage", {}).get("ref") == p.base_ref:
             guess = last["inputs"]["baseImage"].get("id")
@@ -341,8 +344,7 @@ def _hit(p: Plan, store: Store) -> PrepareResult | None:
     rec = p.record
     if not rec or not rec.get("present"):
         return None
-    last = store.get(f"setup/{p.name}")
-    if not last or last.get("fingerprint") != p.fingerprint:
+    if not p.last or p.last.get("fingerprint") != p.fingerprint:
         # An earlier image matches again (a change was reverted): make it the current one.
         store.set(f"setup/{p.name}", _setup_record(p, rec["tag"], rec["image_id"]))
     return PrepareResult(
@@ -350,8 +352,8 @@ def _hit(p: Plan, store: Store) -> PrepareResult | None:
     )
 
 
-def _explain(p: Plan, settings: Settings, store: Store) -> PrepareResult:
-    last = store.get(f"setup/{p.name}")
+def _explain(p: Plan, settings: Settings) -> PrepareResult:
+    last = p.last
     tag = tag_for(settings, p.name, p.fingerprint)
     rec = p.record
     if rec and rec.get("present"):
@@ -546,9 +548,9 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
                 report(f"[{p.name}] runtime: {shown}")
 
         labels = {
-            "io.cri-tasks.setup": p.name,
-            "io.cri-tasks.fingerprint": p.fingerprint,
-            "io.cri-tasks.inputs": fingerprint.canonical_json(_label_summary(p.inputs)),
+            f"{LABEL}.setup": p.name,
+            f"{LABEL}.fingerprint": p.fingerprint,
+            f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(p.inputs)),
         }
         try:
             return engine.build(

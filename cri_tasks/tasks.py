@@ -28,6 +28,10 @@ COMMON_HELP = {
 }
 
 
+#: the options of the tasks that act on what a deploy target runs
+TARGET_HELP = {**COMMON_HELP, "target": "deploy target: local or swarm (default: cri.target)"}
+
+
 def settings_of(c: Context, **overrides: Any) -> Settings:
     """The ``cri`` settings of this call, deep-merged over the defaults (pyinvoke/invoke#782);
     arguments given on the command line (non-empty ``overrides``) win."""
@@ -147,7 +151,7 @@ def clean(c: Context, file: str = "", setup: str = "", images: bool = False, jso
         "build": "the last build log instead of the containers' logs",
         "follow": "keep streaming the containers' logs",
         "tail": "how many lines of each container's log (default 100)",
-        "target": "deploy target: local or swarm (default: cri.target)",
+        "target": TARGET_HELP["target"],
     }
 )
 @_exits
@@ -199,14 +203,14 @@ def _print_deploys(results: list[Any], json: bool) -> None:
             _out(line)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
+@task(help=TARGET_HELP)
 @_exits
 def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
     _print_deploys(api.deploy(file or None, setup=setup or None, settings=settings_of(c, target=target)), json)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
+@task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": TARGET_HELP["target"]})
 @_exits
 def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "") -> None:
     """Activate an earlier version of a setup, with the same zero-downtime switch."""
@@ -216,7 +220,7 @@ def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json
     _print_deploys([result], json)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
+@task(help=TARGET_HELP)
 @_exits
 def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
     """Show setups, their active version, containers and health, and the runtime image in use."""
@@ -235,7 +239,7 @@ def status(c: Context, file: str = "", setup: str = "", json: bool = False, targ
             _out(f"  {url}")
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], "target": "deploy target: local or swarm (default: cri.target)"})
+@task(help=TARGET_HELP)
 @_exits
 def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
     """Stop and remove a setup's containers and front proxy (versions and images are kept)."""

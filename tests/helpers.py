@@ -118,3 +118,35 @@ class Client:
         time.sleep(0.3)
         self._stop.set()
         self._thread.join()
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the first ``old`` in a file (which must hold it)."""
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def deploy(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``invoke deploy --json ARGS``; the parsed document ({} when the deploy printed none)."""
+    proc = invoke(project, "deploy", "--json", *args)
+    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+    return proc, doc
+
+
+def update_under_load(app: Path, url: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Deploy version 2 of the example while a client requests ``url`` continuously: it must
+    see no failure, and the answers change from version 1 to version 2 at the same URL."""
+    edit(app / "src" / "hello.erl", "version 1", "version 2")
+    with Client(url) as client:
+        proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    (second,) = doc["setups"]
+    assert second["version"] == 2 and second["urls"] == [url]
+    assert client.failures == []
+    assert len(client.bodies) > 50
+    assert client.bodies[0].startswith("Hello from the BEAM, version 1")
+    assert client.bodies[-1].startswith("Hello from the BEAM, version 2")
+    # The deploy's own measure of its switch agrees with what the client saw.
+    assert second["switch"]["failed"] == 0 and second["switch"]["requests"] > 0
+    return proc, second

@@ -11,21 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import Client, get, invoke, stop_and_clean
+from helpers import Client, deploy, edit, get, invoke, stop_and_clean, update_under_load
 
 pytestmark = pytest.mark.engine
-
-def deploy(proj: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    proc = invoke(proj, "deploy", "--json", *args)
-    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
-    return proc, doc
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
 
 def test_deploys_the_example_and_switches_versions_without_a_failed_request(app: Path) -> None:
     proc, doc = deploy(app)
@@ -35,18 +23,7 @@ def test_deploys_the_example_and_switches_versions_without_a_failed_request(app:
     assert first["status"] == "ACTIVE" and first["version"] == 1
     assert get(url) == "Hello from the BEAM, version 1 (hello)\n"
 
-    edit(app / "src" / "hello.erl", "version 1", "version 2")
-    with Client(url) as client:
-        proc, doc = deploy(app)
-    assert proc.returncode == 0, proc.stderr
-    (second,) = doc["setups"]
-    assert second["version"] == 2 and second["urls"] == [url]
-    assert client.failures == []
-    assert len(client.bodies) > 50
-    assert client.bodies[0].startswith("Hello from the BEAM, version 1")
-    assert client.bodies[-1].startswith("Hello from the BEAM, version 2")
-    # The deploy's own measure of its switch agrees with what the client saw.
-    assert second["switch"]["failed"] == 0 and second["switch"]["requests"] > 0
+    proc, second = update_under_load(app, url)
     # An app-only change does not rebuild the custom runtime image.
     assert second["runtime_image"] == first["runtime_image"]
     assert "building runtime image" not in proc.stderr

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+import helpers
 from helpers import invoke, make_project, only, prepare_json
 
 pytestmark = pytest.mark.engine
@@ -59,10 +60,7 @@ def project(tmp_path: Path, engine_settings: dict[str, Any]) -> Path:
 
 
 def edit(project: Path, old: str, new: str) -> None:
-    path = project / "zerops.yml"
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
+    helpers.edit(project / "zerops.yml", old, new)
 
 
 def test_the_ubuntu_runtime_is_built_for_real_with_the_prepare_commands(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
@@ -274,5 +272,6 @@ zerops:
     proj = make_project(tmp_path / "proj", plain, settings=engine_settings)
     entry = only(prepare_json(proj))
     assert entry["status"] == "built"
-    assert in_image(entry["image"], "whoami; ls -A /home/zerops | grep -c . || true; erl -version 2>&1 | head -c 6")
+    assert in_image(entry["image"], "whoami; pwd; ls -A /var/www | wc -l") == "zerops\n/var/www\n0"
+    assert in_image(entry["image"], "erl -noshell -eval 'io:format(\"ok\"), halt().'") == "ok"
     assert only(prepare_json(proj))["status"] == "up to date"

@@ -39,11 +39,12 @@ def start_invoke(project: Path, *args: str, env: dict[str, str] | None = None) -
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_log(project: Path, cache: Path, text: str, timeout: float = 120) -> None:
+def wait_for_log(project: Path, cache: Path, text: str, timeout: float = 120, *, since: frozenset[Path] | set[Path] = frozenset()) -> None:
+    """Wait until a prepare log (not one of ``since``: earlier attempts) shows ``text``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for log in (cache / "logs").rglob("prepare-*.log"):
-            if text in log.read_text(errors="replace"):
+            if log not in since and text in log.read_text(errors="replace"):
                 return
         time.sleep(0.1)
     raise AssertionError(f"{text!r} never appeared in a prepare log")
@@ -161,13 +162,15 @@ def test_an_engine_that_goes_away_during_a_build_is_a_clear_error_and_records_st
     (slow_project / "zerops.yml").write_text(text)
     relay = Relay(tmp_path / "docker.sock")
     cache = Path(str(engine_settings["cache_dir"]))
+    earlier = set((cache / "logs").rglob("prepare-*.log"))
     proc = start_invoke(slow_project, "prepare", env={"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}"})
-    wait_for_log(slow_project, cache, "step-zerops")
+    wait_for_log(slow_project, cache, "step-zerops", since=earlier)  # the slow step is running
     relay.cut()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "Traceback" not in err
-    assert "PREPARING_RUNTIME_FAILED" in err or "engine" in err.lower()
+    assert "[app] 2/2 echo" in err  # it was cut mid-build, not before
+    assert "the Docker engine" in err and "PREPARING_RUNTIME_FAILED" not in err, err
     # the earlier record is intact: going back to it is a hit
     (slow_project / "zerops.yml").write_text(text.replace("sleep 30", "sleep 0"))
     again = only(prepare_json(slow_project))

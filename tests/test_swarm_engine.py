@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import IN_CI
-from helpers import Client, get, invoke
+from helpers import Client, deploy, edit, get, invoke, update_under_load
 
 REGISTRY = os.environ.get("CRI_TEST_REGISTRY", "127.0.0.1:5000")
 
@@ -183,18 +183,6 @@ def swarm_project(swarm: None, app: Path, engine_settings: dict[str, Any]) -> It
 # helpers
 
 
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
-def deploy(proj: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    proc = invoke(proj, "deploy", "--json", *args)
-    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
-    return proc, doc
-
-
 def service(name: str) -> dict[str, Any]:
     proc = _docker("service", "inspect", name)
     assert proc.returncode == 0, proc.stderr
@@ -333,17 +321,7 @@ def test_two_replicas_update_and_roll_back_without_a_failed_request(swarm_projec
             assert secret not in path.read_text(errors="replace"), path
     assert secret not in proc.stderr
 
-    edit(app / "src" / "hello.erl", "version 1", "version 2")
-    with Client(url) as client:
-        proc, doc = deploy(app)
-    assert proc.returncode == 0, proc.stderr
-    (second,) = doc["setups"]
-    assert second["version"] == 2 and second["urls"] == [url]
-    assert client.failures == []
-    assert len(client.bodies) > 50
-    assert client.bodies[0].startswith("Hello from the BEAM, version 1")
-    assert client.bodies[-1].startswith("Hello from the BEAM, version 2")
-    assert second["switch"]["failed"] == 0 and second["switch"]["requests"] > 0
+    proc, second = update_under_load(app, url)
     assert "swarm: completed" in proc.stderr
 
     # Tasks per node and their state.

@@ -15,7 +15,7 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .. import engine, fingerprint
@@ -24,11 +24,10 @@ from ..dockerfile import render, templates_digest
 from ..errors import ConfigError, EngineError, Problem
 from ..model import Port, Project, Setup
 from ..probe import Probe, SwitchReport
-from ..runtime_image import Reporter, project_id
+from ..runtime_image import LABEL, Reporter, project_id
 from ..settings import Settings
 from ..store import private_dir
 
-LABEL = "io.cri-tasks"
 
 
 @dataclass(frozen=True)
@@ -204,15 +203,9 @@ class LocalTarget:
         engine.remove_volume(f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc")
 
     def _remove_stale_volumes(self, setup: Setup, keep: str) -> None:
-        from python_on_whales import DockerException, docker
-
-        try:
-            for v in docker.volume.list(filters={"label": f"{LABEL}.setup={setup.name}"}):
-                name = v.name
-                if name.startswith(f"cri-{self.pid}-") and not name.endswith(f"-{keep}-zsc"):
-                    engine.remove_volume(name)
-        except DockerException:
-            pass
+        for name in engine.list_volumes({f"{LABEL}.setup": setup.name}):
+            if name.startswith(f"cri-{self.pid}-") and not name.endswith(f"-{keep}-zsc"):
+                engine.remove_volume(name)
 
     # -- the proxy ------------------------------------------------------------------------------
 
@@ -329,7 +322,7 @@ class LocalTarget:
         return [(name, engine.logs(name, tail=tail)) for name in self.container_names(setup)]
 
     def follow_logs(self, setup: Setup, *, tail: int = 50) -> int:
-        return engine.follow_logs(self.container_names(setup))
+        return engine.follow_logs(self.container_names(setup), tail=tail)
 
     def stop(self, setup: Setup) -> list[str]:
         names = self.container_names(setup)
@@ -353,14 +346,3 @@ def _accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def check_env_replace_targets(setup: Setup) -> None:
-    """envReplace targets are paths inside /var/www."""
-    er = setup.run.env_replace
-    if er is None:
-        return
-    for ref in er.targets:
-        pure = PurePosixPath(ref.value.strip())
-        if pure.is_absolute() or ".." in pure.parts:
-            raise ConfigError([Problem(f"{ref.value!r} must stay inside /var/www", path=ref.path, location=ref.location)])

@@ -48,7 +48,8 @@ from ..probe import Probe, SwitchReport
 from ..runtime_image import Reporter, project_id
 from ..settings import Settings
 from ..store import Store, private_dir
-from .local import LABEL, LocalTarget
+from ..runtime_image import LABEL
+from .local import LocalTarget
 
 PORT_MODES = ("auto", "mesh", "proxy")
 #: server slots of the front proxy per port (tasks beyond this are not sent traffic)
