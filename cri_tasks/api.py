@@ -7,15 +7,17 @@ mapping (as in invoke.yaml), or None for the defaults.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
-from . import runtime_image as _prepare
+from typing import TYPE_CHECKING
+
 from .errors import CriError, Problem
-from .model import Project
-from .runtime_image import PrepareResult, Reporter, stderr_reporter
+from .results import PrepareResult, Reporter, stderr_reporter
 from .settings import Settings, resolve
+
+if TYPE_CHECKING:
+    from .model import Project
 
 SettingsLike = Settings | Mapping[str, Any] | None
 
@@ -32,8 +34,7 @@ def load(file: str | Path | None = None, settings: SettingsLike = None) -> Proje
     return load_project(file if file is not None else s.file)
 
 
-@dataclass(frozen=True)
-class Validation:
+class Validation(NamedTuple):
     project: Project
 
     @property
@@ -91,6 +92,8 @@ def validate(file: str | Path | None = None, *, setup: str | None = None, settin
     project = load(file, settings)
     project.select(setup)  # an unknown setup name is an error here too
     if setup is not None:
+        from .model import Project
+
         project = Project(project.file, tuple(project.select(setup)), project.warnings)
     return Validation(project)
 
@@ -106,19 +109,34 @@ def prepare(
     settings: SettingsLike = None,
     report: Reporter = stderr_reporter,
 ) -> list[PrepareResult]:
-    """Build (or reuse) the custom runtime image of each selected setup."""
+    """Build (or reuse) the custom runtime image of each selected setup.
+
+    An unchanged project is answered from the cache-hit index (:mod:`cri_tasks.hitindex`)
+    without loading zerops.yml; anything else takes the full path below."""
+    from . import hitindex
+
     s = _settings(settings)
+    key = None if explain else hitindex.Key.of(file, s, setup)
+    if key is not None and not (force or no_cache or debug):
+        hits = hitindex.lookup(key, report)
+        if hits is not None:
+            return hits
+    from . import runtime_image as _prepare
+
     project = load(file, s)
     return _prepare.prepare(
-        project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report
+        project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
+        hit_key=key,
     )
 
 
 def render(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> dict[str, str]:
     """The Dockerfile prepare would build, per setup."""
+    from . import runtime_image as _prepare
     from .store import Store
 
     s = _settings(settings)
+
     project = load(file, s)
     out = {}
     with Store(s.cache_path(project.root)) as store:
@@ -130,13 +148,18 @@ def render(file: str | Path | None = None, *, setup: str | None = None, settings
 
 def clean(file: str | Path | None = None, *, setup: str | None = None, images: bool = False, settings: SettingsLike = None) -> list[dict[str, Any]]:
     """Forget prepared images (Zerops' "Clear runtime prepare image"); ``images`` removes them too."""
+    from . import runtime_image as _prepare
+
     s = _settings(settings)
     return _prepare.clean(load(file, s), s, setup=setup, images=images)
 
 
 def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepare", settings: SettingsLike = None) -> Path:
     """The last log of ``phase`` for ``setup``."""
+    from . import runtime_image as _prepare
+
     s = _settings(settings)
+
     project = load(file, s)
     project.select(setup)
     path = _prepare.last_log(project, s, setup, phase)

@@ -19,10 +19,12 @@ from .dockerfile import exec_form, render, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
-from .runtime_image import Reporter, _now, gleam_source_for, project_id
+from .results import Reporter
+from .runtime_image import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
-from .store import Store, private_dir
+from .store import Store
+from .paths import private_dir
 
 FAILED = "BUILD_FAILED"
 

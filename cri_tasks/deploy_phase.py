@@ -21,9 +21,11 @@ from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
-from .runtime_image import LABEL, Reporter, _now, project_id
+from .results import Reporter
+from .runtime_image import LABEL, _now, project_id
 from .settings import Settings
-from .store import Store, private_dir
+from .store import Store
+from .paths import private_dir
 
 DEPLOY_FAILED = "DEPLOY_FAILED"
 

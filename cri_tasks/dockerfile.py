@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 from functools import lru_cache
 from importlib import resources
@@ -40,6 +41,21 @@ def templates_digest() -> str:
             h.update(entry.read_bytes())
             h.update(b"\0")
     return h.hexdigest()
+
+
+def templates_stamp() -> str:
+    """What the cache-hit key uses instead of :func:`templates_digest`: each template's name, size
+    and mtime (a changed template is a new file with a new mtime), without reading them."""
+    folder = template_dir()
+    if not isinstance(folder, Path):
+        return templates_digest()  # templates inside an archive: no stat to go by
+    stamps = []
+    with os.scandir(folder) as it:
+        for entry in it:
+            if entry.name.endswith(TEMPLATE_SUFFIXES):
+                st = entry.stat()
+                stamps.append(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
+    return "\n".join(sorted(stamps))
 
 
 def exec_form(command: str) -> str:

@@ -7,11 +7,14 @@ message; any other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 
-@dataclass(frozen=True)
-class Location:
+# The records here are NamedTuples rather than frozen dataclasses: every task imports this module,
+# and a frozen dataclass costs about 0.7 ms to create at import time.
+
+
+class Location(NamedTuple):
     """A place in a file, 1-based like editors show it."""
 
     file: str
@@ -22,8 +25,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One finding about a zerops.yml: an error or a warning."""
 
     message: str

@@ -16,10 +16,12 @@ import json
 import os
 import stat
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Union
 
-from .errors import ConfigError, Problem
-from .model import PathRef
+from .errors import ConfigError, Location, Problem
+
+if TYPE_CHECKING:
+    from .model import PathRef
 
 FINGERPRINT_VERSION = 1
 _CHUNK = 1 << 20
@@ -45,6 +47,17 @@ class Entry(NamedTuple):
 
     def as_json(self) -> str:
         return f"{self.kind}:{self.mode:o}:{self.content}"
+
+
+class Ref(NamedTuple):
+    """An addToRunPrepare path known without loading zerops.yml (the cache-hit index keeps these)."""
+
+    value: str
+    path: str = "build.addToRunPrepare"
+    location: Location | None = None
+
+
+AnyRef = Union["PathRef", Ref]
 
 
 class StatCache:
@@ -79,7 +92,7 @@ def hash_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def check_inside(root: Path, ref: PathRef, *, field: str = "build.addToRunPrepare") -> Path:
+def check_inside(root: Path, ref: AnyRef, *, field: str = "build.addToRunPrepare") -> Path:
     """The real path of ``ref`` if it stays inside ``root``; otherwise a ConfigError naming it."""
     raw = ref.value.strip()
     pure = PurePosixPath(raw)
@@ -103,39 +116,104 @@ def check_inside(root: Path, ref: PathRef, *, field: str = "build.addToRunPrepar
     return candidate
 
 
-def scan(root: Path, refs: Iterable[PathRef], cache: StatCache) -> list[Entry]:
+def scan(root: Path, refs: Iterable[AnyRef], cache: StatCache) -> list[Entry]:
     """Every entry under the addToRunPrepare paths, sorted, with content hashes."""
     entries: dict[str, Entry] = {}
-    real_root = os.path.realpath(root)
-    for ref in refs:
-        start = check_inside(root, ref)
-        _scan_one(os.fspath(start), start.relative_to(root).as_posix(), real_root, ref, cache, entries)
+    for path, rel, st in _walk(root, refs):
+        kind = _KIND.get(stat.S_IFMT(st.st_mode), "")
+        if kind == "file":
+            entries[rel] = Entry(rel, kind, stat.S_IMODE(st.st_mode), cache.file_digest(path, rel, st))
+        elif kind == "dir":
+            entries[rel] = Entry(rel, kind, stat.S_IMODE(st.st_mode), "")
+        else:
+            entries[rel] = Entry(rel, kind, 0o777, os.readlink(path))
     return [entries[k] for k in sorted(entries)]
 
 
-def _scan_one(start: str, start_rel: str, real_root: str, ref: PathRef, cache: StatCache, out: dict[str, Entry]) -> None:
-    # Plain strings and os.scandir: this walk is the cost of a cache hit on a large tree.
+def stat_signature(root: Path, refs: Iterable[AnyRef]) -> str:
+    """A digest of what ``lstat`` says about every entry under ``refs``, without reading a file.
+
+    Equal to :func:`recorded_signature` of an earlier :func:`scan` exactly when no entry was added,
+    removed or changed type, mode, link target, size, mtime, inode or device since: then every
+    file still has the content that scan hashed. This is the whole cost of a cache hit on a big
+    tree (see :mod:`cri_tasks.hitindex`), so it formats one line per entry and nothing more."""
+    lines: dict[str, str] = {}  # by rel: refs may overlap
+    for path, rel, st in _walk(root, refs):
+        mode = st.st_mode
+        if mode & _IFMT == _IFREG:
+            lines[rel] = f"{rel}\0{mode}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}"
+        elif mode & _IFMT == _IFDIR:
+            lines[rel] = f"{rel}\0{mode}"
+        else:
+            lines[rel] = f"{rel}\0{mode}\0{os.readlink(path)}"
+    return _lines_digest(list(lines.values()))
+
+
+def recorded_signature(entries: Iterable[Entry], stats: Mapping[str, list[Any]]) -> str | None:
+    """The :func:`stat_signature` the tree had when ``scan`` hashed it (``stats``: its StatCache
+    data); None when a file's stat is missing."""
+    lines = []
+    for e in entries:
+        if e.kind == "file":
+            st = stats.get(e.rel)
+            if st is None or len(st) < 4:
+                return None
+            lines.append(f"{e.rel}\0{_IFREG | e.mode}\0{st[0]}\0{st[1]}\0{st[2]}\0{st[3]}")
+        elif e.kind == "dir":
+            lines.append(f"{e.rel}\0{_IFDIR | e.mode}")
+        else:
+            lines.append(f"{e.rel}\0{_IFLNK | 0o777}\0{e.content}")
+    return _lines_digest(lines)
+
+
+def _lines_digest(lines: list[str]) -> str:
+    lines.sort()
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+_IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+_KIND = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link"}
+
+
+def _walk(root: Path, refs: Iterable[AnyRef]) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(path, posix path relative to root, lstat) of every entry under ``refs``; a symlink that
+    leads outside the project or a device, socket or pipe is a ConfigError naming the ref."""
+    # Plain strings and os.scandir, folders on a stack, files handled where they are found:
+    # this walk is the cost of a cache hit on a large tree.
+    real_root = os.path.realpath(root)
     inside = real_root.rstrip(os.sep) + os.sep
-    stack = [(start, start_rel, os.lstat(start))]
-    while stack:
-        path, rel, st = stack.pop()
-        mode = stat.S_IMODE(st.st_mode)
-        if stat.S_ISLNK(st.st_mode):
+
+    def check(path: str, rel: str, mode: int, ref: AnyRef) -> None:
+        if mode & _IFMT == _IFLNK:
             real = os.path.realpath(path)
             if real != real_root and not real.startswith(inside):
                 message = f"{rel!r} is a symlink pointing outside the project folder (to {real})"
                 raise ConfigError([Problem(message, path=ref.path, location=ref.location)])
-            out[rel] = Entry(rel, "link", 0o777, os.readlink(path))
-        elif stat.S_ISDIR(st.st_mode):
-            out[rel] = Entry(rel, "dir", mode, "")
-            with os.scandir(path) as it:
-                for e in it:
-                    stack.append((e.path, f"{rel}/{e.name}", e.stat(follow_symlinks=False)))
-        elif stat.S_ISREG(st.st_mode):
-            out[rel] = Entry(rel, "file", mode, cache.file_digest(path, rel, st))
-        else:
+        elif mode & _IFMT != _IFREG:
             message = f"{rel!r} is not a regular file, folder or symlink (device, socket or pipe)"
             raise ConfigError([Problem(message, path=ref.path, location=ref.location)])
+
+    for ref in refs:
+        start = check_inside(root, ref)
+        path, rel = os.fspath(start), start.relative_to(root).as_posix()
+        st = os.lstat(path)
+        if st.st_mode & _IFMT != _IFDIR:
+            check(path, rel, st.st_mode, ref)
+            yield path, rel, st
+            continue
+        yield path, rel, st
+        folders = [(path, rel)]
+        while folders:
+            folder, folder_rel = folders.pop()
+            with os.scandir(folder) as it:
+                for e in it:
+                    st = e.stat(follow_symlinks=False)
+                    rel = f"{folder_rel}/{e.name}"
+                    if st.st_mode & _IFMT == _IFDIR:
+                        folders.append((e.path, rel))
+                    elif st.st_mode & _IFMT != _IFREG:
+                        check(e.path, rel, st.st_mode, ref)
+                    yield e.path, rel, st
 
 
 def compute(inputs: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigError, Location, Problem
+from .paths import CONFIG_NAMES, locate as _locate
 from .model import (
     DEFAULT_OS,
     OS_CHOICES,
@@ -57,7 +58,6 @@ __all__ = [
     "parse_duration",
 ]
 
-CONFIG_NAMES = ("zerops.yaml", "zerops.yml")  # looked for in this order
 MAX_FILE_BYTES = 1024 * 1024
 # Bounds against hostile documents ("billion laughs" aliases, deep nesting). A real zerops.yml
 # has a few hundred nodes and at most ~8 levels.
@@ -166,44 +166,6 @@ def parse_duration(value: object) -> float:
 # ---------------------------------------------------------------------------------------------
 # Finding and reading the file
 # ---------------------------------------------------------------------------------------------
-
-
-def _locate(path: str | Path | None, cwd: Path | None) -> tuple[Path, str]:
-    """(path to open, path to show in messages: as the user gave it)."""
-    if path is None:
-        folder = cwd if cwd is not None else Path.cwd()
-        for name in CONFIG_NAMES:
-            if _exists(folder / name):
-                return folder / name, name
-        message = f"no {' or '.join(CONFIG_NAMES)} in {folder}"
-        raise ConfigError(message)
-    given = Path(path)
-    real = cwd / given if cwd is not None and not given.is_absolute() else given
-    if _is_dir(real):
-        for name in CONFIG_NAMES:
-            if _exists(real / name):
-                return real / name, str(given / name)
-        message = f"{given}: no {' or '.join(CONFIG_NAMES)} in this directory"
-        raise ConfigError(message)
-    if not _exists(real):
-        message = f"{given}: no such file"
-        raise ConfigError(message)
-    return real, str(given)
-
-
-def _exists(path: Path) -> bool:
-    # A broken symlink "exists" here so that reading it reports it precisely.
-    try:
-        return path.exists() or path.is_symlink()
-    except OSError:
-        return True  # let the read report the actual error (permission...)
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
 
 
 def _read_text(real: Path, shown: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import CriError
-from .store import private_dir
+from .paths import private_dir
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CriError
-from .store import private_dir
+from .paths import private_dir
 
 
 def new_log(cache_dir: Path, setup: str, phase: str) -> Path:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import nox
 
     from .api import Validation
-    from .runtime_image import PrepareResult
+    from .results import PrepareResult
 
 __all__ = ["clean", "deploy", "prepare", "render", "validate"]
 

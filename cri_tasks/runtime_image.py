@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from . import engine, fingerprint
+from . import engine, fingerprint, hitindex
 from .buildlog import Tracker, step_lines
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
 from .model import Command, Project, Setup
@@ -34,52 +34,12 @@ from .runtimes import DEFAULT_BASE, OPERATING_SYSTEMS, gleam_release_url, gleam_
 from .locks import locked
 from .logfiles import LogFile, new_log
 from .settings import Settings
-from .store import Store, private_dir
+from .store import Store
+from .paths import private_dir
+from .results import FAILED, PrepareResult, Reporter, stderr_reporter
 
-Reporter = Callable[[str], None]
-FAILED = "PREPARING_RUNTIME_FAILED"
 #: prefix of every label cri-tasks puts on images, containers, volumes and services
 LABEL = "io.cri-tasks"
-
-
-def stderr_reporter(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class PrepareResult:
-    setup: str
-    status: str  # "up to date" | "built" | "would build" | PREPARING_RUNTIME_FAILED
-    image: str | None
-    image_id: str | None
-    fingerprint: str
-    cached: bool
-    seconds: float
-    log: str | None
-    reasons: tuple[str, ...] = ()
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "setup": self.setup,
-            "status": self.status,
-            "image": self.image,
-            "image_id": self.image_id,
-            "fingerprint": self.fingerprint,
-            "cached": self.cached,
-            "seconds": round(self.seconds, 3),
-            "log": self.log,
-        }
-        if self.reasons:
-            out["reasons"] = list(self.reasons)
-        if self.error:
-            out["error"] = self.error
-        return out
-
-    def lines(self) -> list[str]:
-        """The text every adapter prints: the outcome, then the reasons of --explain."""
-        return [f"{self.setup}: {self.status} {self.image or ''} {self.image_id or ''}".rstrip(),
-                *(f"  - {reason}" for reason in self.reasons)]
 
 
 def interrupted() -> CriError:
@@ -107,6 +67,8 @@ class Plan:
     base_ref: str
     gleam_file: Path | None
     files_root: Path
+    stats: dict[str, list[Any]] = field(default_factory=dict)  # the stat cache the scan used
+    gleam_stat: list[Any] | None = None  # [size, mtime_ns, ino, dev] of the hashed Gleam archive
     fingerprint: str = ""
     last: dict[str, Any] | None = None  # the setup's record of its last good prepare
     record: dict[str, Any] | None = None
@@ -175,9 +137,14 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store, root:
     stat_key = f"stat/{setup.name}"
     stats = fingerprint.StatCache(store.get(stat_key))
     entries = fingerprint.scan(root or project.root, refs, stats)
-    if stats.changed or len(stats.seen) != len(stats.data):
-        store.set(stat_key, stats.pruned())
+    seen = stats.pruned()
+    if stats.changed or len(seen) != len(stats.data):
+        store.set(stat_key, seen)
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
+    gleam_stat = None
+    if gleam_file is not None:
+        hashed = (store.get("stat/gleam-archive") or {}).get(str(gleam_file))
+        gleam_stat = hashed[:4] if hashed and hashed[4:] == [gleam["sha256"]] else None
     inputs: dict[str, Any] = {
         "os": run.os,
         "base": run.base or DEFAULT_BASE,
@@ -188,7 +155,8 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store, root:
         "gleam": gleam,
         "zcli": settings.zcli_url if settings.zcli_enabled else None,
     }
-    return Plan(setup, inputs, entries, settings.image_for(run.os), gleam_file, root or project.root)
+    return Plan(setup, inputs, entries, settings.image_for(run.os), gleam_file, root or project.root,
+                stats=seen, gleam_stat=gleam_stat)
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,8 +232,12 @@ def prepare(
     debug: bool = False,
     report: Reporter = stderr_reporter,
     root: Path | None = None,
+    hit_key: hitindex.Key | None = None,
 ) -> list[PrepareResult]:
-    """Prepare the runtime image of each selected setup; see the module docstring."""
+    """Prepare the runtime image of each selected setup; see the module docstring.
+
+    With ``hit_key`` (a plain prepare of the project folder), a run that ends with every setup
+    up to date or built leaves an entry in the cache-hit index for the next call."""
     setups = project.select(setup)
     cache_dir = settings.cache_path(project.root)
     with Store(cache_dir) as store:
@@ -304,7 +276,32 @@ def prepare(
     ordered = [results[s.name] for s in setups]
     if errors:
         raise PrepareFailed(errors, ordered)
+    if hit_key is not None and root is None:
+        entries = [_hit_entry(p, results[p.name]) for p in plans]
+        if all(e is not None for e in entries):
+            with Store(cache_dir) as store:
+                hitindex.remember(hit_key, [e for e in entries if e is not None], store)
     return ordered
+
+
+def _hit_entry(p: Plan, r: PrepareResult) -> dict[str, Any] | None:
+    """What the cache-hit index needs to say this setup is unchanged (see hitindex)."""
+    files = fingerprint.recorded_signature(p.entries, p.stats)
+    if files is None or r.image is None or r.image_id is None or (p.gleam_file is not None and p.gleam_stat is None):
+        return None
+    refs = p.setup.build.add_to_run_prepare if p.setup.build else ()
+    return {
+        "name": p.name,
+        "root": str(p.files_root),
+        "refs": [ref.value for ref in refs],
+        "files": files,
+        "gleam": None if p.gleam_file is None else {"path": str(p.gleam_file), "stat": p.gleam_stat},
+        "base": dict(p.inputs["baseImage"]),
+        "tag": r.image,
+        "image_id": r.image_id,
+        "fingerprint": r.fingerprint,
+        "log": r.log,
+    }
 
 
 def _resolve(plans: list[Plan], settings: Settings, store: Store, *, pull: bool) -> None:

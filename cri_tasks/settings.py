@@ -10,9 +10,9 @@ the rest.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .errors import ConfigError
 
@@ -69,8 +69,9 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
+    """The resolved ``cri`` settings (see :data:`DEFAULTS`); made by :func:`resolve`."""
+
     file: str | None
     cache_dir: str
     repository: str
@@ -83,13 +84,13 @@ class Settings:
     builder: str | None
     env_file: str | None = None
     target: str = "local"
-    replicas: Any = field(default_factory=lambda: {"default": 1})
-    publish: Mapping[str, Any] = field(default_factory=dict)
+    replicas: Any = MappingProxyType({"default": 1})
+    publish: Mapping[str, Any] = MappingProxyType({})
     publish_address: str = "127.0.0.1"
     keep_versions: int = 10
     stop_timeout: int = 10
     registry: str | None = None
-    swarm: Mapping[str, Any] = field(default_factory=dict)
+    swarm: Mapping[str, Any] = MappingProxyType({})
 
     def replicas_for(self, setup: str) -> int:
         if isinstance(self.replicas, Mapping):

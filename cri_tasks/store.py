@@ -7,12 +7,12 @@ opened is moved aside with a warning and started again rather than failing every
 
 Keys: ``image/<fingerprint>`` (a built image), ``setup/<name>`` (the last good prepare of a setup),
 ``stat/<name>`` (the stat cache of its addToRunPrepare files), ``log/<name>/<phase>`` (last log).
+Writing or deleting a ``setup/`` record drops the cache-hit index (:mod:`cri_tasks.hitindex`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import sys
 import time
@@ -23,7 +23,9 @@ from typing import Any
 import diskcache
 from diskcache.core import MODE_PICKLE
 
+from . import hitindex
 from .errors import CriError
+from .paths import private_dir
 
 
 #: the layout of the records; a database with another number is moved aside, never misread
@@ -59,17 +61,6 @@ class JsonDisk(diskcache.Disk):  # type: ignore[misc]
         return super().fetch(mode, filename, value, read)
 
 
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) owner-only, and tighten it if it already existed."""
-    if not path.is_dir():
-        if not path.parent.is_dir():
-            private_dir(path.parent)
-        path.mkdir(exist_ok=True, mode=0o700)
-    if (path.stat().st_mode & 0o777) != 0o700:
-        os.chmod(path, 0o700)
-    return path
-
-
 class Store:
     """JSON records in ``<cache_dir>/records``; use as a context manager."""
 
@@ -97,6 +88,7 @@ class Store:
                 f"moved it to {aside} and started a new one (images are rebuilt or found again)",
                 file=sys.stderr,
             )
+            hitindex.forget(self.cache_dir)
             cache = diskcache.Cache(str(private_dir(self.directory)), **settings)
             cache.set(SCHEMA_KEY, str(SCHEMA))
             return cache
@@ -117,9 +109,17 @@ class Store:
             self._cache.set(key, json.dumps(value, sort_keys=True), retry=True)
         except (sqlite3.OperationalError, OSError) as exc:
             raise CriError(f"cannot write the record {key} in {self.directory}: {exc}") from None
+        self._changed(key)
 
     def delete(self, key: str) -> bool:
-        return bool(self._cache.delete(key, retry=True))
+        deleted = bool(self._cache.delete(key, retry=True))
+        self._changed(key)
+        return deleted
+
+    def _changed(self, key: str) -> None:
+        """The cache-hit index is derived from the setup records: drop it when one changes."""
+        if key.startswith("setup/"):
+            hitindex.forget(self.cache_dir)
 
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]

@@ -115,6 +115,70 @@ def test_a_cache_hit_never_calls_the_builder_nor_imports_it(project: Path) -> No
     assert out.stdout.strip() == "[]"
 
 
+def hit_index(project: Path) -> dict[str, Any]:
+    """The cache-hit index of a test project (empty when there is none)."""
+    cache = Path(yaml.safe_load((project / "invoke.yaml").read_text())["cri"]["cache_dir"])
+    path = cache / "hits.json"
+    return json.loads(path.read_text()) if path.exists() else {}  # type: ignore[no-any-return]
+
+
+def imported_by(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``invoke ARGS`` under ``-X importtime``; the process and the modules it imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "invoke", *args], cwd=project,
+                          capture_output=True, text=True, timeout=600)
+    modules = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+               if line.startswith("import time:") and "|" in line}
+    return proc, modules
+
+
+#: what a prepare that the hit index answers never imports
+FULL_PATH = {"cri_tasks.loader", "cri_tasks.model", "cri_tasks.runtime_image", "cri_tasks.store", "diskcache",
+             "python_on_whales", "jinja2"}
+
+
+def test_an_unchanged_project_is_answered_from_the_hit_index_alone(project: Path) -> None:
+    first = only(prepare_json(project))
+    assert len(hit_index(project)["entries"]) == 1
+    proc, modules = imported_by(project, "prepare", "--json")
+    assert proc.returncode == 0, proc.stderr
+    hit = only(json.loads(proc.stdout))
+    assert (hit["status"], hit["image_id"], hit["fingerprint"]) == ("up to date", first["image_id"], first["fingerprint"])
+    assert "cri_tasks.hitindex" in modules and not modules & FULL_PATH, modules & FULL_PATH
+    # A touched file: the full path hashes it again (same content: up to date) and refreshes the index.
+    os.utime(project / "gleam.toml", (1, 1))
+    proc, modules = imported_by(project, "prepare")
+    assert proc.returncode == 0 and f"app: up to date {first['image']}" in proc.stdout
+    assert "cri_tasks.loader" in modules
+    proc, modules = imported_by(project, "prepare")
+    assert proc.returncode == 0 and f"app: up to date {first['image']}" in proc.stdout
+    assert not modules & FULL_PATH
+
+
+def test_going_back_to_an_earlier_state_makes_its_image_current_again(project: Path) -> None:
+    first = only(prepare_json(project))
+    edit(project, "whoami > whoami.txt", "whoami > who.txt")
+    assert only(prepare_json(project))["status"] == "built"
+    edit(project, "whoami > who.txt", "whoami > whoami.txt")
+    again = only(prepare_json(project))
+    assert (again["status"], again["image_id"]) == ("up to date", first["image_id"])
+    # The record of the setup follows (explain compares with it), and so does the index.
+    explained = only(prepare_json(project, "--explain"))
+    assert explained["reasons"] == ["up to date: nothing that invalidates the runtime image changed"]
+    proc, modules = imported_by(project, "prepare")
+    assert proc.returncode == 0 and f"app: up to date {first['image']}" in proc.stdout
+    assert not modules & FULL_PATH
+
+
+def test_a_damaged_hit_index_costs_a_full_prepare_and_nothing_else(project: Path) -> None:
+    first = only(prepare_json(project))
+    cache = Path(yaml.safe_load((project / "invoke.yaml").read_text())["cri"]["cache_dir"])
+    (cache / "hits.json").write_text('{"v": 1, "entries": {"x": [')
+    proc = invoke(project, "prepare", "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert only(json.loads(proc.stdout))["image_id"] == first["image_id"]
+    assert len(hit_index(project)["entries"]) == 1
+
+
 REBUILDS = {
     "run.base": (lambda p: edit(p, "    run:\n      base: gleam@1.5", "    run:\n      base: gleam@1"), "run.base changed: 'gleam@1.5' -> 'gleam@1'"),
     "run.prepareCommands": (lambda p: edit(p, "whoami > whoami.txt", "whoami > who.txt"), "run.prepareCommands[0] changed: 'whoami > whoami.txt' -> 'whoami > who.txt'"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ..deploy_phase import Activation, Version
     from ..model import Project, Setup
-    from ..runtime_image import Reporter
+    from ..results import Reporter
     from ..settings import Settings
 
 

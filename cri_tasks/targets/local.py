@@ -24,9 +24,10 @@ from ..dockerfile import render, templates_digest
 from ..errors import ConfigError, EngineError, Problem
 from ..model import Port, Project, Setup
 from ..probe import Probe, SwitchReport
-from ..runtime_image import LABEL, Reporter, project_id
+from ..results import Reporter
+from ..runtime_image import LABEL, project_id
 from ..settings import Settings
-from ..store import private_dir
+from ..paths import private_dir
 
 
 

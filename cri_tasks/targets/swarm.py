@@ -45,9 +45,11 @@ from ..dockerfile import render
 from ..errors import ConfigError, CriError, EngineError, Problem
 from ..model import Port, Project, Setup
 from ..probe import Probe, SwitchReport
-from ..runtime_image import Reporter, project_id
+from ..results import Reporter
+from ..runtime_image import project_id
 from ..settings import Settings
-from ..store import Store, private_dir
+from ..store import Store
+from ..paths import private_dir
 from ..runtime_image import LABEL
 from .local import LocalTarget
 

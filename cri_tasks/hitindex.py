@@ -1,0 +1,193 @@
+"""The cache-hit index: answer "nothing changed" without loading zerops.yml.
+
+A prepare that ends with every selected setup up to date or built leaves one entry in
+``<cache_dir>/hits.json``, keyed by everything that decides the outcome before any file is
+scanned: the zerops.yml bytes and path, the setup selection, the resolved ``cri`` settings, the
+templates (name, size, mtime) and the cri-tasks version. The entry holds, per setup, what the
+records already say: the addToRunPrepare paths and the stat signature their files had when they
+were hashed (:func:`cri_tasks.fingerprint.recorded_signature`), the Gleam archive's stat, the
+base image and the image with their ids.
+
+:func:`lookup` re-checks all of it (one ``lstat`` walk of the paths, the archive's stat, one
+question to the engine about the images) and returns the results only when every setup is
+unchanged; anything else (a missing or unreadable index, a changed byte, a touched file, an image
+id that moved) returns None and the full prepare runs, which hashes, builds and records as usual.
+
+The diskcache records stay the truth; this file is a derived cache of them. Any write of a
+setup's record (a build, an earlier image matched again, ``clean``) removes the file, under
+``hits.lock``, and :func:`remember` writes an entry only while the records still say what it
+says. Reading needs no lock: the file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+
+from . import fingerprint
+from ._version import __version__
+from .paths import locate
+from .results import PrepareResult, Reporter
+from .settings import Settings
+
+INDEX = "hits.json"
+LOCK = "hits.lock"
+VERSION = 1
+MAX_ENTRIES = 16  # selections kept (all setups, --setup a, --setup b, ...)
+
+
+class Key(NamedTuple):
+    """What a prepare call is asked, reduced to one digest."""
+
+    file: Path
+    sha256: str  # of the zerops.yml bytes the key was made from
+    cache_dir: Path
+    digest: str
+
+    @classmethod
+    def of(cls, file: str | Path | None, settings: Settings, setup: str | None) -> Key | None:
+        """The key of this call; None when the file cannot be read (the full path words that)."""
+        from .dockerfile import templates_stamp
+
+        try:
+            real, _shown = locate(file if file is not None else settings.file, None)
+            real = real.absolute()
+            sha = _file_sha(real)
+            material = {
+                "v": VERSION,
+                "cri-tasks": __version__,
+                "file": str(real),
+                "sha256": sha,
+                "setup": setup,
+                "settings": _plain(settings._asdict()),
+                "templates": templates_stamp(),
+            }
+            digest = fingerprint.digest(material)
+        except Exception:  # noqa: BLE001 - ConfigError, OSError...: the full path reports it
+            return None
+        return cls(real, sha, settings.cache_path(real.parent), digest)
+
+    def unchanged(self) -> bool:
+        """The zerops.yml still holds the bytes this key was made from."""
+        try:
+            return _file_sha(self.file) == self.sha256
+        except OSError:
+            return False
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def _locked(cache_dir: Path) -> Iterator[None]:
+    fd = os.open(cache_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def forget(cache_dir: Path) -> None:
+    """Drop the index (a setup's record changed). Called by the record store."""
+    with _locked(cache_dir):  # even when there is no index: a remember() may be writing one
+        try:
+            os.unlink(cache_dir / INDEX)
+        except FileNotFoundError:
+            pass
+
+
+def remember(key: Key, setups: Sequence[dict[str, Any]], records: Any) -> bool:
+    """Write ``key`` -> ``setups`` while the zerops.yml is unchanged and ``records`` (a Store)
+    still names each setup's fingerprint as its current image. Returns whether it was written."""
+    if not key.unchanged():
+        return False
+    with _locked(key.cache_dir):
+        for s in setups:
+            current = records.get(f"setup/{s['name']}")
+            if not current or current.get("fingerprint") != s["fingerprint"]:
+                return False
+        entries = _read(key.cache_dir)
+        entries.pop(key.digest, None)
+        entries[key.digest] = {"file": str(key.file), "setups": list(setups)}
+        while len(entries) > MAX_ENTRIES:
+            entries.pop(next(iter(entries)))
+        tmp = key.cache_dir / f".{INDEX}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"v": VERSION, "entries": entries}, f, separators=(",", ":"))
+        os.replace(tmp, key.cache_dir / INDEX)
+    return True
+
+
+def _read(cache_dir: Path) -> dict[str, Any]:
+    try:
+        with open(cache_dir / INDEX, "rb") as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("v") != VERSION or not isinstance(doc.get("entries"), dict):
+        return {}
+    entries: dict[str, Any] = doc["entries"]
+    return entries
+
+
+def lookup(key: Key, report: Reporter) -> list[PrepareResult] | None:
+    """The results of an unchanged prepare, or None when the full prepare must run."""
+    entry = _read(key.cache_dir).get(key.digest)
+    if not isinstance(entry, dict):
+        return None
+    try:
+        setups = entry["setups"]
+        for s in setups:
+            if not _files_unchanged(s) or not _gleam_unchanged(s):
+                return None
+        from . import engine
+
+        refs = [r for s in setups for r in (s["base"]["ref"], s["tag"])]
+        ids = engine.image_ids(list(dict.fromkeys(refs)))
+        for s in setups:
+            if ids.get(s["base"]["ref"]) != s["base"]["id"] or ids.get(s["tag"]) != s["image_id"]:
+                return None
+        results = [
+            PrepareResult(s["name"], "up to date", s["tag"], s["image_id"], s["fingerprint"], True, 0.0, s["log"])
+            for s in setups
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None  # an entry this version cannot read: the full path rewrites it
+    except Exception as exc:  # noqa: BLE001
+        from .errors import CriError
+
+        if isinstance(exc, CriError):
+            return None  # e.g. a path that now leaves the project: the full path words it
+        raise
+    for r in results:
+        report(f"[{r.setup}] up to date ({r.image})")
+    return results
+
+
+def _files_unchanged(s: dict[str, Any]) -> bool:
+    refs = [fingerprint.Ref(v) for v in s["refs"]]
+    return bool(fingerprint.stat_signature(Path(s["root"]), refs) == s["files"])
+
+
+def _gleam_unchanged(s: dict[str, Any]) -> bool:
+    gleam = s["gleam"]
+    if gleam is None:
+        return True
+    st = os.stat(gleam["path"])
+    return bool([st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev] == gleam["stat"])

@@ -1,0 +1,63 @@
+"""Small filesystem helpers every layer uses, cheap to import (a cache hit goes through here).
+
+- :func:`locate`: which zerops.yml a task reads;
+- :func:`private_dir`: an owner-only folder for records, logs, locks and build contexts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ConfigError
+
+CONFIG_NAMES = ("zerops.yaml", "zerops.yml")  # looked for in this order
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) owner-only, and tighten it if it already existed."""
+    if not path.is_dir():
+        if not path.parent.is_dir():
+            private_dir(path.parent)
+        path.mkdir(exist_ok=True, mode=0o700)
+    if (path.stat().st_mode & 0o777) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def locate(path: str | Path | None, cwd: Path | None) -> tuple[Path, str]:
+    """(path to open, path to show in messages: as the user gave it)."""
+    if path is None:
+        folder = cwd if cwd is not None else Path.cwd()
+        for name in CONFIG_NAMES:
+            if _exists(folder / name):
+                return folder / name, name
+        message = f"no {' or '.join(CONFIG_NAMES)} in {folder}"
+        raise ConfigError(message)
+    given = Path(path)
+    real = cwd / given if cwd is not None and not given.is_absolute() else given
+    if _is_dir(real):
+        for name in CONFIG_NAMES:
+            if _exists(real / name):
+                return real / name, str(given / name)
+        message = f"{given}: no {' or '.join(CONFIG_NAMES)} in this directory"
+        raise ConfigError(message)
+    if not _exists(real):
+        message = f"{given}: no such file"
+        raise ConfigError(message)
+    return real, str(given)
+
+
+def _exists(path: Path) -> bool:
+    # A broken symlink "exists" here so that reading it reports it precisely.
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:
+        return True  # let the read report the actual error (permission...)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
