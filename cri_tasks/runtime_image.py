@@ -256,7 +256,8 @@ def prepare(
                 todo.append(p)
     errors: list[CriError] = []
     if todo:
-        args: dict[str, Any] = dict(settings=settings, project=project, no_cache=no_cache, debug=debug, report=report)
+        args: dict[str, Any] = dict(settings=settings, project=project, force=force, no_cache=no_cache, debug=debug,
+                                    report=report)
         if len(todo) == 1 or settings.parallel == 1 or debug:
             outcomes = [_build_guarded(p, **args) for p in todo]
         else:
@@ -408,7 +409,7 @@ def _build_guarded(p: Plan, **kw: Any) -> tuple[PrepareResult, CriError | None]:
 
 
 def _build_one(
-    p: Plan, *, settings: Settings, project: Project, no_cache: bool, debug: bool, report: Reporter
+    p: Plan, *, settings: Settings, project: Project, force: bool, no_cache: bool, debug: bool, report: Reporter
 ) -> PrepareResult:
     cache_dir = settings.cache_path(project.root)
     tag = tag_for(settings, p.name, p.fingerprint)
@@ -417,7 +418,10 @@ def _build_one(
                 on_wait=lambda: report(waiting), what="another process builds the same image"):
         with Store(cache_dir) as store:
             rec = store.get(image_key(p.name, p.fingerprint))
-            if rec and engine.image_ids([rec["tag"]]).get(rec["tag"]) == rec["image_id"]:
+            # Another process may have built this image while we waited for the lock. With --force
+            # only a build newer than the record this call started from counts.
+            seen = p.record.get("image_id") if force and p.record and p.record.get("present") else None
+            if rec and rec["image_id"] != seen and engine.image_ids([rec["tag"]]).get(rec["tag"]) == rec["image_id"]:
                 store.set(f"setup/{p.name}", _setup_record(p, rec["tag"], rec["image_id"]))
                 report(f"[{p.name}] up to date (built by another process: {rec['tag']})")
                 return PrepareResult(p.name, "up to date", rec["tag"], rec["image_id"], p.fingerprint, True, 0.0, rec.get("log"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,6 +236,22 @@ def test_a_change_that_does_not_matter_keeps_the_image(project: Path, change: st
     assert proc.returncode == 0, proc.stderr
     second = only(json.loads(proc.stdout))
     assert second["status"] == "up to date" and second["image_id"] == first["image_id"]
+
+
+def test_force_rebuilds_with_the_layer_cache_and_no_cache_without_it(project: Path) -> None:
+    first = only(prepare_json(project))
+    forced = only(prepare_json(project, "--force"))
+    assert (forced["status"], forced["fingerprint"]) == ("built", first["fingerprint"])
+    assert "CACHED" in Path(forced["log"]).read_text()  # BuildKit's layer cache still applies
+    fresh = only(prepare_json(project, "--no-cache"))
+    assert (fresh["status"], fresh["fingerprint"]) == ("built", first["fingerprint"])
+    log = Path(fresh["log"]).read_text()
+    steps = set(re.findall(r"^#(\d+) \[\s*\d+/\d+\] (?!FROM )", log, re.M))
+    assert len(steps) > 5 and not steps & set(re.findall(r"^#(\d+) CACHED", log, re.M))
+    assert "whoami > whoami.txt" in log
+    assert in_image(fresh["image"], "cat /home/zerops/whoami.txt") == "zerops"
+    again = only(prepare_json(project))  # the rebuilt image is the current one now
+    assert (again["status"], again["image_id"]) == ("up to date", fresh["image_id"])
 
 
 def test_an_image_removed_behind_the_cache_is_detected_and_rebuilt(project: Path) -> None:
