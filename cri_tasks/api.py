@@ -122,8 +122,10 @@ def prepare(
         if hits is not None:
             return hits
     from . import runtime_image as _prepare
+    from .loader import load_project
 
-    project = load(file, s)
+    # The full path parses the very bytes the key was made from.
+    project = load_project(file if file is not None else s.file, data=None if key is None else key.data)
     return _prepare.prepare(
         project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
         hit_key=key,

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from types import MappingProxyType
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, cast
@@ -64,6 +65,9 @@ def image_ids(refs: Sequence[str]) -> dict[str, str | None]:
     return result
 
 
+API_TIMEOUT = 10.0  # seconds for the API's answers to one image_ids call, before the CLI is asked
+
+
 def _local_socket() -> str | None:
     """The engine's unix socket when the docker CLI would use it, else None (ask the CLI)."""
     host = os.environ.get("DOCKER_HOST", "")
@@ -92,9 +96,10 @@ def _api_image_ids(refs: Sequence[str]) -> dict[str, str | None] | None:
     if path is None:
         return None
     out: dict[str, str | None] = {}
+    deadline = time.monotonic() + API_TIMEOUT  # for all of them: a hung engine then gets the CLI's turn
     try:
         for ref in refs:
-            status, body = _api_get(path, f"/images/{quote(ref, safe='/:@')}/json")
+            status, body = _api_get(path, f"/images/{quote(ref, safe='/:@')}/json", deadline - time.monotonic())
             if status == 404:
                 out[ref] = None
             elif status == 200:
@@ -106,11 +111,13 @@ def _api_image_ids(refs: Sequence[str]) -> dict[str, str | None] | None:
     return out
 
 
-def _api_get(socket_path: str, target: str) -> tuple[int, bytes]:
+def _api_get(socket_path: str, target: str, timeout: float) -> tuple[int, bytes]:
     """One HTTP/1.0 GET on a unix socket: the engine answers and closes, with no chunking, so
     this needs neither http.client (about 2 ms to import on a cache hit) nor keep-alive."""
+    if timeout <= 0:
+        raise TimeoutError(target)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(60)
+        sock.settimeout(timeout)
         sock.connect(socket_path)
         sock.sendall(f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode("ascii"))
         chunks = []

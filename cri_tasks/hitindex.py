@@ -31,7 +31,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from . import fingerprint
 from ._version import __version__
-from .paths import locate
+from .paths import MAX_FILE_BYTES, locate
 from .results import PrepareResult, Reporter
 from .settings import Settings
 
@@ -45,39 +45,49 @@ class Key(NamedTuple):
     """What a prepare call is asked, reduced to one digest."""
 
     file: Path
-    sha256: str  # of the zerops.yml bytes the key was made from
+    data: bytes  # the zerops.yml bytes the key was made from: the full path parses these
     cache_dir: Path
     digest: str
 
     @classmethod
     def of(cls, file: str | Path | None, settings: Settings, setup: str | None) -> Key | None:
         """The key of this call; None when the file cannot be read (the full path words that)."""
-        from .dockerfile import templates_stamp
-
         try:
             real, _shown = locate(file if file is not None else settings.file, None)
             real = real.absolute()
-            sha = _file_sha(real)
+            with open(real, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                return None
+            gleam = settings.gleam_archive(real.parent)
             material = {
                 "v": VERSION,
-                "cri-tasks": __version__,
                 "file": str(real),
-                "sha256": sha,
+                "sha256": hashlib.sha256(data).hexdigest(),
                 "setup": setup,
                 "settings": _plain(settings._asdict()),
-                "templates": templates_stamp(),
+                "gleam archive": None if gleam is None else str(gleam),  # "~" resolved now
+                "code": _code_stamp(),
             }
             digest = fingerprint.digest(material)
         except Exception:  # noqa: BLE001 - ConfigError, OSError...: the full path reports it
             return None
-        return cls(real, sha, settings.cache_path(real.parent), digest)
+        return cls(real, data, settings.cache_path(real.parent), digest)
 
-    def unchanged(self) -> bool:
-        """The zerops.yml still holds the bytes this key was made from."""
-        try:
-            return _file_sha(self.file) == self.sha256
-        except OSError:
-            return False
+
+def _code_stamp() -> str:
+    """What stands for the code that shapes a fingerprint: the version, the fingerprint format,
+    and each module's and template's name, size and mtime (an upgrade or an edit of an editable
+    install rewrites them), without reading them."""
+    from .dockerfile import templates_stamp
+
+    stamps = [f"cri-tasks {__version__}", f"fingerprint {fingerprint.FINGERPRINT_VERSION}", templates_stamp()]
+    with os.scandir(os.path.dirname(os.path.abspath(__file__))) as it:
+        for entry in it:
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                stamps.append(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
+    return "\n".join(sorted(stamps))
 
 
 def _plain(value: Any) -> Any:
@@ -86,10 +96,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @contextmanager
@@ -103,34 +109,49 @@ def _locked(cache_dir: Path) -> Iterator[None]:
 
 
 def forget(cache_dir: Path) -> None:
-    """Drop the index (a setup's record changed). Called by the record store."""
-    with _locked(cache_dir):  # even when there is no index: a remember() may be writing one
-        try:
-            os.unlink(cache_dir / INDEX)
-        except FileNotFoundError:
-            pass
+    """Drop the index (a setup's record changed, or a records database was started). Called by
+    the record store; an index that cannot be removed is an error, never left behind silently."""
+    try:
+        with _locked(cache_dir):  # even when there is no index: a remember() may be writing one
+            try:
+                os.unlink(cache_dir / INDEX)
+            except FileNotFoundError:
+                pass
+    except OSError as exc:
+        from .errors import CriError
+
+        raise CriError(f"cannot remove the cache-hit index {cache_dir / INDEX} ({exc.strerror or exc}); "
+                       "remove it by hand") from None
 
 
 def remember(key: Key, setups: Sequence[dict[str, Any]], records: Any) -> bool:
-    """Write ``key`` -> ``setups`` while the zerops.yml is unchanged and ``records`` (a Store)
-    still names each setup's fingerprint as its current image. Returns whether it was written."""
-    if not key.unchanged():
+    """Write ``key`` -> ``setups`` while ``records`` (a Store: ``get`` and ``identity``) still
+    names each setup's fingerprint as its current image. Best effort: returns whether it was
+    written (a full disk only costs the next call its shortcut)."""
+    tmp = key.cache_dir / f".{INDEX}.{os.getpid()}"
+    try:
+        with _locked(key.cache_dir):
+            for s in setups:
+                current = records.get(f"setup/{s['name']}")
+                if not current or current.get("fingerprint") != s["fingerprint"]:
+                    return False
+            path, identity = records.identity()
+            entries = _read(key.cache_dir)
+            entries.pop(key.digest, None)
+            entries[key.digest] = {"file": str(key.file), "records": {"path": path, "id": identity},
+                                   "setups": list(setups)}
+            while len(entries) > MAX_ENTRIES:
+                entries.pop(next(iter(entries)))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"v": VERSION, "entries": entries}, f, separators=(",", ":"))
+            os.replace(tmp, key.cache_dir / INDEX)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         return False
-    with _locked(key.cache_dir):
-        for s in setups:
-            current = records.get(f"setup/{s['name']}")
-            if not current or current.get("fingerprint") != s["fingerprint"]:
-                return False
-        entries = _read(key.cache_dir)
-        entries.pop(key.digest, None)
-        entries[key.digest] = {"file": str(key.file), "setups": list(setups)}
-        while len(entries) > MAX_ENTRIES:
-            entries.pop(next(iter(entries)))
-        tmp = key.cache_dir / f".{INDEX}.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"v": VERSION, "entries": entries}, f, separators=(",", ":"))
-        os.replace(tmp, key.cache_dir / INDEX)
     return True
 
 
@@ -152,6 +173,9 @@ def lookup(key: Key, report: Reporter) -> list[PrepareResult] | None:
     if not isinstance(entry, dict):
         return None
     try:
+        records = entry["records"]
+        if _identity(records["path"]) != records["id"]:
+            return None  # the records database was removed or replaced since
         setups = entry["setups"]
         for s in setups:
             if not _files_unchanged(s) or not _gleam_unchanged(s):
@@ -167,8 +191,8 @@ def lookup(key: Key, report: Reporter) -> list[PrepareResult] | None:
             PrepareResult(s["name"], "up to date", s["tag"], s["image_id"], s["fingerprint"], True, 0.0, s["log"])
             for s in setups
         ]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None  # an entry this version cannot read: the full path rewrites it
+    except (KeyError, TypeError, ValueError, AttributeError, OSError):
+        return None  # an entry this version cannot read, a file gone: the full path words it
     except Exception as exc:  # noqa: BLE001
         from .errors import CriError
 
@@ -183,6 +207,12 @@ def lookup(key: Key, report: Reporter) -> list[PrepareResult] | None:
 def _files_unchanged(s: dict[str, Any]) -> bool:
     refs = [fingerprint.Ref(v) for v in s["refs"]]
     return bool(fingerprint.stat_signature(Path(s["root"]), refs) == s["files"])
+
+
+def _identity(path: str) -> list[int]:
+    """Which file ``path`` is: its inode and device."""
+    st = os.stat(path)
+    return [st.st_ino, st.st_dev]
 
 
 def _gleam_unchanged(s: dict[str, Any]) -> bool:

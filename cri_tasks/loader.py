@@ -29,7 +29,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigError, Location, Problem
-from .paths import CONFIG_NAMES, locate as _locate
+from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate
 from .model import (
     DEFAULT_OS,
     OS_CHOICES,
@@ -58,7 +58,6 @@ __all__ = [
     "parse_duration",
 ]
 
-MAX_FILE_BYTES = 1024 * 1024
 # Bounds against hostile documents ("billion laughs" aliases, deep nesting). A real zerops.yml
 # has a few hundred nodes and at most ~8 levels.
 MAX_NODES = 100_000
@@ -79,10 +78,13 @@ def find_config(path: str | Path | None, cwd: Path | None = None) -> Path:
     return _locate(path, cwd)[0]
 
 
-def load_project(path: str | Path | None = None) -> Project:
-    """Load, validate and resolve a zerops.yml (see :func:`find_config` for ``path``)."""
+def load_project(path: str | Path | None = None, *, data: bytes | None = None) -> Project:
+    """Load, validate and resolve a zerops.yml (see :func:`find_config` for ``path``).
+
+    ``data``: the file's bytes, already read by the caller (the cache-hit key is made from the
+    very bytes parsed here); the same limits apply."""
     real, shown = _locate(path, None)
-    root = _parse(real, shown)
+    root = _parse(real, shown, data)
     ctx = _Context(shown)
     legacy = _legacy_problem(ctx, root)
     if legacy is not None:
@@ -168,7 +170,11 @@ def parse_duration(value: object) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_text(real: Path, shown: str) -> str:
+def _read_text(real: Path, shown: str, data: bytes | None = None) -> str:
+    if data is not None:
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"{shown}: too large ({len(data)} bytes, limit 1 MiB)")
+        return _decode(data, shown)
     message = ""
     try:
         info = real.stat()
@@ -280,9 +286,9 @@ for _tag, _regexp, _first in _IMPLICIT:
     _Loader.add_implicit_resolver(_tag, _regexp, _first)
 
 
-def _parse(real: Path, shown: str) -> Node:
+def _parse(real: Path, shown: str, data: bytes | None = None) -> Node:
     """Read, compose and sanity-check the document; its root node (never None)."""
-    text = _read_text(real, shown)
+    text = _read_text(real, shown, data)
     if not text.strip():
         message = f"{shown}: is empty"
         raise ConfigError(message)

@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 CONFIG_NAMES = ("zerops.yaml", "zerops.yml")  # looked for in this order
+MAX_FILE_BYTES = 1024 * 1024  # a bigger zerops.yml is refused
 
 
 def private_dir(path: Path) -> Path:

@@ -108,10 +108,8 @@ def gleam_source_for(settings: Settings, project: Project, store: Store, version
         return {"source": "release", "version": version, "url": gleam_release_url(version)}, None
     if source == "none":
         return {"source": "none"}, None
-    path = Path(source).expanduser()
-    if not path.is_absolute():
-        path = project.root / path
-    if not path.is_file():
+    path = settings.gleam_archive(project.root)
+    if path is None or not path.is_file():
         raise ConfigError(
             f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})"
         )

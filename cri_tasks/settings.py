@@ -120,6 +120,15 @@ class Settings(NamedTuple):
         path = Path(self.cache_dir).expanduser()
         return path if path.is_absolute() else project_root / path
 
+    def gleam_archive(self, project_root: Path) -> Path | None:
+        """The local Gleam archive ``gleam.source`` names (``~`` expanded, relative to the
+        project), or None for ``release`` and ``none``."""
+        source = self.gleam_source.strip()
+        if source in ("release", "none"):
+            return None
+        path = Path(source).expanduser()
+        return path if path.is_absolute() else project_root / path
+
     def image_for(self, os_name: str) -> str:
         try:
             return self.images[os_name]

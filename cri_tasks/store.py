@@ -13,6 +13,7 @@ Writing or deleting a ``setup/`` record drops the cache-hit index (:mod:`cri_tas
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -75,6 +76,7 @@ class Store:
             cache = diskcache.Cache(str(private_dir(self.directory)), **settings)
             found = cache.get(SCHEMA_KEY)  # touches the tables: a corrupt file fails here
             if found is None and len(cache) == 0:
+                hitindex.forget(self.cache_dir)  # a new database: nothing the index says holds
                 cache.set(SCHEMA_KEY, str(SCHEMA))
             elif found != str(SCHEMA):
                 cache.close()
@@ -120,6 +122,13 @@ class Store:
         """The cache-hit index is derived from the setup records: drop it when one changes."""
         if key.startswith("setup/"):
             hitindex.forget(self.cache_dir)
+
+    def identity(self) -> tuple[str, list[int]]:
+        """The database file and which file it is (inode, device): the cache-hit index notices
+        when the records were removed or replaced behind it."""
+        path = os.path.join(self._cache.directory, diskcache.core.DBNAME)
+        st = os.stat(path)
+        return path, [st.st_ino, st.st_dev]
 
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]

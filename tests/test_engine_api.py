@@ -94,3 +94,22 @@ def test_the_socket_is_used_only_where_the_cli_would_use_it(tmp_path: Path, monk
     if config is not None:
         (tmp_path / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
     assert engine._local_socket() == expected
+
+
+def test_an_engine_that_accepts_and_never_answers_gets_the_cli_after_the_deadline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    path = tmp_path / "hung.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)  # connections queue up and are never answered
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    monkeypatch.setattr(engine, "API_TIMEOUT", 0.3)
+    monkeypatch.setattr(engine, "_inspect", lambda refs: ["sha256:cli"] * len(refs))
+    start = time.monotonic()
+    try:
+        assert engine.image_ids(["a:1", "b:1", "c:1"]) == {"a:1": "sha256:cli", "b:1": "sha256:cli", "c:1": "sha256:cli"}
+    finally:
+        server.close()
+    assert time.monotonic() - start < 1.0  # one deadline for all three, not one each

@@ -98,13 +98,25 @@ def test_a_symlink_that_leaves_the_project_is_an_error_in_both_walks(tree: Path)
 
 
 class Records:
-    """Stands in for the diskcache Store: ``get`` of ``setup/<name>`` records."""
+    """Stands in for the diskcache Store: ``get`` of ``setup/<name>`` records, and ``identity``
+    (a file standing for the database)."""
 
-    def __init__(self, **fingerprints: str) -> None:
+    def __init__(self, db: Path, **fingerprints: str) -> None:
+        self.db = db
+        db.parent.mkdir(parents=True, exist_ok=True)
+        db.touch()
         self.data = {f"setup/{k}": {"fingerprint": v} for k, v in fingerprints.items()}
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.data.get(key)
+
+    def identity(self) -> tuple[str, list[int]]:
+        st = self.db.stat()
+        return str(self.db), [st.st_ino, st.st_dev]
+
+
+def records(project: Path, **fingerprints: str) -> Records:
+    return Records(project / ".cri" / "records" / "cache.db", **fingerprints)
 
 
 @pytest.fixture
@@ -159,7 +171,7 @@ def key(project: Path, setup: str | None = None, **raw: Any) -> hitindex.Key:
 def remembered(project: Path, **over: Any) -> hitindex.Key:
     k = key(project)
     (project / ".cri").mkdir(exist_ok=True)
-    assert hitindex.remember(k, [entry(project, **over)], Records(app="f" * 64))
+    assert hitindex.remember(k, [entry(project, **over)], records(project, app="f" * 64))
     return k
 
 
@@ -187,6 +199,7 @@ def test_the_key_follows_every_input_of_the_outcome(project: Path) -> None:
 NOT_ANSWERED = {
     "a file changed": lambda p, ids: (p / "gleam.toml").write_text("changed\n"),
     "the Gleam archive changed": lambda p, ids: (p / "gleam.tar.gz").write_bytes(b"another"),
+    "the Gleam archive is gone": lambda p, ids: (p / "gleam.tar.gz").unlink(),
     "the image was removed": lambda p, ids: ids.update({"cri/app:abc": None}),
     "the image tag moved": lambda p, ids: ids.update({"cri/app:abc": "sha256:other"}),
     "the base image moved": lambda p, ids: ids.update({"base:1": "sha256:newer"}),
@@ -213,21 +226,69 @@ def test_an_entry_of_an_unknown_shape_is_a_miss_not_a_crash(project: Path, engin
     assert hitindex.lookup(k, lambda line: None) is None
 
 
-def test_nothing_is_remembered_when_the_records_or_the_file_moved_on(project: Path) -> None:
+def test_nothing_is_remembered_when_the_records_moved_on(project: Path) -> None:
     (project / ".cri").mkdir()
     k = key(project)
-    assert not hitindex.remember(k, [entry(project)], Records(app="0" * 64))  # another image is current
-    assert not hitindex.remember(k, [entry(project)], Records())  # cleaned
-    (project / "zerops.yml").write_text(ZEROPS + "# edited meanwhile\n")
-    assert not hitindex.remember(k, [entry(project)], Records(app="f" * 64))
+    assert not hitindex.remember(k, [entry(project)], records(project, app="0" * 64))  # another image is current
+    assert not hitindex.remember(k, [entry(project)], records(project))  # cleaned
     assert not (project / ".cri" / hitindex.INDEX).exists()
+
+
+def test_the_full_path_parses_the_bytes_the_key_was_made_from(project: Path) -> None:
+    from cri_tasks.loader import load_project
+
+    k = key(project)
+    (project / "zerops.yml").write_text(ZEROPS.replace("gleam@1.5", "gleam@1"))  # edited meanwhile
+    assert load_project(project / "zerops.yml", data=k.data).setups[0].run.base == "gleam@1.5"
+    assert key(project).digest != k.digest
+
+
+def test_records_removed_or_replaced_behind_the_index_are_a_miss(project: Path, engine_ids: dict[str, Any]) -> None:
+    k = remembered(project)
+    db = project / ".cri" / "records" / "cache.db"
+    db.unlink()
+    assert hitindex.lookup(k, lambda line: None) is None
+    db.write_bytes(b"")  # another file in its place (a new database, or an older cri-tasks')
+    k = remembered(project)
+    db.rename(db.with_suffix(".old"))
+    db.write_bytes(b"")
+    assert hitindex.lookup(k, lambda line: None) is None
+
+
+def test_a_gleam_archive_named_with_a_tilde_follows_home(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(project / "a"))
+    in_a = key(project, gleam={"source": "~/gleam.tar.gz"}).digest
+    monkeypatch.setenv("HOME", str(project / "b"))
+    assert key(project, gleam={"source": "~/gleam.tar.gz"}).digest != in_a
+
+
+def test_the_index_is_best_effort_but_dropping_it_is_not(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cri_tasks.errors import CriError
+
+    k = key(project)
+    (project / ".cri").mkdir()
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(hitindex.os, "replace", full_disk)
+        assert not hitindex.remember(k, [entry(project)], records(project, app="f" * 64))
+    assert sorted(p.name for p in (project / ".cri").iterdir()) == [hitindex.LOCK, "records"]  # no temp file left
+
+    def cannot_lock(cache_dir: Path) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(hitindex, "_locked", cannot_lock)
+    with pytest.raises(CriError, match="cannot remove the cache-hit index .* remove it by hand"):
+        hitindex.forget(project / ".cri")
 
 
 def test_the_index_keeps_a_bounded_number_of_selections(project: Path) -> None:
     (project / ".cri").mkdir()
     for i in range(hitindex.MAX_ENTRIES + 5):
         k = key(project, repository=f"r{i}")
-        assert hitindex.remember(k, [entry(project)], Records(app="f" * 64))
+        assert hitindex.remember(k, [entry(project)], records(project, app="f" * 64))
     doc = json.loads((project / ".cri" / hitindex.INDEX).read_text())
     assert len(doc["entries"]) == hitindex.MAX_ENTRIES
     assert k.digest in doc["entries"]
@@ -241,11 +302,21 @@ def test_an_unreadable_zerops_yml_has_no_key(tmp_path: Path) -> None:
 def test_writing_a_setup_record_drops_the_index(project: Path) -> None:
     from cri_tasks.store import Store
 
-    remembered(project)
     with Store(project / ".cri") as store:
+        store.set("setup/app", {"fingerprint": "f" * 64})
+        assert hitindex.remember(key(project), [entry(project)], store)
         store.set("stat/app", {})  # not a setup record: the index stays
         assert (project / ".cri" / hitindex.INDEX).exists()
         store.set("setup/app", {"fingerprint": "0" * 64})
+        assert not (project / ".cri" / hitindex.INDEX).exists()
+
+
+def test_a_new_records_database_drops_the_index(project: Path) -> None:
+    from cri_tasks.store import Store
+
+    remembered(project)
+    (project / ".cri" / "records" / "cache.db").unlink()
+    with Store(project / ".cri"):
         assert not (project / ".cri" / hitindex.INDEX).exists()
 
 
