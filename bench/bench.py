@@ -470,7 +470,7 @@ class Bench:
         """The build context prepare stages (Dockerfile, files/, gleam.tar.gz), made by hand.
 
         Files are hard links into ``files/<path>``, folders get their source's mode, as
-        cri_tasks.runtime_image._staged does, so BuildKit sees the same content."""
+        cri_tasks.runtime_build._staged does, so BuildKit sees the same content."""
         ctx = self.tmp / "ctx" / name
         files = ctx / "files"
         files.mkdir(parents=True)
@@ -852,7 +852,7 @@ class Bench:
             self.results.append(Result("6", "deploy", note="not measured: deploy is not implemented"))
             return
         from cri_tasks.model import Project
-        from cri_tasks.runtime_image import project_id
+        from cri_tasks.runtime_plan import project_id
 
         n = self.args.deploy_reps
         root = self.tmp / "deploy"

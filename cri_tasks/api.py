@@ -134,7 +134,8 @@ def prepare(
 
 def render(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> dict[str, str]:
     """The Dockerfile prepare would build, per setup."""
-    from . import runtime_image as _prepare
+    from .runtime_build import render_dockerfile
+    from .runtime_plan import plan
     from .store import Store
 
     s = _settings(settings)
@@ -143,8 +144,8 @@ def render(file: str | Path | None = None, *, setup: str | None = None, settings
     out = {}
     with Store(s.cache_path(project.root)) as store:
         for st in project.select(setup):
-            p = _prepare.plan(project, st, s, store)
-            out[st.name] = _prepare.render_dockerfile(p, s, st.run.prepare_commands)
+            p = plan(project, st, s, store)
+            out[st.name] = render_dockerfile(p, s, st.run.prepare_commands)
     return out
 
 

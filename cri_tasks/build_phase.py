@@ -20,7 +20,7 @@ from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem,
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .results import Reporter
-from .runtime_image import _now, gleam_source_for, project_id
+from .runtime_plan import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
 from .store import Store

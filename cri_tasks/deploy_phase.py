@@ -22,7 +22,8 @@ from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
 from .results import Reporter
-from .runtime_image import LABEL, _now, project_id
+from .engine import LABEL
+from .runtime_plan import _now, project_id
 from .settings import Settings
 from .store import Store
 from .paths import private_dir

@@ -65,6 +65,9 @@ def image_ids(refs: Sequence[str]) -> dict[str, str | None]:
     return result
 
 
+#: prefix of every label cri-tasks puts on images, containers, volumes, networks and services
+LABEL = "io.cri-tasks"
+
 API_TIMEOUT = 10.0  # seconds for the API's answers to one image_ids call, before the CLI is asked
 
 

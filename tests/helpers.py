@@ -71,7 +71,7 @@ def stop_and_clean(project: Path) -> None:
     import subprocess as sp
 
     from cri_tasks.model import Project
-    from cri_tasks.runtime_image import project_id
+    from cri_tasks.runtime_plan import project_id
 
     invoke(project, "stop")
     sp.run(["docker", "network", "rm", f"cri-{project_id(Project(project / 'zerops.yml', ()))}"], capture_output=True)

@@ -11,7 +11,7 @@ from cri_tasks import fingerprint
 from cri_tasks.errors import ConfigError, Location
 from cri_tasks.fingerprint import StatCache, scan
 from cri_tasks.model import PathRef
-from cri_tasks.runtime_image import diff_inputs
+from cri_tasks.runtime_plan import diff_inputs
 
 LOC = Location("zerops.yml", 9, 11)
 

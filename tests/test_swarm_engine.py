@@ -137,7 +137,7 @@ def remove_stack_leftovers(stack: str) -> None:
 
 def stack_of(proj: Path) -> str:
     from cri_tasks.model import Project
-    from cri_tasks.runtime_image import project_id
+    from cri_tasks.runtime_plan import project_id
 
     return f"cri-{project_id(Project(proj / 'zerops.yml', ()))}"
 

@@ -25,7 +25,8 @@ from ..errors import ConfigError, EngineError, Problem
 from ..model import Port, Project, Setup
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
-from ..runtime_image import LABEL, project_id
+from ..engine import LABEL
+from ..runtime_plan import project_id
 from ..settings import Settings
 from ..paths import private_dir
 

@@ -46,11 +46,11 @@ from ..errors import ConfigError, CriError, EngineError, Problem
 from ..model import Port, Project, Setup
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
-from ..runtime_image import project_id
+from ..runtime_plan import project_id
 from ..settings import Settings
 from ..store import Store
 from ..paths import private_dir
-from ..runtime_image import LABEL
+from ..engine import LABEL
 from .local import LocalTarget
 
 PORT_MODES = ("auto", "mesh", "proxy")
