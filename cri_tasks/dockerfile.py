@@ -14,9 +14,12 @@ from functools import lru_cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CriError
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 TEMPLATE_SUFFIXES = (".j2", ".sh")
@@ -28,6 +31,27 @@ def template_dir() -> Traversable:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=2)
+def _environment(directory: str) -> jinja2.Environment:
+    """One Jinja2 environment per template folder, so each template compiles once per process
+    (parallel setups and a deploy's several Dockerfiles render from the same templates)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["exec_form"] = exec_form
+    env.filters["install_script"] = install_script
+    env.filters["shquote"] = shlex.quote
+    env.filters["with_build_env"] = with_build_env
+    return env
 
 
 @lru_cache(maxsize=1)
@@ -98,19 +122,7 @@ def read_file(name: str) -> str:
 def render(template: str, context: Mapping[str, Any]) -> str:
     import jinja2
 
-    directory = template_dir()
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(directory)),
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["exec_form"] = exec_form
-    env.filters["install_script"] = install_script
-    env.filters["shquote"] = shlex.quote
-    env.filters["with_build_env"] = with_build_env
+    env = _environment(str(template_dir()))
     full = {"zsc_script": read_file("zsc.sh"), "stage": None, **context}
     try:
         return env.get_template(template).render(**full)
