@@ -26,12 +26,13 @@ def _settings(settings: SettingsLike) -> Settings:
     return settings if isinstance(settings, Settings) else resolve(settings)
 
 
-def load(file: str | Path | None = None, settings: SettingsLike = None) -> Project:
-    """Load and validate zerops.yml (``file``, else cri.file, else the default names)."""
+def load(file: str | Path | None = None, settings: SettingsLike = None, *, data: bytes | None = None) -> Project:
+    """Load and validate zerops.yml (``file``, else cri.file, else the default names); ``data``:
+    its bytes, when the caller has read them already."""
     from .loader import load_project
 
     s = _settings(settings)
-    return load_project(file if file is not None else s.file)
+    return load_project(file if file is not None else s.file, data=data)
 
 
 class Validation(NamedTuple):
@@ -122,10 +123,8 @@ def prepare(
         if hits is not None:
             return hits
     from . import runtime_image as _prepare
-    from .loader import load_project
 
-    # The full path parses the very bytes the key was made from.
-    project = load_project(file if file is not None else s.file, data=None if key is None else key.data)
+    project = load(file, s, data=None if key is None else key.data)  # the very bytes of the key
     return _prepare.prepare(
         project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
         hit_key=key,

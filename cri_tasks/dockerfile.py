@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 from functools import lru_cache
 from importlib import resources
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CriError
+from .paths import folder_stamps
 
 if TYPE_CHECKING:
     import jinja2
@@ -73,13 +73,7 @@ def templates_stamp() -> str:
     folder = template_dir()
     if not isinstance(folder, Path):
         return templates_digest()  # templates inside an archive: no stat to go by
-    stamps = []
-    with os.scandir(folder) as it:
-        for entry in it:
-            if entry.name.endswith(TEMPLATE_SUFFIXES):
-                st = entry.stat()
-                stamps.append(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
-    return "\n".join(sorted(stamps))
+    return "\n".join(folder_stamps(str(folder), TEMPLATE_SUFFIXES))
 
 
 def exec_form(command: str) -> str:

@@ -16,8 +16,9 @@ import shutil
 import socket
 import subprocess
 import time
-from types import MappingProxyType
+from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, cast
 from urllib.parse import quote
 
@@ -222,7 +223,6 @@ def _stream_build(context: Path, dockerfile: Path, kwargs: dict[str, Any], on_li
     """Run one streamed buildx build. If the caller stops reading (Ctrl-C, a log it cannot
     write), the buildx process is stopped too: python-on-whales' generator does not do it."""
     DockerException, docker = _pow()
-
     kwargs = dict(kwargs, file=str(dockerfile), progress="plain", stream_logs=True, pull=False)
     if builder:
         kwargs["builder"] = builder
@@ -317,7 +317,6 @@ def _alive(pid: int) -> bool:
 def pull(ref: str) -> str:
     """Pull ``ref``; returns its id. A clear error when it cannot be had."""
     DockerException, docker = _pow()
-
     try:
         docker.image.pull(ref, quiet=True)
     except DockerException as exc:
@@ -336,7 +335,6 @@ def pull(ref: str) -> str:
 def remove_images(refs: Iterable[str]) -> list[str]:
     """Remove the given images (missing ones are skipped); returns what was removed."""
     DockerException, docker = _pow()
-
     removed = []
     for ref in refs:
         try:
@@ -375,6 +373,17 @@ class ContainerState(NamedTuple):
     ports: Mapping[str, str] = MappingProxyType({})  # "8000/tcp" -> "127.0.0.1:49153"
 
 
+@contextmanager
+def _docker(what: str) -> Iterator[Any]:
+    """python-on-whales' ``docker``; a DockerException inside becomes an EngineError naming
+    ``what`` and the command's output."""
+    DockerException, docker = _pow()
+    try:
+        yield docker
+    except DockerException as exc:
+        raise _pow_error(what, exc) from None
+
+
 def _pow_error(what: str, exc: Any) -> EngineError:
     detail = (getattr(exc, "stderr", None) or str(exc)).strip()
     return EngineError(f"{what}: {detail[-800:]}", command=getattr(exc, "docker_command", ()))
@@ -382,7 +391,6 @@ def _pow_error(what: str, exc: Any) -> EngineError:
 
 def ensure_network(name: str, *, labels: Mapping[str, str], driver: str | None = None) -> None:
     DockerException, docker = _pow()
-
     try:
         if not docker.network.exists(name):
             docker.network.create(name, labels=dict(labels), driver=driver, attachable=driver == "overlay")
@@ -392,18 +400,13 @@ def ensure_network(name: str, *, labels: Mapping[str, str], driver: str | None =
 
 
 def ensure_volume(name: str, *, labels: Mapping[str, str]) -> None:
-    DockerException, docker = _pow()
-
-    try:
+    with _docker(f"could not create volume {name}") as docker:
         if not docker.volume.exists(name):
             docker.volume.create(name, labels=dict(labels))
-    except DockerException as exc:
-        raise _pow_error(f"could not create volume {name}", exc) from None
 
 
 def remove_volume(name: str) -> None:
     DockerException, docker = _pow()
-
     try:
         docker.volume.remove(name)
     except DockerException:
@@ -427,8 +430,6 @@ def run_container(
     hostname: str | None = None,
 ) -> str:
     """Start (or only create) a detached container; returns its id."""
-    DockerException, docker = _pow()
-
     kwargs: dict[str, Any] = dict(
         name=name,
         networks=[network],
@@ -445,45 +446,29 @@ def run_container(
         kwargs["env_files"] = [str(env_file)]
     for key, value in (health or {}).items():
         kwargs[key] = value
-    try:
+    with _docker(f"could not start container {name}") as docker:
         if create_only:
             return str(docker.container.create(image, list(command), **kwargs).id)
         return str(docker.run(image, list(command), detach=True, **kwargs).id)
-    except DockerException as exc:
-        raise _pow_error(f"could not start container {name}", exc) from None
 
 
 def start_container(name: str) -> None:
-    DockerException, docker = _pow()
-
-    try:
+    with _docker(f"could not start container {name}") as docker:
         docker.container.start(name)
-    except DockerException as exc:
-        raise _pow_error(f"could not start container {name}", exc) from None
 
 
 def copy_into(container: str, local: Path, path: str) -> None:
-    DockerException, docker = _pow()
-
-    try:
+    with _docker(f"could not copy {local.name} into {container}") as docker:
         docker.container.copy(str(local), (container, path))
-    except DockerException as exc:
-        raise _pow_error(f"could not copy {local.name} into {container}", exc) from None
 
 
 def signal(container: str, sig: str) -> None:
-    DockerException, docker = _pow()
-
-    try:
+    with _docker(f"could not signal {container}") as docker:
         docker.container.kill(container, signal=sig)
-    except DockerException as exc:
-        raise _pow_error(f"could not signal {container}", exc) from None
 
 
 def state(name: str, network: str | None = None) -> ContainerState:
     """One container's state, read once (python-on-whales re-inspects on every property access)."""
-    import json
-
     cmd = [_docker_binary(), "container", "inspect", name]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
@@ -631,13 +616,9 @@ def push_image(image: str, ref: str) -> str:
 
     The registry tag is removed locally afterwards (the image keeps its own tag): nodes pull by
     digest. Credentials are Docker's own (``docker login``)."""
-    DockerException, docker = _pow()
-
-    try:
+    with _docker(f"could not push {ref}") as docker:
         docker.image.tag(image, ref)
         docker.image.push(ref, quiet=True)
-    except DockerException as exc:
-        raise _pow_error(f"could not push {ref}", exc) from None
     repo = ref.rsplit(":", 1)[0] if ref.rfind(":") > ref.rfind("/") else ref
     digests = _cli_json(["image", "inspect", "--format", "{{json .RepoDigests}}", ref], what=f"docker image inspect {ref}") or []
     digest = next((d.split("@", 1)[1] for d in digests if d.split("@", 1)[0] == repo), None)
@@ -654,7 +635,6 @@ def stack_deploy(stack: str, compose_file: Path, *, on_line: Callable[[str], Non
     import tempfile
 
     DockerException, docker = _pow()
-
     sys.stdout.flush()
     saved = os.dup(1)
     with tempfile.TemporaryFile() as out:
@@ -720,7 +700,6 @@ def rollback_service(name: str) -> None:
 
 def remove_services(names: Sequence[str]) -> None:
     DockerException, docker = _pow()
-
     for name in names:
         try:
             docker.service.remove(name)

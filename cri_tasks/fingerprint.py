@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 FINGERPRINT_VERSION = 1
 _CHUNK = 1 << 20
+# file types from st_mode, compared directly (cheaper than stat.S_ISREG() calls on a big tree)
+_IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
 
 
 def canonical_json(value: Any) -> str:
@@ -60,6 +62,11 @@ class Ref(NamedTuple):
 AnyRef = Union["PathRef", Ref]
 
 
+def stat_key(st: os.stat_result) -> list[int]:
+    """What says a file is unchanged without reading it: size, mtime, inode, device."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+
+
 class StatCache:
     """rel path -> [size, mtime_ns, ino, dev, sha256], loaded and saved as one JSON record."""
 
@@ -69,7 +76,7 @@ class StatCache:
         self.seen: set[str] = set()
 
     def file_digest(self, path: str | Path, rel: str, st: os.stat_result) -> str:
-        key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+        key = stat_key(st)
         self.seen.add(rel)
         hit = self.data.get(rel)
         if hit is not None and hit[:4] == key:
@@ -119,14 +126,14 @@ def check_inside(root: Path, ref: AnyRef, *, field: str = "build.addToRunPrepare
 def scan(root: Path, refs: Iterable[AnyRef], cache: StatCache) -> list[Entry]:
     """Every entry under the addToRunPrepare paths, sorted, with content hashes."""
     entries: dict[str, Entry] = {}
-    for path, rel, st in _walk(root, refs):
-        kind = _KIND.get(stat.S_IFMT(st.st_mode), "")
-        if kind == "file":
-            entries[rel] = Entry(rel, kind, stat.S_IMODE(st.st_mode), cache.file_digest(path, rel, st))
-        elif kind == "dir":
-            entries[rel] = Entry(rel, kind, stat.S_IMODE(st.st_mode), "")
+    for path, rel, st in _walk(root, refs):  # only files, folders and links come out of it
+        kind = st.st_mode & _IFMT
+        if kind == _IFREG:
+            entries[rel] = Entry(rel, "file", stat.S_IMODE(st.st_mode), cache.file_digest(path, rel, st))
+        elif kind == _IFDIR:
+            entries[rel] = Entry(rel, "dir", stat.S_IMODE(st.st_mode), "")
         else:
-            entries[rel] = Entry(rel, kind, 0o777, os.readlink(path))
+            entries[rel] = Entry(rel, "link", 0o777, os.readlink(path))
     return [entries[k] for k in sorted(entries)]
 
 
@@ -169,10 +176,6 @@ def recorded_signature(entries: Iterable[Entry], stats: Mapping[str, list[Any]])
 def _lines_digest(lines: list[str]) -> str:
     lines.sort()
     return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
-
-
-_IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
-_KIND = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link"}
 
 
 def _walk(root: Path, refs: Iterable[AnyRef]) -> Iterator[tuple[str, str, os.stat_result]]:

@@ -31,7 +31,8 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from . import fingerprint
 from ._version import __version__
-from .paths import MAX_FILE_BYTES, locate
+from .errors import CriError
+from .paths import MAX_FILE_BYTES, folder_stamps, locate
 from .results import PrepareResult, Reporter
 from .settings import Settings
 
@@ -70,7 +71,7 @@ class Key(NamedTuple):
                 "code": _code_stamp(),
             }
             digest = fingerprint.digest(material)
-        except Exception:  # noqa: BLE001 - ConfigError, OSError...: the full path reports it
+        except (CriError, OSError, TypeError, ValueError):  # the full path reports it
             return None
         return cls(real, data, settings.cache_path(real.parent), digest)
 
@@ -81,13 +82,9 @@ def _code_stamp() -> str:
     install rewrites them), without reading them."""
     from .dockerfile import templates_stamp
 
-    stamps = [f"cri-tasks {__version__}", f"fingerprint {fingerprint.FINGERPRINT_VERSION}", templates_stamp()]
-    with os.scandir(os.path.dirname(os.path.abspath(__file__))) as it:
-        for entry in it:
-            if entry.name.endswith(".py"):
-                st = entry.stat()
-                stamps.append(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
-    return "\n".join(sorted(stamps))
+    here = os.path.dirname(os.path.abspath(__file__))
+    return "\n".join([f"cri-tasks {__version__}", f"fingerprint {fingerprint.FINGERPRINT_VERSION}",
+                      templates_stamp(), *folder_stamps(here, (".py",))])
 
 
 def _plain(value: Any) -> Any:
@@ -174,7 +171,7 @@ def lookup(key: Key, report: Reporter) -> list[PrepareResult] | None:
         return None
     try:
         records = entry["records"]
-        if _identity(records["path"]) != records["id"]:
+        if file_identity(records["path"]) != records["id"]:
             return None  # the records database was removed or replaced since
         setups = entry["setups"]
         for s in setups:
@@ -191,14 +188,10 @@ def lookup(key: Key, report: Reporter) -> list[PrepareResult] | None:
             PrepareResult(s["name"], "up to date", s["tag"], s["image_id"], s["fingerprint"], True, 0.0, s["log"])
             for s in setups
         ]
-    except (KeyError, TypeError, ValueError, AttributeError, OSError):
-        return None  # an entry this version cannot read, a file gone: the full path words it
-    except Exception as exc:  # noqa: BLE001
-        from .errors import CriError
-
-        if isinstance(exc, CriError):
-            return None  # e.g. a path that now leaves the project: the full path words it
-        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OSError, CriError):
+        # An entry this version cannot read, a file gone, a path that now leaves the project,
+        # an engine that does not answer: the full path words it.
+        return None
     for r in results:
         report(f"[{r.setup}] up to date ({r.image})")
     return results
@@ -209,7 +202,7 @@ def _files_unchanged(s: dict[str, Any]) -> bool:
     return bool(fingerprint.stat_signature(Path(s["root"]), refs) == s["files"])
 
 
-def _identity(path: str) -> list[int]:
+def file_identity(path: str) -> list[int]:
     """Which file ``path`` is: its inode and device."""
     st = os.stat(path)
     return [st.st_ino, st.st_dev]
@@ -219,5 +212,4 @@ def _gleam_unchanged(s: dict[str, Any]) -> bool:
     gleam = s["gleam"]
     if gleam is None:
         return True
-    st = os.stat(gleam["path"])
-    return bool([st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev] == gleam["stat"])
+    return bool(fingerprint.stat_key(os.stat(gleam["path"])) == gleam["stat"])

@@ -15,6 +15,18 @@ CONFIG_NAMES = ("zerops.yaml", "zerops.yml")  # looked for in this order
 MAX_FILE_BYTES = 1024 * 1024  # a bigger zerops.yml is refused
 
 
+def folder_stamps(folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    """``name\\0size\\0mtime\\0inode`` of each file in ``folder`` ending with ``suffixes``,
+    sorted: what changes when a file there is rewritten, without reading it."""
+    stamps = []
+    with os.scandir(folder) as it:
+        for entry in it:
+            if entry.name.endswith(suffixes):
+                st = entry.stat()
+                stamps.append(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
+    return sorted(stamps)
+
+
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) owner-only, and tighten it if it already existed."""
     if not path.is_dir():

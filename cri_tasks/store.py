@@ -127,8 +127,7 @@ class Store:
         """The database file and which file it is (inode, device): the cache-hit index notices
         when the records were removed or replaced behind it."""
         path = os.path.join(self._cache.directory, diskcache.core.DBNAME)
-        st = os.stat(path)
-        return path, [st.st_ino, st.st_dev]
+        return path, hitindex.file_identity(path)
 
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]

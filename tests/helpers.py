@@ -150,3 +150,13 @@ def update_under_load(app: Path, url: str) -> tuple[subprocess.CompletedProcess[
     # The deploy's own measure of its switch agrees with what the client saw.
     assert second["switch"]["failed"] == 0 and second["switch"]["requests"] > 0
     return proc, second
+
+
+def rollback_under_load(app: Path, url: str) -> None:
+    """Roll back to version 1 while a client requests ``url``: no failure, version 1 answers."""
+    with Client(url) as client:
+        rolled = invoke(app, "rollback", "--setup", "app", "--json")
+    assert rolled.returncode == 0, rolled.stderr
+    assert json.loads(rolled.stdout)["setups"][0]["version"] == 1
+    assert client.failures == []
+    assert get(url).startswith("Hello from the BEAM, version 1")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import Client, deploy, edit, get, invoke, stop_and_clean, update_under_load
+from helpers import Client, deploy, edit, get, invoke, rollback_under_load, stop_and_clean, update_under_load
 
 pytestmark = pytest.mark.engine
 
@@ -28,12 +28,7 @@ def test_deploys_the_example_and_switches_versions_without_a_failed_request(app:
     assert second["runtime_image"] == first["runtime_image"]
     assert "building runtime image" not in proc.stderr
 
-    with Client(url) as client:
-        rolled = invoke(app, "rollback", "--setup", "app", "--json")
-    assert rolled.returncode == 0, rolled.stderr
-    assert json.loads(rolled.stdout)["setups"][0]["version"] == 1
-    assert client.failures == []
-    assert get(url).startswith("Hello from the BEAM, version 1")
+    rollback_under_load(app, url)
 
     status = json.loads(invoke(app, "status", "--json").stdout)["setups"][0]
     assert status["active_version"] == 1 and status["versions"] == [1, 2]

@@ -36,3 +36,13 @@ def test_a_missing_image_is_none_and_a_missing_engine_is_an_error(tmp_path: Path
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
     with pytest.raises(EngineError, match="not reachable"):
         engine.image_ids([BASE_IMAGE])
+
+
+def test_the_local_engine_is_asked_on_its_socket_not_through_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    assert engine._local_socket() is not None, "this engine is reached another way: nothing to check"
+    monkeypatch.setattr(engine, "_inspect", lambda refs: pytest.fail("the docker CLI was asked"))
+    cli = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", BASE_IMAGE],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert engine.image_ids([BASE_IMAGE, "cri-test-never/there:1"]) == {BASE_IMAGE: cli, "cri-test-never/there:1": None}

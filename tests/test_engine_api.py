@@ -15,15 +15,22 @@ import pytest
 from cri_tasks import engine
 
 
+class FakeEngine:
+    """What the fake engine answers (``answers[target] = (status, body)``) and what it was asked."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, tuple[int, bytes]] = {}
+        self.seen: list[str] = []
+
+
 @pytest.fixture
-def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, tuple[int, bytes]]]:
+def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEngine]:
     """A unix socket answering GET /images/<ref>/json from a table (HTTP/1.0, then close)."""
-    answers: dict[str, tuple[int, bytes]] = {}
+    fake = FakeEngine()
     path = tmp_path / "engine.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
     server.listen(8)
-    seen: list[str] = []
 
     def serve() -> None:
         while True:
@@ -34,32 +41,31 @@ def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
             with conn:
                 request = conn.recv(65536).decode()
                 target = request.split(" ")[1]
-                seen.append(target)
-                status, body = answers.get(target, (404, b'{"message":"no such image"}'))
+                fake.seen.append(target)
+                status, body = fake.answers.get(target, (404, b'{"message":"no such image"}'))
                 conn.sendall(f"HTTP/1.0 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
-    answers["__seen__"] = seen  # type: ignore[assignment]
-    yield answers
+    yield fake
     server.close()
 
 
-def test_ids_come_from_the_api_and_a_missing_image_is_none(fake_engine: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ids_come_from_the_api_and_a_missing_image_is_none(fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "_inspect", lambda refs: pytest.fail("the CLI was asked"))
-    fake_engine["/images/cri/app:abc/json"] = (200, json.dumps({"Id": "sha256:1"}).encode())
-    fake_engine["/images/base@sha256:ff/json"] = (200, json.dumps({"Id": "sha256:2"}).encode())
+    fake_engine.answers["/images/cri/app:abc/json"] = (200, json.dumps({"Id": "sha256:1"}).encode())
+    fake_engine.answers["/images/base@sha256:ff/json"] = (200, json.dumps({"Id": "sha256:2"}).encode())
     got = engine.image_ids(["cri/app:abc", "base@sha256:ff", "gone:1"])
     assert got == {"cri/app:abc": "sha256:1", "base@sha256:ff": "sha256:2", "gone:1": None}
-    assert fake_engine["__seen__"] == ["/images/cri/app:abc/json", "/images/base@sha256:ff/json", "/images/gone:1/json"]
+    assert fake_engine.seen == ["/images/cri/app:abc/json", "/images/base@sha256:ff/json", "/images/gone:1/json"]
 
 
 @pytest.mark.parametrize("answer", [(500, b'{"message":"boom"}'), (200, b"not json"), (200, b'{"NoId": 1}')])
-def test_an_answer_it_cannot_read_goes_to_the_cli(fake_engine: dict, monkeypatch: pytest.MonkeyPatch,
+def test_an_answer_it_cannot_read_goes_to_the_cli(fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch,
                                                    answer: tuple[int, bytes]) -> None:
-    fake_engine["/images/x:1/json"] = answer
+    fake_engine.answers["/images/x:1/json"] = answer
     asked: list[list[str]] = []
     monkeypatch.setattr(engine, "_inspect", lambda refs: asked.append(refs) or ["sha256:cli"])
     assert engine.image_ids(["x:1"]) == {"x:1": "sha256:cli"}

@@ -148,18 +148,23 @@ def entry(project: Path, **over: Any) -> dict[str, Any]:
     return e
 
 
+class FakeEngine:
+    """The image ids engine.image_ids answers with, and the questions it was asked."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str | None] = {"base:1": "sha256:base", "cri/app:abc": "sha256:image"}
+        self.calls: list[list[str]] = []
+
+    def image_ids(self, refs: list[str]) -> dict[str, str | None]:
+        self.calls.append(list(refs))
+        return {r: self.ids.get(r) for r in refs}
+
+
 @pytest.fixture
-def engine_ids(monkeypatch: pytest.MonkeyPatch) -> dict[str, str | None]:
-    ids: dict[str, str | None] = {"base:1": "sha256:base", "cri/app:abc": "sha256:image"}
-    calls: list[list[str]] = []
-
-    def fake(refs: list[str]) -> dict[str, str | None]:
-        calls.append(list(refs))
-        return {r: ids.get(r) for r in refs}
-
-    monkeypatch.setattr(engine, "image_ids", fake)
-    ids["__calls__"] = calls  # type: ignore[assignment]
-    return ids
+def engine_ids(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setattr(engine, "image_ids", fake.image_ids)
+    return fake
 
 
 def key(project: Path, setup: str | None = None, **raw: Any) -> hitindex.Key:
@@ -175,7 +180,7 @@ def remembered(project: Path, **over: Any) -> hitindex.Key:
     return k
 
 
-def test_an_unchanged_project_is_answered_with_one_engine_question(project: Path, engine_ids: dict[str, Any]) -> None:
+def test_an_unchanged_project_is_answered_with_one_engine_question(project: Path, engine_ids: FakeEngine) -> None:
     k = remembered(project)
     said: list[str] = []
     results = hitindex.lookup(k, said.append)
@@ -183,7 +188,7 @@ def test_an_unchanged_project_is_answered_with_one_engine_question(project: Path
     (r,) = results
     assert (r.setup, r.status, r.image, r.image_id, r.cached, r.log) == ("app", "up to date", "cri/app:abc", "sha256:image", True, "/log")
     assert said == ["[app] up to date (cri/app:abc)"]
-    assert engine_ids["__calls__"] == [["base:1", "cri/app:abc"]]
+    assert engine_ids.calls == [["base:1", "cri/app:abc"]]
 
 
 def test_the_key_follows_every_input_of_the_outcome(project: Path) -> None:
@@ -197,27 +202,27 @@ def test_the_key_follows_every_input_of_the_outcome(project: Path) -> None:
 
 
 NOT_ANSWERED = {
-    "a file changed": lambda p, ids: (p / "gleam.toml").write_text("changed\n"),
-    "the Gleam archive changed": lambda p, ids: (p / "gleam.tar.gz").write_bytes(b"another"),
-    "the Gleam archive is gone": lambda p, ids: (p / "gleam.tar.gz").unlink(),
-    "the image was removed": lambda p, ids: ids.update({"cri/app:abc": None}),
-    "the image tag moved": lambda p, ids: ids.update({"cri/app:abc": "sha256:other"}),
-    "the base image moved": lambda p, ids: ids.update({"base:1": "sha256:newer"}),
-    "a listed path is gone": lambda p, ids: (p / "gleam.toml").unlink(),
-    "the index is garbage": lambda p, ids: (p / ".cri" / hitindex.INDEX).write_text("{not json"),
-    "the index is another version's": lambda p, ids: (p / ".cri" / hitindex.INDEX).write_text(json.dumps({"v": 0, "entries": {}})),
-    "a setup record changed": lambda p, ids: hitindex.forget(p / ".cri"),
+    "a file changed": lambda p, e: (p / "gleam.toml").write_text("changed\n"),
+    "the Gleam archive changed": lambda p, e: (p / "gleam.tar.gz").write_bytes(b"another"),
+    "the Gleam archive is gone": lambda p, e: (p / "gleam.tar.gz").unlink(),
+    "the image was removed": lambda p, e: e.ids.update({"cri/app:abc": None}),
+    "the image tag moved": lambda p, e: e.ids.update({"cri/app:abc": "sha256:other"}),
+    "the base image moved": lambda p, e: e.ids.update({"base:1": "sha256:newer"}),
+    "a listed path is gone": lambda p, e: (p / "gleam.toml").unlink(),
+    "the index is garbage": lambda p, e: (p / ".cri" / hitindex.INDEX).write_text("{not json"),
+    "the index is another version's": lambda p, e: (p / ".cri" / hitindex.INDEX).write_text(json.dumps({"v": 0, "entries": {}})),
+    "a setup record changed": lambda p, e: hitindex.forget(p / ".cri"),
 }
 
 
 @pytest.mark.parametrize("change", list(NOT_ANSWERED))
-def test_anything_changed_sends_the_call_to_the_full_prepare(project: Path, engine_ids: dict[str, Any], change: str) -> None:
+def test_anything_changed_sends_the_call_to_the_full_prepare(project: Path, engine_ids: FakeEngine, change: str) -> None:
     k = remembered(project)
     NOT_ANSWERED[change](project, engine_ids)
     assert hitindex.lookup(k, lambda line: None) is None
 
 
-def test_an_entry_of_an_unknown_shape_is_a_miss_not_a_crash(project: Path, engine_ids: dict[str, Any]) -> None:
+def test_an_entry_of_an_unknown_shape_is_a_miss_not_a_crash(project: Path, engine_ids: FakeEngine) -> None:
     k = remembered(project)
     path = project / ".cri" / hitindex.INDEX
     doc = json.loads(path.read_text())
@@ -243,7 +248,7 @@ def test_the_full_path_parses_the_bytes_the_key_was_made_from(project: Path) -> 
     assert key(project).digest != k.digest
 
 
-def test_records_removed_or_replaced_behind_the_index_are_a_miss(project: Path, engine_ids: dict[str, Any]) -> None:
+def test_records_removed_or_replaced_behind_the_index_are_a_miss(project: Path, engine_ids: FakeEngine) -> None:
     k = remembered(project)
     db = project / ".cri" / "records" / "cache.db"
     db.unlink()
@@ -326,3 +331,21 @@ def test_settings_made_directly_with_their_defaults_still_have_a_key(project: Pa
     direct = Settings(None, str(project / ".cri"), "cri", {"ubuntu": "u"}, "none", False, "", 1, 1.0, None)
     k = hitindex.Key.of(project / "zerops.yml", direct, None)  # read-only mapping defaults
     assert k is not None and k.digest != key(project).digest
+
+
+def test_a_rewritten_module_or_template_changes_the_stamps_the_key_uses(tmp_path: Path) -> None:
+    from cri_tasks.paths import folder_stamps
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.j2").write_text("FROM x\n")
+    (tmp_path / "notes.txt").write_text("not code\n")
+    before = folder_stamps(str(tmp_path), (".py", ".j2"))
+    assert [s.split("\0")[0] for s in before] == ["a.py", "b.j2"]
+    (tmp_path / "notes.txt").write_text("still not code\n")
+    assert folder_stamps(str(tmp_path), (".py", ".j2")) == before
+    (tmp_path / "a.py").write_text("x = 22\n")
+    assert folder_stamps(str(tmp_path), (".py", ".j2")) != before
+    os.utime(tmp_path / "a.py", ns=(1, 1))  # and a touch alone, as an upgrade rewrites files
+    touched = folder_stamps(str(tmp_path), (".py", ".j2"))
+    os.utime(tmp_path / "a.py", ns=(2, 2))
+    assert folder_stamps(str(tmp_path), (".py", ".j2")) != touched

@@ -116,10 +116,13 @@ def test_a_cache_hit_never_calls_the_builder_nor_imports_it(project: Path) -> No
     assert out.stdout.strip() == "[]"
 
 
+def hit_index_path(project: Path) -> Path:
+    return Path(yaml.safe_load((project / "invoke.yaml").read_text())["cri"]["cache_dir"]) / "hits.json"
+
+
 def hit_index(project: Path) -> dict[str, Any]:
     """The cache-hit index of a test project (empty when there is none)."""
-    cache = Path(yaml.safe_load((project / "invoke.yaml").read_text())["cri"]["cache_dir"])
-    path = cache / "hits.json"
+    path = hit_index_path(project)
     return json.loads(path.read_text()) if path.exists() else {}  # type: ignore[no-any-return]
 
 
@@ -172,8 +175,7 @@ def test_going_back_to_an_earlier_state_makes_its_image_current_again(project: P
 
 def test_a_damaged_hit_index_costs_a_full_prepare_and_nothing_else(project: Path) -> None:
     first = only(prepare_json(project))
-    cache = Path(yaml.safe_load((project / "invoke.yaml").read_text())["cri"]["cache_dir"])
-    (cache / "hits.json").write_text('{"v": 1, "entries": {"x": [')
+    hit_index_path(project).write_text('{"v": 1, "entries": {"x": [')
     proc = invoke(project, "prepare", "--json")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     assert only(json.loads(proc.stdout))["image_id"] == first["image_id"]
