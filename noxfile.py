@@ -1,6 +1,7 @@
 """This repository's own noxfile: cri-tasks used from Nox the way a user's noxfile would.
 
-    nox -s tests            # the test suite, in a fresh virtualenv (arguments after -- go to pytest)
+    nox -s tests            # the test suite on the installed wheel, in a fresh virtualenv
+                            # (arguments after -- go to pytest)
     nox -s example          # validate zerops.yml of examples/hello and prepare its runtime image
 
 Nox runs this file (and every session body) in nox's own interpreter, so ``import cri_tasks.nox``
@@ -30,13 +31,11 @@ nox.options.sessions = ["tests"]
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (real-engine tests skip without a Docker engine, fail with CI set)."""
-    python = "python"
-    if session.venv_backend == "none":  # `nox -s tests --no-venv`: the environment nox runs in
-        python = sys.executable
-    else:
-        session.install("-e", ".[test]")
-    session.run(python, "-m", "pytest", *session.posargs)
+    """Run the test suite against the installed wheel (scripts/test; arguments after -- go to pytest)."""
+    # scripts/test builds the sdist and the wheel and installs the wheel into the session's
+    # environment (nox's own with --no-venv), as users install it, then runs pytest there.
+    location = sys.prefix if session.venv_backend == "none" else session.virtualenv.location
+    session.run("bash", "scripts/test", *session.posargs, env={"CRI_VENV": location}, external=True)
 
 
 @nox.session(venv_backend="none")

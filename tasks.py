@@ -11,14 +11,14 @@ from cri_tasks import collection
 
 @task
 def provision(c: Context) -> None:
-    """Install and start a Docker engine, buildx and a local base image (root; idempotent)."""
+    """Check the Docker engine and buildx (installing them as root only when none answers); add the base image and registry."""
     c.run("bash scripts/provision-engine", pty=False)
 
 
 @task(help={"args": "extra arguments for pytest"})
 def test(c: Context, args: str = "") -> None:
-    """Run the test suite."""
-    c.run(f"python -m pytest {args}", pty=False)
+    """Run the test suite against the installed wheel (scripts/test)."""
+    c.run(f"bash scripts/test {args}", pty=False)
 
 
 ns = collection()
