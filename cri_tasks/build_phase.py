@@ -24,7 +24,7 @@ from .runtime_plan import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
 from .store import Store
-from .paths import private_dir
+from .paths import cache_folder, private_dir
 
 FAILED = "BUILD_FAILED"
 
@@ -120,7 +120,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
         "cache_save": _save_script(paths),
     }
     text = render("build.Dockerfile.j2", context)
-    work = private_dir(cache_dir / "build") / setup.name
+    work = cache_folder(cache_dir, "build") / setup.name
     shutil.rmtree(work, ignore_errors=True)
     private_dir(work)
     source = work / "context" / "source"

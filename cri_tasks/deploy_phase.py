@@ -26,7 +26,7 @@ from .engine import LABEL
 from .runtime_plan import _now, project_id
 from .settings import Settings
 from .store import Store
-from .paths import private_dir
+from .paths import cache_folder
 
 DEPLOY_FAILED = "DEPLOY_FAILED"
 
@@ -272,7 +272,7 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
             for sc in run.start_commands
         ],
     })
-    work = private_dir(settings.cache_path(project.root) / "build") / s.name / "app-context"
+    work = cache_folder(settings.cache_path(project.root), "build") / s.name / "app-context"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     artifact.rename(work / "app")

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CriError
-from .paths import private_dir
+from .paths import cache_folder
 
 
 def new_log(cache_dir: Path, setup: str, phase: str) -> Path:
-    directory = private_dir(cache_dir / "logs" / setup)
+    directory = cache_folder(cache_dir, "logs", setup)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     return directory / f"{phase}-{stamp}-{os.getpid()}.log"
 

@@ -1,7 +1,9 @@
 """Small filesystem helpers every layer uses, cheap to import (a cache hit goes through here).
 
 - :func:`locate`: which zerops.yml a task reads;
-- :func:`private_dir`: an owner-only folder for records, logs, locks and build contexts.
+- :func:`private_dir`: an owner-only folder for records, logs, locks and build contexts;
+- :func:`cache_folder`: the cache folder (``cri.cache_dir``) or a folder in it, the cache folder
+  created with a ``.gitignore`` of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from pathlib import Path
 
 from .errors import ConfigError
 
+#: what cri-tasks writes into the cache folder it creates, so that the folder never lands in a
+#: commit or a build context (pytest's, mypy's and ruff's caches do the same)
+CACHE_GITIGNORE = "# created by cri-tasks: records, logs, locks and build contexts; remove it to forget them\n*\n"
 CONFIG_NAMES = ("zerops.yaml", "zerops.yml")  # looked for in this order
 MAX_FILE_BYTES = 1024 * 1024  # a bigger zerops.yml is refused
 
@@ -36,6 +41,29 @@ def private_dir(path: Path) -> Path:
     if (path.stat().st_mode & 0o777) != 0o700:
         os.chmod(path, 0o700)
     return path
+
+
+def cache_folder(cache_dir: Path, *parts: str) -> Path:
+    """``cache_dir`` (or the folder ``parts`` inside it), owner-only, created when missing.
+
+    Creating the cache folder itself also writes its ``.gitignore``. Every folder of the cache is
+    made through here; when the cache folder exists (every call after the first, and never on a
+    cache hit, which only reads) this costs the ``is_dir`` that :func:`private_dir` makes anyway.
+    A cache folder that existed before (made by the user or an earlier version) is left as it is.
+    """
+    if not cache_dir.is_dir():
+        private_dir(cache_dir)
+        _write_gitignore(cache_dir)
+    return private_dir(cache_dir.joinpath(*parts)) if parts else private_dir(cache_dir)
+
+
+def _write_gitignore(folder: Path) -> None:
+    try:
+        fd = os.open(folder / ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created the folder at the same moment
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(CACHE_GITIGNORE)
 
 
 def locate(path: str | Path | None, cwd: Path | None) -> tuple[Path, str]:

@@ -26,7 +26,7 @@ from diskcache.core import MODE_PICKLE
 
 from . import hitindex
 from .errors import CriError
-from .paths import private_dir
+from .paths import cache_folder, private_dir
 
 
 #: the layout of the records; a database with another number is moved aside, never misread
@@ -66,7 +66,7 @@ class Store:
     """JSON records in ``<cache_dir>/records``; use as a context manager."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.cache_dir = private_dir(cache_dir)
+        self.cache_dir = cache_folder(cache_dir)
         self.directory = self.cache_dir / "records"
         self._cache = self._open()
 

@@ -28,7 +28,7 @@ from ..results import Reporter
 from ..engine import LABEL
 from ..runtime_plan import project_id
 from ..settings import Settings
-from ..paths import private_dir
+from ..paths import cache_folder
 
 
 
@@ -104,7 +104,7 @@ class LocalTarget:
         volume = f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc"
         engine.ensure_volume(volume, labels=self._labels(setup, activation=activation))
         names = []
-        env_dir = private_dir(self.settings.cache_path(self.project.root) / "tmp")
+        env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
         for k in range(1, n + 1):
             name = f"cri-{self.pid}-{setup.name.lower()}-v{version.number}-{k}-{activation}"
             fd, env_path = tempfile.mkstemp(dir=env_dir, prefix="env-")
@@ -218,7 +218,7 @@ class LocalTarget:
         tag = f"{self.settings.repository}-proxy/{os_name}:{fingerprint.digest([templates_digest(), base, base_id])[:12]}"
         if engine.image_ids([tag]).get(tag) is None:
             self.report(f"[{setup.name}] building the front proxy image {tag}")
-            work = private_dir(self.settings.cache_path(self.project.root) / "proxy-build")
+            work = cache_folder(self.settings.cache_path(self.project.root), "proxy-build")
             (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
             try:
                 engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.role": "proxy"},
@@ -278,7 +278,7 @@ class LocalTarget:
                 "servers": entries,
             },
         )
-        work = private_dir(self.settings.cache_path(self.project.root) / "tmp")
+        work = cache_folder(self.settings.cache_path(self.project.root), "tmp")
         path = work / f"haproxy-{setup.name}.cfg"
         path.write_text(text)
         engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")

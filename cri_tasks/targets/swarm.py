@@ -49,7 +49,7 @@ from ..results import Reporter
 from ..runtime_plan import project_id
 from ..settings import Settings
 from ..store import Store
-from ..paths import private_dir
+from ..paths import cache_folder
 from ..engine import LABEL
 from .local import LocalTarget
 
@@ -199,7 +199,7 @@ class SwarmTarget:
         order = "stop-first" if setup.deploy.temporary_shutdown else "start-first"
         health = self._health(setup)
 
-        compose_path = private_dir(self.settings.cache_path(self.project.root) / "swarm") / f"{self._short(setup)}.yml"
+        compose_path = cache_folder(self.settings.cache_path(self.project.root), "swarm") / f"{self._short(setup)}.yml"
         urls = self._urls(setup, proxy.ports if proxy else app_ports)
         http_port = next((p for p in tcp if p.http_support), tcp[0] if tcp else None)
         published = (proxy.ports if proxy else app_ports).get(http_port.port) if http_port else None
@@ -217,7 +217,7 @@ class SwarmTarget:
         try:
             self.report(f"[{setup.name}] docker stack deploy {self.stack}: {service} version {version.number}, "
                         f"{replicas} replica(s), {order}, ports: {mode}")
-            env_dir = private_dir(self.settings.cache_path(self.project.root) / "tmp")
+            env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
             fd, env_path = tempfile.mkstemp(dir=env_dir, prefix="env-")  # 0600, in an owner-only folder
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -510,7 +510,7 @@ class SwarmTarget:
         })
         digest = fingerprint.digest([text])[:12]
         config_name = f"{name}-{digest}"
-        work = private_dir(self.settings.cache_path(self.project.root) / "swarm")
+        work = cache_folder(self.settings.cache_path(self.project.root), "swarm")
         config_file = work / f"{self._short(setup)}-haproxy.cfg"
         config_file.write_text(text)
         spec = existing.get("Spec") if existing else None
