@@ -36,6 +36,13 @@ def test_deploys_the_example_and_switches_versions_without_a_failed_request(app:
     logs = invoke(app, "logs", "--setup", "app")
     assert "listening on 8000" in logs.stdout
 
+    stopped = invoke(app, "stop", "--json")
+    assert stopped.returncode == 0, stopped.stderr
+    after = json.loads(invoke(app, "status", "--json").stdout)["setups"][0]
+    assert after["containers"] == [] and after["versions"] == [1, 2]  # stopped, versions kept
+    with pytest.raises(OSError):
+        get(url)
+
 
 def test_a_version_that_never_gets_ready_fails_and_the_old_one_keeps_serving(app: Path) -> None:
     proc, doc = deploy(app)
