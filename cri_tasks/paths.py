@@ -15,7 +15,7 @@ from .errors import ConfigError
 
 #: what cri-tasks writes into the cache folder it creates, so that the folder never lands in a
 #: commit or a build context (pytest's, mypy's and ruff's caches do the same)
-CACHE_GITIGNORE = "# created by cri-tasks: records, logs, locks and build contexts; remove it to forget them\n*\n"
+CACHE_GITIGNORE = "# cri-tasks' cache (records, logs, locks, build contexts); remove this folder to clear it\n*\n"
 CONFIG_NAMES = ("zerops.yaml", "zerops.yml")  # looked for in this order
 MAX_FILE_BYTES = 1024 * 1024  # a bigger zerops.yml is refused
 
@@ -46,8 +46,8 @@ def private_dir(path: Path) -> Path:
 def cache_folder(cache_dir: Path, *parts: str) -> Path:
     """``cache_dir`` (or the folder ``parts`` inside it), owner-only, created when missing.
 
-    Creating the cache folder itself also writes its ``.gitignore``. Every folder of the cache is
-    made through here; when the cache folder exists (every call after the first, and never on a
+    Creating the cache folder itself also writes its ``.gitignore``. Every folder at the top of
+    the cache is made through here; when the cache folder exists (every call after the first, and never on a
     cache hit, which only reads) this costs the ``is_dir`` that :func:`private_dir` makes anyway.
     A cache folder that existed before (made by the user or an earlier version) is left as it is.
     """
