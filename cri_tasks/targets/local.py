@@ -28,7 +28,7 @@ from ..results import Reporter
 from ..engine import LABEL
 from ..runtime_plan import project_id
 from ..settings import Settings
-from ..paths import private_dir
+from ..paths import component, private_dir
 
 
 
@@ -279,7 +279,7 @@ class LocalTarget:
             },
         )
         work = private_dir(self.settings.cache_path(self.project.root) / "tmp")
-        path = work / f"haproxy-{setup.name}.cfg"
+        path = work / component(f"haproxy-{setup.name}.cfg", "proxy configuration file")  # work: a fixed folder
         path.write_text(text)
         engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")
 
