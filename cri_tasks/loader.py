@@ -566,6 +566,12 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _quoted(text: str, limit: int = 40) -> str:
+    """``text`` in double quotes with control and non-ASCII characters escaped (a newline, a NUL
+    or a look-alike of "/" stays visible), cut after ``limit`` characters."""
+    return json.dumps(text[:limit]) + ("…" if len(text) > limit else "")
+
+
 def _child_path(path: str, key: str) -> str:
     name = key if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", key) else json.dumps(_clip(key), ensure_ascii=False)
     if not path:
@@ -630,7 +636,7 @@ class _Line(_Str):
     def check(self, ctx: _Context, node: Node, path: str, anchor: Location | None = None) -> Any:
         value = super().check(ctx, node, path, anchor)
         if value is not _INVALID and _CONTROL.search(value):
-            ctx.error(node, path, f"{json.dumps(_clip(value))} holds a control character (a NUL, a line break...)")
+            ctx.error(node, path, f"{_quoted(value)} holds a control character (a NUL, a line break...)")
             return _INVALID
         return value
 
@@ -648,7 +654,7 @@ class _Path(_Str):
             return value
         why = path_problem(value, self.kind)
         if why is not None:
-            ctx.error(node, path, f"{json.dumps(_clip(value))} {why}")
+            ctx.error(node, path, f"{_quoted(value)} {why}")
             return _INVALID
         return value
 
@@ -675,7 +681,7 @@ class _SetupName(_Str):
         hint = ""
         if SETUP_NAME.fullmatch(value.lower()):
             hint = f' (did you mean "{value.lower()}"?)'
-        ctx.error(node, path, f"invalid setup name {json.dumps(_clip(value, 40))}: use {SETUP_NAME_RULE}{hint}")
+        ctx.error(node, path, f"invalid setup name {_quoted(value)}: use {SETUP_NAME_RULE}{hint}")
         return value if self.keep_invalid else _INVALID
 
 
@@ -812,8 +818,7 @@ class _Env(_Spec):
         for name, key_node, value_node in ctx.items(node, path):
             here = _child_path(path, name)
             if not name or any(c.isspace() or c == "=" or _CONTROL.match(c) for c in name):
-                shown = json.dumps(_clip(name))
-                ctx.error(key_node, path, f'invalid variable name {shown} (empty, "=", spaces or control characters)')
+                ctx.error(key_node, path, f'invalid variable name {_quoted(name)} (empty, "=", spaces or control characters)')
                 continue
             kind, value = ctx.kind(value_node, here)
             text: Any = _INVALID

@@ -35,7 +35,12 @@ def check(project: Project, setups: Sequence[Setup], settings: Settings, task: s
     for s in setups:
         problems.extend(_setup_problems(project, s, settings, task))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=_place))
+
+
+def _place(problem: Problem) -> tuple[int, int]:
+    where = problem.location
+    return (where.line, where.column) if where is not None else (0, 0)
 
 
 def _setup_problems(project: Project, s: Setup, settings: Settings, task: str) -> list[Problem]:
