@@ -660,7 +660,7 @@ class _Path(_Str):
 
 
 #: Setup names: Zerops' service hostname rule (lowercase ASCII letters and digits, at most 25)
-#: plus "-", which setup names that are not hostnames use ("app-dev"); docs/zerops-decisions.md.
+#: plus "-" (a setup picked with ``zcli push --setup`` need not be a hostname); docs/zerops-decisions.md.
 SETUP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,24}")
 SETUP_NAME_RULE = "1 to 25 lowercase letters a-z, digits or '-', starting with a letter or digit"
 
@@ -834,9 +834,9 @@ class _Env(_Spec):
             elif kind != "invalid":
                 ctx.error(value_node, here, f"expected a string, number or boolean, got {_describe(value_node)}")
             if text is not _INVALID and _BREAKS.search(text):
-                # Docker's env file (local) and a compose file's env list (swarm) hold one line
-                # per variable; the deploy would refuse it after the build.
-                ctx.error(value_node, here, "a NUL or a line break in a value is not supported (Docker passes one line per variable)")
+                # Docker's env file (local), a compose file's env list (swarm) and the build's
+                # secret file hold one line per variable; the deploy refused it after the build.
+                ctx.error(value_node, here, "a NUL or a line break in a value is not supported (env files carry one variable per line)")
                 text = _INVALID
             out[name] = _Val(text, here, ctx.loc(value_node), ctx.loc(key_node))
         return out
@@ -1274,12 +1274,13 @@ def _resolve(ctx: _Context, entries: list[_Entry]) -> list[Setup]:
         setup = entry.members["setup"]
         if name in by_name:
             first = by_name[name].members["setup"].location
-            ctx.error(setup.location, setup.path, f'duplicate setup "{_clip(name)}" (first defined at {first})')
+            ctx.error(setup.location, setup.path, f"duplicate setup {_quoted(name)} (first defined at {first})")
             continue
         twin = by_folded.get(name.lower())
         if twin is not None:
             other = twin.members["setup"]
-            message = f'setup "{_clip(name)}" differs only in case from "{_clip(str(twin.name))}" (defined at {other.location}); setup names are compared without case'
+            message = (f"setup {_quoted(name)} differs only in case from {_quoted(str(twin.name))} "
+                       f"(defined at {other.location}); setup names are compared without case")
             ctx.error(setup.location, setup.path, message)
             continue
         by_name[name] = entry

@@ -6,9 +6,9 @@ cannot check lives here, in the one function :func:`check` that ``validate``, ``
 
 - what needs the file system: an ``addToRunPrepare`` tree holding a symlink that leads outside
   the project (or a device, socket or pipe), a ``deployFiles`` entry that resolves outside it;
-- what needs the task: deploy wants a build section and ``run.start``/``startCommands``;
-  prepare, build and deploy want a Gleam base cri-tasks can build; build and deploy resolve
-  the ``${name}`` references of the env variables.
+- what needs the task: deploy wants a build section, ``run.start``/``startCommands`` and a
+  known target with sound settings; prepare, build and deploy want a Gleam base cri-tasks can
+  build; build and deploy resolve the ``${name}`` references of the env variables.
 
 The phases keep their own checks as a second wall; this only moves the moment of refusal from
 after a build to before it. Nothing here writes anything.
@@ -34,6 +34,15 @@ def check(project: Project, setups: Sequence[Setup], settings: Settings, task: s
     problems: list[Problem] = []
     for s in setups:
         problems.extend(_setup_problems(project, s, settings, task))
+    if task == "deploy":
+        # The deploy target and its settings (cri.target, cri.swarm.*): its constructor checks
+        # them without the engine; the deploy made it only after the build.
+        from .targets import get
+
+        try:
+            get(settings.target)(project, settings, lambda _line: None)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise ConfigError(sorted(problems, key=_place))
 

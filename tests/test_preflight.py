@@ -173,3 +173,13 @@ def test_the_pre_flight_check_refuses_it_too_with_the_setup_place(tmp_path: Path
             check(proj, proj.setups, resolve(None), task)
         (problem,) = caught.value.problems
         assert str(problem).startswith("zerops.yml:2:5: zerops[0].setup: refusing to use the setup name ")
+
+
+def test_deploy_refuses_an_unknown_target_or_bad_target_settings_before_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deploy_phase, "deploy", never)
+    file = project(tmp_path / "proj", "zerops:\n  - setup: app\n    build: {deployFiles: ./}\n    run: {start: ./app}\n")
+    with pytest.raises(ConfigError, match=r"^cri\.target: unknown deploy target 'k8s'"):
+        api.deploy(file, settings={"target": "k8s"})
+    with pytest.raises(ConfigError, match=r"^cri\.swarm\.parallelism: expected 0 \(all at once\) or more"):
+        api.deploy(file, settings={"target": "swarm", "swarm": {"parallelism": -1}})
+    assert not (tmp_path / "proj" / ".cri").exists()
