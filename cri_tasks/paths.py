@@ -64,6 +64,8 @@ def path_problem(raw: str, kind: str) -> str | None:
 
     The one statement of these rules: the loader refuses such a value at ``validate`` and the
     phases that use it (fingerprint, artifact, build, deploy) ask again as a second wall."""
+    if kind not in PATH_KINDS:
+        raise ValueError(f"unknown kind of path {kind!r}")
     value = raw.strip()
     if _CONTROL.search(raw):
         return "holds a control character (a NUL, a line break...): not a usable path"
