@@ -89,9 +89,17 @@ def problem_json(p: Problem) -> dict[str, Any]:
     }
 
 
+def _preflight(project: Project, s: Settings, setup: str | None, task: str) -> None:
+    """What ``task`` would refuse later (the file system, the task's own needs), before any work."""
+    from .preflight import check
+
+    check(project, project.select(setup), s, task)
+
+
 def validate(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Validation:
-    project = load(file, settings)
-    project.select(setup)  # an unknown setup name is an error here too
+    s = _settings(settings)
+    project = load(file, s)
+    _preflight(project, s, setup, "validate")  # an unknown setup name is an error here too
     if setup is not None:
         from .model import Project
 
@@ -125,6 +133,7 @@ def prepare(
     from . import runtime_image as _prepare
 
     project = load(file, s, data=None if key is None else key.data)  # the very bytes of the key
+    _preflight(project, s, setup, "prepare")
     return _prepare.prepare(
         project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
         hit_key=key,
@@ -178,6 +187,7 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
 
     s = _settings(settings)
     project = load(file, s)
+    _preflight(project, s, setup, "build")
     with Store(s.cache_path(project.root)) as store:
         return [build_phase.build(project, st, s, report=report, store=store) for st in project.select(setup)]
 
@@ -188,7 +198,9 @@ def deploy(file: str | Path | None = None, *, setup: str | None = None, settings
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
-    return _deploy.deploy(load(file, s), s, setup=setup, report=report)
+    project = load(file, s)
+    _preflight(project, s, setup, "deploy")
+    return _deploy.deploy(project, s, setup=setup, report=report)
 
 
 def rollback(file: str | Path | None = None, *, setup: str, version: int | None = None,

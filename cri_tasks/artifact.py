@@ -22,6 +22,7 @@ import pathspec
 
 from .errors import ConfigError, Problem
 from .model import PathRef
+from .paths import WHOLE_BUILD_DIR, path_problem
 
 
 def ignore_spec(root: Path, *names: str) -> pathspec.GitIgnoreSpec:
@@ -108,13 +109,12 @@ def parse_deploy_path(ref: PathRef) -> DeployPath:
     def fail(why: str) -> ConfigError:
         return ConfigError([Problem(f"{raw!r} {why}", path=ref.path, location=ref.location)])
 
-    if raw.count("~") > 1:
-        raise fail("has more than one '~'")
+    why = path_problem(raw, "deployFiles")  # the loader's rule, asked again
+    if why is not None:
+        raise fail(why)
+    if raw in WHOLE_BUILD_DIR:  # "/" and "/~": the whole build folder, as "./" and "./~"
+        raw = "." + raw
     pure = PurePosixPath(raw.replace("~", "") or ".")
-    if pure.is_absolute():
-        raise fail("is absolute; deployFiles are relative to the project folder")
-    if ".." in pure.parts:
-        raise fail("leaves the project folder ('..')")
     if "~" in raw:
         before, after = raw.split("~", 1)
         strip = PurePosixPath(before or ".").as_posix()

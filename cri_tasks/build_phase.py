@@ -24,7 +24,7 @@ from .runtime_plan import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder, private_dir
+from .paths import cache_folder, component, path_problem, private_dir
 
 FAILED = "BUILD_FAILED"
 
@@ -48,10 +48,10 @@ def cache_paths(setup: Setup) -> list[str]:
         return ["."]
     out = []
     for ref in build.cache:
-        pure = PurePosixPath(ref.value.strip())
-        if pure.is_absolute() or ".." in pure.parts:
-            raise ConfigError([Problem(f"{ref.value!r} must stay inside /build/source", path=ref.path, location=ref.location)])
-        out.append(pure.as_posix())
+        why = path_problem(ref.value, "/build/source")  # the loader's rule, asked again
+        if why is not None:
+            raise ConfigError([Problem(f"{ref.value!r} {why}", path=ref.path, location=ref.location)])
+        out.append(PurePosixPath(ref.value.strip()).as_posix())
     return out
 
 
@@ -85,6 +85,7 @@ def _save_script(paths: list[str]) -> str:
 
 def build(project: Project, setup: Setup, settings: Settings, *, report: Reporter, store: Store) -> BuildResult:
     """Run the build phase for one setup; returns the assembled artifact folder."""
+    component(setup.name, "setup name")  # before anything is written (the loader checked it too)
     b = setup.build
     if b is None:
         raise ConfigError(f"[{setup.name}] has no build section: nothing to deploy (zerops.yml needs build.deployFiles)")
@@ -95,14 +96,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     version = gleam_version(base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
     cache_dir = settings.cache_path(project.root)
-    env = envvars.resolve(
-        dict(b.env_variables),
-        project=_project_env(settings, project),
-        builtins={"hostname": setup.name, "serviceName": setup.name},
-        where=f"zerops[{setup.index}].build.envVariables",
-        location=b.location,
-        locations={name: loc for name in b.env_variables if (loc := b.where(f"envVariables.{name}"))},
-    )
+    env = build_env(project, setup, settings)
     env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     paths = cache_paths(setup)
     cache_key = fingerprint.digest([os_name, list(b.base), [c.text for c in b.prepare_commands], paths])
@@ -120,7 +114,8 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
         "cache_save": _save_script(paths),
     }
     text = render("build.Dockerfile.j2", context)
-    work = cache_folder(cache_dir, "build") / setup.name
+    name = component(setup.name, "setup name")
+    work = cache_folder(cache_dir, "build") / name
     shutil.rmtree(work, ignore_errors=True)
     private_dir(work)
     source = work / "context" / "source"
@@ -182,6 +177,21 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})
     report(f"[{setup.name}] build: artifact of {count} file(s) in {seconds:.1f} s")
     return BuildResult(setup.name, dest, out_dir, count, seconds, str(log_path))
+
+
+def build_env(project: Project, setup: Setup, settings: Settings) -> dict[str, str]:
+    """build.envVariables with every ``${name}`` resolved; an unknown reference is a ConfigError."""
+    b = setup.build
+    if b is None:
+        return {}
+    return envvars.resolve(
+        dict(b.env_variables),
+        project=_project_env(settings, project),
+        builtins={"hostname": setup.name, "serviceName": setup.name},
+        where=f"zerops[{setup.index}].build.envVariables",
+        location=b.location,
+        locations={name: loc for name in b.env_variables if (loc := b.where(f"envVariables.{name}"))},
+    )
 
 
 def _project_env(settings: Settings, project: Project) -> dict[str, str]:

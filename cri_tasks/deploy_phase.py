@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from . import build_phase, engine, envvars, runtime_image
@@ -26,7 +26,7 @@ from .engine import LABEL
 from .runtime_plan import _now, project_id
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder
+from .paths import cache_folder, component, path_problem
 
 DEPLOY_FAILED = "DEPLOY_FAILED"
 
@@ -95,9 +95,9 @@ def check_env_replace_targets(setup: Setup) -> None:
     if er is None:
         return
     for ref in er.targets:
-        pure = PurePosixPath(ref.value.strip())
-        if pure.is_absolute() or ".." in pure.parts:
-            raise ConfigError([Problem(f"{ref.value!r} must stay inside /var/www", path=ref.path, location=ref.location)])
+        why = path_problem(ref.value, "/var/www")  # the loader's rule, asked again
+        if why is not None:
+            raise ConfigError([Problem(f"{ref.value!r} {why}", path=ref.path, location=ref.location)])
 
 
 def deploy_error(setup: Setup, what: str, container_log: str) -> StepFailed:
@@ -161,6 +161,8 @@ def deploy(project: Project, settings: Settings, *, setup: str | None = None, re
     from .targets import get
 
     setups = project.select(setup)
+    for s in setups:  # every name before anything is written (the loader checked them too)
+        component(s.name, "setup name")
     results: list[DeployResult] = []
     errors: list[CriError] = []
     try:
@@ -272,7 +274,8 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
             for sc in run.start_commands
         ],
     })
-    work = cache_folder(settings.cache_path(project.root), "build") / s.name / "app-context"
+    name = component(s.name, "setup name")
+    work = cache_folder(settings.cache_path(project.root), "build") / name / "app-context"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     artifact.rename(work / "app")

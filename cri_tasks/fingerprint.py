@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Union
 
 from .errors import ConfigError, Location, Problem
+from .paths import path_problem
 
 if TYPE_CHECKING:
     from .model import PathRef
@@ -107,12 +108,9 @@ def check_inside(root: Path, ref: AnyRef, *, field: str = "build.addToRunPrepare
     def fail(why: str) -> ConfigError:
         return ConfigError([Problem(f"{raw!r} {why}", path=ref.path, location=ref.location)])
 
-    if not raw:
-        raise fail("is empty")
-    if pure.is_absolute() or raw.startswith("~"):
-        raise fail("is absolute; paths are relative to the project folder")
-    if ".." in pure.parts:
-        raise fail("leaves the project folder ('..')")
+    why = path_problem(ref.value, "project")  # the loader's rule, asked again
+    if why is not None:
+        raise fail(why)
     candidate = root / pure
     if not os.path.lexists(candidate):
         raise fail(f"does not exist in {root}")
@@ -121,6 +119,14 @@ def check_inside(root: Path, ref: AnyRef, *, field: str = "build.addToRunPrepare
     if real != real_root and real_root not in real.parents:
         raise fail(f"points outside the project folder (to {real})")
     return candidate
+
+
+def check_tree(root: Path, refs: Iterable[AnyRef]) -> None:
+    """Refuse what :func:`scan` would refuse under ``refs`` (a symlink leading outside, a device,
+    socket or pipe), without reading a file: the pre-flight check of a deploy, whose prepare
+    reads these paths only after the build."""
+    for _ in _walk(root, refs):
+        pass
 
 
 def scan(root: Path, refs: Iterable[AnyRef], cache: StatCache) -> list[Entry]:

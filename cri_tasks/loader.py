@@ -29,7 +29,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigError, Location, Problem
-from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate
+from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_problem
 from .model import (
     DEFAULT_OS,
     OS_CHOICES,
@@ -214,9 +214,12 @@ def _decode(data: bytes, shown: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         message = f"{shown}: is UTF-16 encoded; save it as UTF-8"
         raise ConfigError(message)
-    if b"\0" in data:
-        message = f"{shown}: not a text file (it contains NUL bytes)"
-        raise ConfigError(message)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        before = data[:nul].decode("utf-8", errors="replace")
+        line, column = _line_col(before, len(before))
+        message = "not a text file (it contains NUL bytes)"
+        raise ConfigError([Problem(message, location=Location(shown, line, column))])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -237,6 +240,8 @@ def _decode(data: bytes, shown: str) -> str:
 # The characters YAML (and both PyYAML readers) accept.
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_BREAKS = re.compile("[\x00\r\n]")
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:
@@ -561,6 +566,12 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _quoted(text: str, limit: int = 40) -> str:
+    """``text`` in double quotes with control and non-ASCII characters escaped (a newline, a NUL
+    or a look-alike of "/" stays visible), cut after ``limit`` characters."""
+    return json.dumps(text[:limit]) + ("…" if len(text) > limit else "")
+
+
 def _child_path(path: str, key: str) -> str:
     name = key if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", key) else json.dumps(_clip(key), ensure_ascii=False)
     if not path:
@@ -617,6 +628,61 @@ class _Str(_Spec):
         if kind != "str" or (self.non_empty and not value.strip()):
             return self.wrong(ctx, node, path, kind)
         return value
+
+
+class _Line(_Str):
+    """A string on one line, without control characters (envReplace delimiters)."""
+
+    def check(self, ctx: _Context, node: Node, path: str, anchor: Location | None = None) -> Any:
+        value = super().check(ctx, node, path, anchor)
+        if value is not _INVALID and _CONTROL.search(value):
+            ctx.error(node, path, f"{_quoted(value)} holds a control character (a NUL, a line break...)")
+            return _INVALID
+        return value
+
+
+class _Path(_Str):
+    """A path in zerops.yml, by the rules of :func:`cri_tasks.paths.path_problem` for ``kind``."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def check(self, ctx: _Context, node: Node, path: str, anchor: Location | None = None) -> Any:
+        value = super().check(ctx, node, path, anchor)
+        if value is _INVALID:
+            return value
+        why = path_problem(value, self.kind)
+        if why is not None:
+            ctx.error(node, path, f"{_quoted(value)} {why}")
+            return _INVALID
+        return value
+
+
+#: Setup names: Zerops' service hostname rule (lowercase ASCII letters and digits, at most 25)
+#: plus "-" (a setup picked with ``zcli push --setup`` need not be a hostname); docs/zerops-decisions.md.
+SETUP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,24}")
+SETUP_NAME_RULE = "1 to 25 lowercase letters a-z, digits or '-', starting with a letter or digit"
+
+
+class _SetupName(_Str):
+    """``setup`` and ``extends`` values: names that are safe as a path component, an image name
+    and a container hostname. ``setup`` keeps an invalid value (reported) so that the duplicate
+    and case checks still see it; ``extends`` drops it."""
+
+    def __init__(self, *, keep_invalid: bool) -> None:
+        super().__init__(non_empty=True)
+        self.keep_invalid = keep_invalid
+
+    def check(self, ctx: _Context, node: Node, path: str, anchor: Location | None = None) -> Any:
+        value = super().check(ctx, node, path, anchor)
+        if value is _INVALID or SETUP_NAME.fullmatch(value):
+            return value
+        hint = ""
+        if SETUP_NAME.fullmatch(value.lower()):
+            hint = f' (did you mean "{value.lower()}"?)'
+        ctx.error(node, path, f"invalid setup name {_quoted(value)}: use {SETUP_NAME_RULE}{hint}")
+        return value if self.keep_invalid else _INVALID
 
 
 class _Bool(_Spec):
@@ -724,7 +790,7 @@ class _Cache(_Spec):
 
     expected = "true, false, a path or a list of paths"
     takes_text = True
-    paths = _OneOrList(_Str(), expected)
+    paths = _OneOrList(_Path("/build/source"), expected)
 
     def check(self, ctx: _Context, node: Node, path: str, anchor: Location | None = None) -> Any:
         kind, value = ctx.kind(node, path)
@@ -751,8 +817,8 @@ class _Env(_Spec):
         out: dict[str, _Val] = {}
         for name, key_node, value_node in ctx.items(node, path):
             here = _child_path(path, name)
-            if not name or any(c.isspace() or c == "=" for c in name):
-                ctx.error(key_node, path, f'invalid variable name "{_clip(name)}" (empty, "=" or spaces)')
+            if not name or any(c.isspace() or c == "=" or _CONTROL.match(c) for c in name):
+                ctx.error(key_node, path, f'invalid variable name {_quoted(name)} (empty, "=", spaces or control characters)')
                 continue
             kind, value = ctx.kind(value_node, here)
             text: Any = _INVALID
@@ -767,6 +833,11 @@ class _Env(_Spec):
                 text = ""
             elif kind != "invalid":
                 ctx.error(value_node, here, f"expected a string, number or boolean, got {_describe(value_node)}")
+            if text is not _INVALID and _BREAKS.search(text):
+                # Docker's env file (local), a compose file's env list (swarm) and the build's
+                # secret file hold one line per variable; the deploy refused it after the build.
+                ctx.error(value_node, here, "a NUL or a line break in a value is not supported (env files carry one variable per line)")
+                text = _INVALID
             out[name] = _Val(text, here, ctx.loc(value_node), ctx.loc(key_node))
         return out
 
@@ -926,8 +997,12 @@ RUN_BASES = ("static",) + _versions(
 
 _STRING = _Str()
 _COMMANDS = _List(_STRING, "a list of strings")
-_PATHS = _OneOrList(_STRING, "a path or a list of paths")
-_STRINGS = _OneOrList(_STRING, "a string or a list of strings")
+
+
+def _paths(kind: str) -> _OneOrList:
+    return _OneOrList(_Path(kind), "a path or a list of paths")
+
+
 _OS = _Enum(OS_CHOICES)
 _ENV = _Env()
 _EXEC = _Obj({"command": _Field(_STRING, required=True)})
@@ -950,10 +1025,10 @@ _BUILD = _Obj(
         "os": _OS,
         "prepareCommands": _COMMANDS,
         "buildCommands": _COMMANDS,
-        "deployFiles": _PATHS,
-        "deploy": _Field(_PATHS, warning='deprecated name of "deployFiles"; used as deployFiles, rename it'),
+        "deployFiles": _paths("deployFiles"),
+        "deploy": _Field(_paths("deployFiles"), warning='deprecated name of "deployFiles"; used as deployFiles, rename it'),
         "cache": _Cache(),
-        "addToRunPrepare": _PATHS,
+        "addToRunPrepare": _paths("project"),
         "envVariables": _ENV,
     },
     _at_most_one("deployFiles", "deploy"),
@@ -1035,7 +1110,10 @@ _RUN = _Obj(
         "ports": _List(_PORT, "a list of ports"),
         "envVariables": _ENV,
         "envReplace": _Obj(
-            {"delimiter": _Field(_STRINGS, required=True), "target": _Field(_PATHS, required=True)}
+            {
+                "delimiter": _Field(_OneOrList(_Line(), "a string or a list of strings"), required=True),
+                "target": _Field(_paths("/var/www"), required=True),
+            }
         ),
         "healthCheck": _HEALTH_CHECK,
         "crontab": _List(_CRON, "a list of cron jobs"),
@@ -1070,8 +1148,8 @@ SECTIONS = ("build", "run", "deploy")
 
 _ENTRY = _Obj(
     {
-        "setup": _Field(_Str(non_empty=True), required=True),
-        "extends": _STRINGS,
+        "setup": _Field(_SetupName(keep_invalid=True), required=True),
+        "extends": _OneOrList(_SetupName(keep_invalid=False), "a string or a list of strings"),
         "build": _BUILD,
         "deploy": _DEPLOY,
         "run": _RUN,
@@ -1188,16 +1266,25 @@ class _Section:
 
 def _resolve(ctx: _Context, entries: list[_Entry]) -> list[Setup]:
     by_name: dict[str, _Entry] = {}
+    by_folded: dict[str, _Entry] = {}  # image tags and container names are lower-cased
     for entry in entries:
         name = entry.name
         if name is None:
             continue
+        setup = entry.members["setup"]
         if name in by_name:
             first = by_name[name].members["setup"].location
-            setup = entry.members["setup"]
-            ctx.error(setup.location, setup.path, f'duplicate setup "{_clip(name)}" (first defined at {first})')
+            ctx.error(setup.location, setup.path, f"duplicate setup {_quoted(name)} (first defined at {first})")
+            continue
+        twin = by_folded.get(name.lower())
+        if twin is not None:
+            other = twin.members["setup"]
+            message = (f"setup {_quoted(name)} differs only in case from {_quoted(str(twin.name))} "
+                       f"(defined at {other.location}); setup names are compared without case")
+            ctx.error(setup.location, setup.path, message)
             continue
         by_name[name] = entry
+        by_folded[name.lower()] = entry
     order = _extends_order(ctx, entries, by_name)
     sections: dict[int, dict[str, _Section]] = {}
     for entry in order:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import CriError
-from .paths import cache_folder
+from .paths import cache_folder, component
 
 
 @contextmanager
@@ -24,7 +24,8 @@ def locked(
     what: str = "another cri-tasks process holds the lock",
 ) -> Iterator[None]:
     """Hold ``<cache>/locks/<key>.lock``. ``wait=False`` fails at once when it is taken."""
-    path = cache_folder(cache_dir, "locks") / f"{key}.lock"
+    name = component(f"{key}.lock", "lock key")  # before the folder is made
+    path = cache_folder(cache_dir, "locks") / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CriError
-from .paths import cache_folder
+from .paths import cache_folder, component
 
 
 def new_log(cache_dir: Path, setup: str, phase: str) -> Path:
-    directory = cache_folder(cache_dir, "logs", setup)
+    name = component(setup, "setup name")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    return directory / f"{phase}-{stamp}-{os.getpid()}.log"
+    file = component(f"{phase}-{stamp}-{os.getpid()}.log", "log file name")  # checks the phase too
+    return cache_folder(cache_dir, "logs", name) / file
 
 
 class LogFile:

@@ -20,7 +20,7 @@ from .errors import CommandFailure, CriError, EngineError, StepFailed
 from .locks import locked
 from .logfiles import LogFile, new_log
 from .model import Command, Project
-from .paths import cache_folder
+from .paths import cache_folder, component
 from .results import FAILED, PrepareResult, Reporter
 from .runtime_plan import Plan, _now, _setup_record, image_key, tag_for
 from .runtimes import OPERATING_SYSTEMS
@@ -137,7 +137,8 @@ class _staged:
 
     def __init__(self, b: _Build, cache_dir: Path, commands: Sequence[Command]) -> None:
         self.b, self.commands = b, commands
-        self.dir = cache_folder(cache_dir, "context") / f"{b.plan.name}-{b.plan.fingerprint[:16]}-{os.getpid()}"
+        name = component(f"{b.plan.name}-{b.plan.fingerprint[:16]}-{os.getpid()}", "build context folder")
+        self.dir = cache_folder(cache_dir, "context") / name
 
     def __enter__(self) -> Path:
         b, root = self.b, self.b.plan.files_root

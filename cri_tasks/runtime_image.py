@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from . import engine, fingerprint, hitindex
 from .errors import CriError
 from .model import Project
+from .paths import component
 from .results import FAILED, PrepareResult, Reporter, stderr_reporter
 from .runtime_build import _build_guarded, interrupted
 from .runtime_plan import Plan, _setup_record, diff_inputs, image_key, plan, tag_for
@@ -61,6 +62,8 @@ def prepare(
     With ``hit_key`` (a plain prepare of the project folder), a run that ends with every setup
     up to date or built leaves an entry in the cache-hit index for the next call."""
     setups = project.select(setup)
+    for s in setups:  # every name before anything is written (the loader checked them too)
+        component(s.name, "setup name")
     cache_dir = settings.cache_path(project.root)
     with Store(cache_dir) as store:
         plans = [plan(project, s, settings, store, root) for s in setups]

@@ -98,3 +98,20 @@ def test_env_replace_targets_outside_var_www_are_refused(target: str) -> None:
     with pytest.raises(ConfigError, match="must stay inside /var/www") as err:
         check_env_replace_targets(setup)
     assert str(err.value).startswith("zerops.yml:12:17: zerops[0].run.envReplace.target[0]:")
+
+
+@pytest.mark.parametrize("value", ["/", "/~"])
+def test_slash_and_slash_tilde_deploy_the_whole_build_folder_like_dot_slash(built: Path, tmp_path: Path, value: str) -> None:
+    # Official recipes write "deployFiles: /": the whole build folder, not the host's root.
+    assemble(built, tmp_path / "dot", [ref("./")], ignore=ignore_spec(built))
+    assemble(built, tmp_path / "slash", [ref(value)], ignore=ignore_spec(built))
+    assert files(tmp_path / "slash") == files(tmp_path / "dot")
+    assert "build/erlang-shipment/entrypoint.sh" in files(tmp_path / "slash")
+    assert (tmp_path / "slash" / "README.md").read_text() == "README.md"
+
+
+@pytest.mark.parametrize(("value", "why"), [("/etc", "is absolute"), ("//", "is absolute"), ("/~/x", "is absolute"),
+                                             ("a\nb", "control character")])
+def test_other_absolute_deploy_paths_stay_refused(value: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        parse_deploy_path(ref(value))

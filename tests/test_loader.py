@@ -137,7 +137,7 @@ def test_an_empty_file_or_one_with_only_comments_is_empty(yml: Yml, content: str
 
 def test_a_binary_file_is_not_a_text_file(yml: Yml) -> None:
     (yml.root / "zerops.yml").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00")
-    with pytest.raises(ConfigError, match=r"^zerops\.yml: not a text file"):
+    with pytest.raises(ConfigError, match=r"^zerops\.yml:1:8: not a text file \(it contains NUL bytes\)"):
         load_project("zerops.yml")
 
 
@@ -1119,3 +1119,121 @@ def test_select_returns_the_named_setup_or_lists_the_available_ones(yml: Yml) ->
     assert [s.name for s in project.select()] == ["base", "prod"]
     with pytest.raises(ConfigError, match="no setup named 'nope'; available: base, prod"):
         project.select("nope")
+
+
+# --------------------------------------------------------------------------------------------
+# Setup names, paths and env values: refused at the door (issue 12)
+# --------------------------------------------------------------------------------------------
+
+SETUP_RULE = "use 1 to 25 lowercase letters a-z, digits or '-', starting with a letter or digit"
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ('"../x"', '"../x"'),
+        ('"/abs"', '"/abs"'),
+        ('"a/b"', '"a/b"'),
+        ('"."', '"."'),
+        ('".."', '".."'),
+        ('"a\\0b"', '"a\\u0000b"'),
+        ('"a\\nb"', '"a\\nb"'),
+        ('"-rf"', '"-rf"'),
+        ('"x' + "x" * 25 + '"', '"' + "x" * 26 + '"'),
+        ('"\uff0e\uff0e"', '"\\uff0e\\uff0e"'),
+        ('"a b"', '"a b"'),
+        ('"app_1"', '"app_1"'),
+    ],
+)
+def test_a_setup_name_outside_the_safe_set_is_refused_at_its_value(yml: Yml, written: str, shown: str) -> None:
+    problem = yml.problem(f"zerops:\n  - setup: {written}\n")
+    assert at(problem) == (2, 12)
+    assert problem.path == "zerops[0].setup"
+    assert problem.message == f"invalid setup name {shown}: {SETUP_RULE}"
+
+
+def test_a_300_character_setup_name_is_refused_and_clipped_in_the_message(yml: Yml) -> None:
+    problem = yml.problem("zerops:\n  - setup: " + "a" * 300 + "\n")
+    assert at(problem) == (2, 12)
+    assert problem.message.startswith('invalid setup name "' + "a" * 40 + '"…: use')
+    assert len(str(problem)) < 200
+
+
+def test_an_upper_case_setup_name_is_refused_with_the_lower_case_suggested(yml: Yml) -> None:
+    problem = yml.problem("zerops:\n  - setup: App\n")
+    assert str(problem) == f'zerops.yml:2:12: zerops[0].setup: invalid setup name "App": {SETUP_RULE} (did you mean "app"?)'
+
+
+def test_two_setups_that_differ_only_in_case_are_refused(yml: Yml) -> None:
+    problems = yml.problems("zerops:\n  - setup: app\n  - setup: App\n")
+    assert [str(p) for p in problems] == [
+        f'zerops.yml:3:12: zerops[1].setup: invalid setup name "App": {SETUP_RULE} (did you mean "app"?)',
+        'zerops.yml:3:12: zerops[1].setup: setup "App" differs only in case from "app" (defined at zerops.yml:2:12); '
+        "setup names are compared without case",
+    ]
+
+
+@pytest.mark.parametrize("name", ["app", "api", "prod", "dev", "base", "helloworld", "app-dev", "1st", "a" * 25])
+def test_names_in_the_safe_set_load(yml: Yml, name: str) -> None:
+    assert yml.load(f"zerops:\n  - setup: {name}\n").setup_names() == [name]
+
+
+def test_an_extends_target_follows_the_same_rule(yml: Yml) -> None:
+    problem = yml.problem("zerops:\n  - setup: app\n  - setup: web\n    extends: [app, ../x]\n")
+    assert str(problem) == f'zerops.yml:4:20: zerops[1].extends[1]: invalid setup name "../x": {SETUP_RULE}'
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "path", "column", "message"),
+    [
+        ("build: {deployFiles: ../x}", "", "zerops[0].build.deployFiles", 26, '"../x" leaves the project folder (\'..\')'),
+        ("build: {deployFiles: [./, /etc]}", "", "zerops[0].build.deployFiles[1]", 31,
+         "\"/etc\" is absolute; deployFiles are relative to the project folder ('/' alone means all of it)"),
+        ("build: {deployFiles: ./, addToRunPrepare: /etc/passwd}", "", "zerops[0].build.addToRunPrepare", 47,
+         '"/etc/passwd" is absolute; paths are relative to the project folder'),
+        ("build: {deployFiles: ./, addToRunPrepare: [a, '../b']}", "", "zerops[0].build.addToRunPrepare[1]", 51,
+         '"../b" leaves the project folder (\'..\')'),
+        ("build: {deployFiles: ./, addToRunPrepare: ''}", "", "zerops[0].build.addToRunPrepare", 47, '"" is empty'),
+        ('build: {deployFiles: "a\\0b"}', "", "zerops[0].build.deployFiles", 26,
+         '"a\\u0000b" holds a control character (a NUL, a line break...): not a usable path'),
+        ("build: {deployFiles: ./, cache: [deps, /root]}", "", "zerops[0].build.cache[1]", 44,
+         '"/root" must stay inside /build/source'),
+        ("build: {deployFiles: ./, cache: ../x}", "", "zerops[0].build.cache", 37, '"../x" must stay inside /build/source'),
+        ("run: {envReplace: {delimiter: '%%', target: /etc/passwd}}", "", "zerops[0].run.envReplace.target", 49,
+         '"/etc/passwd" must stay inside /var/www'),
+        ("run: {envReplace: {delimiter: '%%', target: [ok, ../../etc]}}", "", "zerops[0].run.envReplace.target[1]", 54,
+         '"../../etc" must stay inside /var/www'),
+        ('run: {envReplace: {delimiter: "%\\n", target: ok}}', "", "zerops[0].run.envReplace.delimiter", 35,
+         '"%\\n" holds a control character (a NUL, a line break...)'),
+        ('run: {envVariables: {A: "x\\ny"}}', "", "zerops[0].run.envVariables.A", 29,
+         "a NUL or a line break in a value is not supported (env files carry one variable per line)"),
+        ('build: {deployFiles: ./, envVariables: {A: "x\\0y"}}', "", "zerops[0].build.envVariables.A", 48,
+         "a NUL or a line break in a value is not supported (env files carry one variable per line)"),
+        ('run: {envVariables: {"A\\0": x}}', "", "zerops[0].run.envVariables", 26,
+         'invalid variable name "A\\u0000" (empty, "=", spaces or control characters)'),
+    ],
+)
+def test_values_a_later_phase_would_refuse_are_refused_at_their_place(
+    yml: Yml, section: str, value: str, path: str, column: int, message: str
+) -> None:
+    problem = yml.problem(f"zerops:\n  - setup: app\n    {section}{value}\n")
+    assert (at(problem), problem.path, problem.message) == ((3, column), path, message)
+
+
+def test_a_multi_line_block_env_value_is_refused_at_its_first_line(yml: Yml) -> None:
+    problem = yml.problem("zerops:\n  - setup: app\n    run:\n      envVariables:\n        KEY: |\n          a\n          b\n")
+    assert (at(problem), problem.path) == ((5, 14), "zerops[0].run.envVariables.KEY")
+
+
+@pytest.mark.parametrize("value", ["/", "/~", "./", ".", "'~'", "dist/~", "./dist/~", "build/erlang-shipment"])
+def test_deploy_files_that_mean_the_build_folder_or_a_part_of_it_load(yml: Yml, value: str) -> None:
+    project = yml.load(f"zerops:\n  - setup: app\n    build:\n      deployFiles: {value}\n")
+    build = project.setups[0].build
+    assert build is not None and [r.value for r in build.deploy_files] == [value.strip("'")]
+
+
+def test_a_nul_byte_in_the_file_is_located(yml: Yml) -> None:
+    (yml.root / "zerops.yml").write_bytes(b"zerops:\n  - setup: a\0b\n")
+    with pytest.raises(ConfigError) as caught:
+        load_project("zerops.yml")
+    assert str(caught.value) == "zerops.yml:2:13: not a text file (it contains NUL bytes)"

@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 
 from cri_tasks import loader
 from cri_tasks.errors import ConfigError
-from cri_tasks.loader import load_data, load_project
+from cri_tasks.loader import SETUP_NAME, load_data, load_project
+from cri_tasks.paths import path_problem
 
 try:
     from jsonschema import Draft202012Validator
@@ -211,11 +212,57 @@ def integral_float_for_integer(data: Any) -> bool:
 
 
 def unusable_env_name(data: Any) -> bool:
-    """An environment variable name that is empty or holds "=" or whitespace."""
+    """An environment variable name that is empty or holds "=", whitespace or a control character."""
     for entry in _entries(data):
         for name in ("build", "run"):
             env = _section(entry, name).get("envVariables")
-            if isinstance(env, dict) and any(not k or "=" in k or any(c.isspace() for c in k) for k in env):
+            if isinstance(env, dict) and any(
+                not k or "=" in k or any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in k) for k in env
+            ):
+                return True
+    return False
+
+
+def unsafe_setup_name(data: Any) -> bool:
+    """A setup (or extends) name outside Zerops' hostname rule plus "-" (docs/zerops-decisions.md):
+    it becomes a folder under the cache, an image name and a container hostname."""
+    names = [e.get("setup") for e in _entries(data)] + [p for e in _entries(data) for p in _parents(e)]
+    return any(isinstance(n, str) and n.strip() and not SETUP_NAME.fullmatch(n) for n in names)
+
+
+_PATH_FIELDS = (("build", "deployFiles", "deployFiles"), ("build", "deploy", "deployFiles"),
+                ("build", "addToRunPrepare", "project"), ("build", "cache", "/build/source"))
+
+
+def _path_values(data: Any) -> Iterator[tuple[str, Any]]:
+    """(kind, value) of every path written in the document."""
+    for entry in _entries(data):
+        fields = [(kind, _section(entry, section).get(key)) for section, key, kind in _PATH_FIELDS]
+        env_replace = _section(entry, "run").get("envReplace")
+        if isinstance(env_replace, dict):
+            fields.append(("/var/www", env_replace.get("target")))
+        for kind, value in fields:
+            yield from ((kind, v) for v in (value if isinstance(value, list) else [value]))
+
+
+def unusable_path(data: Any) -> bool:
+    """A path that is empty, escapes its folder ("..", absolute; deployFiles "/" and "/~" excepted)
+    or holds a control character: the build or the deploy would refuse it later."""
+    return any(isinstance(value, str) and path_problem(value, kind) for kind, value in _path_values(data))
+
+
+def line_break_in_value(data: Any) -> bool:
+    """An env value with a NUL or a line break (Docker passes one line per variable), or an
+    envReplace delimiter with a control character."""
+    for entry in _entries(data):
+        for name in ("build", "run"):
+            env = _section(entry, name).get("envVariables")
+            if isinstance(env, dict) and any(isinstance(v, str) and any(c in v for c in "\0\r\n") for v in env.values()):
+                return True
+        env_replace = _section(entry, "run").get("envReplace")
+        delimiters = env_replace.get("delimiter") if isinstance(env_replace, dict) else None
+        for d in delimiters if isinstance(delimiters, list) else [delimiters]:
+            if isinstance(d, str) and any(ord(c) < 32 or c == "\x7f" for c in d):
                 return True
     return False
 
@@ -288,6 +335,9 @@ DISAGREEMENTS = [
     Disagreement(non_positive_duration, False, _APP + "    run: {healthCheck: {exec: {command: x}, execPeriod: 0}}\n"),
     Disagreement(integral_float_for_integer, False, _APP + "    run: {ports: [{port: 3000.0}]}\n"),
     Disagreement(unusable_env_name, False, _APP + "    run: {envVariables: {'A B': x}}\n"),
+    Disagreement(unsafe_setup_name, False, "zerops:\n  - setup: ../x\n"),
+    Disagreement(unusable_path, False, _APP + "    build: {deployFiles: ../x}\n"),
+    Disagreement(line_break_in_value, False, _APP + '    run: {envVariables: {A: "x\\ny"}}\n'),
     Disagreement(no_local_meaning_keys, True, _APP + "    run: {verticalAutoscaling: {minRam: 1}, mount: [s]}\n"),
     Disagreement(null_env_value, True, _APP + "    run: {envVariables: {A: null}}\n"),
     Disagreement(deprecated_build_deploy, True, _APP + "    build: {deploy: ./}\n"),
@@ -462,6 +512,20 @@ def from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
 ENTRY = from_schema(SCHEMA["properties"]["zerops"]["items"]) if SCHEMA else st.just({})
 
 
+def _usable_paths(entry: dict[str, Any]) -> None:
+    """Replace the generated paths the loader refuses (empty, absolute) by "./"."""
+    holders = [(_section(entry, "build"), key, kind) for _, key, kind in _PATH_FIELDS]
+    env_replace = _section(entry, "run").get("envReplace")
+    if isinstance(env_replace, dict):
+        holders.append((env_replace, "target", "/var/www"))
+    for holder, key, kind in holders:
+        value = holder.get(key)
+        if isinstance(value, str) and path_problem(value, kind):
+            holder[key] = "./"
+        elif isinstance(value, list):
+            holder[key] = ["./" if isinstance(v, str) and path_problem(v, kind) else v for v in value]
+
+
 @st.composite
 def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
     """Schema-valid documents, adjusted to the loader's extra rules so both should accept them."""
@@ -476,6 +540,7 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
                 earlier = st.sampled_from(names[:index])
                 entry["extends"] = draw(earlier | st.lists(earlier, min_size=1, max_size=2))
         run = entry.get("run", {})
+        _usable_paths(entry)
         if "start" in run and "startCommands" in run:
             del run[draw(st.sampled_from(["start", "startCommands"]))]
         for port in run.get("ports", []):

@@ -28,7 +28,7 @@ from ..results import Reporter
 from ..engine import LABEL
 from ..runtime_plan import project_id
 from ..settings import Settings
-from ..paths import cache_folder
+from ..paths import cache_folder, component
 
 
 
@@ -279,7 +279,7 @@ class LocalTarget:
             },
         )
         work = cache_folder(self.settings.cache_path(self.project.root), "tmp")
-        path = work / f"haproxy-{setup.name}.cfg"
+        path = work / component(f"haproxy-{setup.name}.cfg", "proxy configuration file")
         path.write_text(text)
         engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")
 

@@ -49,7 +49,7 @@ from ..results import Reporter
 from ..runtime_plan import project_id
 from ..settings import Settings
 from ..store import Store
-from ..paths import cache_folder
+from ..paths import cache_folder, component
 from ..engine import LABEL
 from .local import LocalTarget
 
@@ -199,7 +199,8 @@ class SwarmTarget:
         order = "stop-first" if setup.deploy.temporary_shutdown else "start-first"
         health = self._health(setup)
 
-        compose_path = cache_folder(self.settings.cache_path(self.project.root), "swarm") / f"{self._short(setup)}.yml"
+        stack_file = component(f"{self._short(setup)}.yml", "stack file")
+        compose_path = cache_folder(self.settings.cache_path(self.project.root), "swarm") / stack_file
         urls = self._urls(setup, proxy.ports if proxy else app_ports)
         http_port = next((p for p in tcp if p.http_support), tcp[0] if tcp else None)
         published = (proxy.ports if proxy else app_ports).get(http_port.port) if http_port else None
@@ -511,7 +512,7 @@ class SwarmTarget:
         digest = fingerprint.digest([text])[:12]
         config_name = f"{name}-{digest}"
         work = cache_folder(self.settings.cache_path(self.project.root), "swarm")
-        config_file = work / f"{self._short(setup)}-haproxy.cfg"
+        config_file = work / component(f"{self._short(setup)}-haproxy.cfg", "proxy configuration file")
         config_file.write_text(text)
         spec = existing.get("Spec") if existing else None
         current_image = (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image")
