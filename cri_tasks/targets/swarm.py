@@ -188,7 +188,9 @@ class SwarmTarget:
                 raise ConfigError(f"[{setup.name}] the service {service} runs with endpoint mode {have}, swarm.ports "
                                   f"{self.ports_mode} needs {want}: run `invoke stop --setup {setup.name}` first (an outage)")
         self.report(f"[{setup.name}] pushing {registry}/{version.image}")
-        image = engine.push_image(version.image, f"{registry}/{version.image}")
+        # the id the version was built as (deploy_phase.checked_image), under the version's
+        # project-scoped name in the registry: <registry>/<repository>/<project id>/<setup>:v<N>
+        image = engine.push_image(version.image_id, f"{registry}/{version.image}")
         tcp = [p for p in run.ports if p.protocol == "tcp"]
         proxy = self._proxy(setup, service, tcp) if mode == "proxy" and tcp else None
         app_ports: dict[int, int] = {}
