@@ -171,10 +171,16 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
     - The version the target serves (the front proxy's configuration, the containers' labels)
       becomes the active one.
     """
+    pid = project_id(project)
+    owner = store.get("meta/project")
+    if owner is None:
+        store.set("meta/project", {"id": pid, "root": str(project.root.resolve())})
+    elif owner.get("id") != pid:
+        raise CriError(f"the cache folder {store.cache_dir} holds the deploy records of another project "
+                       f"({owner.get('root')}); give each project its own cri.cache_dir")
     stored = store.get(f"deploy/{s.name}")
     rec = stored or {"next": 1, "versions": [], "active": None}
     before = copy.deepcopy(rec)
-    pid = project_id(project)
     found = engine.list_images({f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app"})
     repo = repository_for(settings, pid, s.name)
     by_number: dict[int, engine.ImageInfo] = {}

@@ -79,7 +79,11 @@ class LocalTarget:
         report: SwitchReport | None = None
         urls: list[str] = []
         if tcp_ports:
-            proxy = self._ensure_proxy(setup, tcp_ports, new, version)
+            try:
+                proxy = self._ensure_proxy(setup, tcp_ports, new, version)
+            except BaseException:  # e.g. a host port taken: nothing switched, the old version serves
+                self._discard(new, activation, setup)
+                raise
             urls = [self._url(p, proxy.ports[p.port]) for p in tcp_ports]
             probe_port = next((p for p in tcp_ports if p.http_support), tcp_ports[0])
             with Probe(self.settings.publish_address, proxy.ports[probe_port.port], http=probe_port.http_support) as probe:
