@@ -370,7 +370,7 @@ class ImageInfo(NamedTuple):
 
 def list_images(labels: Mapping[str, str]) -> list[ImageInfo]:
     """Every image (tagged or not) that carries all these labels, inspected."""
-    cmd = [_docker_binary(), "image", "ls", "-a", "--no-trunc", "--quiet"]
+    cmd = [_docker_binary(), "image", "ls", "--no-trunc", "--quiet"]  # tagged and dangling
     for k, v in labels.items():
         cmd += ["--filter", f"label={k}={v}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

@@ -176,7 +176,7 @@ def _running_versions(pid: str) -> set[str]:
 
 def _project_images(pid: str) -> dict[str, str]:
     """version label -> image id of the project's app images."""
-    proc = subprocess.run(["docker", "image", "ls", "-a", "--no-trunc", "--filter", f"label={LABEL}.project={pid}",
+    proc = subprocess.run(["docker", "image", "ls", "--no-trunc", "--filter", f"label={LABEL}.project={pid}",
                            "--filter", f"label={LABEL}.role=app", "--format", "{{.ID}}"], capture_output=True, text=True)
     out = {}
     for image_id in set(proc.stdout.split()):
@@ -210,7 +210,7 @@ def test_a_deploy_killed_at_the_proxy_switch_is_reconciled_by_the_next_command(t
                 time.sleep(0.05)
             db = sqlite3.connect(_records_db(project), timeout=30, isolation_level=None)
             db.execute("BEGIN EXCLUSIVE")
-            while "version 2." not in _proxy_config(pid).splitlines()[0]:
+            while "version 2." not in (_proxy_config(pid).splitlines() or [""])[0]:
                 assert child.poll() is None, log.read_text()
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
