@@ -161,9 +161,10 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
 
     Call it holding the setup's deploy lock (a running deploy's image is not yet recorded).
 
-    - App images of this project and setup that the record does not list are adopted as
-      versions (marked ``adopted``): an app image is only tagged once its build succeeded, so it
-      is a complete version that a killed deploy or a lost database left untracked. Adopting
+    - App images of this project and setup that the record does not list, and that still
+      carry their ``:v<N>`` tag, are adopted as versions (marked ``adopted``): an app image is
+      only tagged once its build succeeded, so it is a complete version that a killed deploy
+      or a lost database left untracked (a failed activation removes the tag). Adopting
       keeps it reachable by ``rollback`` and subject to ``keep_versions``; removing it could
       throw away every version of a project whose records were lost.
     - Numbering continues after the highest version found on the engine (labels and tags), so a
@@ -191,8 +192,10 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
         except ValueError:
             continue
         highest = max(highest, n)
-        # of two images labelled with one number (a tag moved by hand), the one the tag names
-        if n not in by_number or app_tag(settings, pid, s.name, n) in img.tags:
+        # A version is an image that carries its tag: a failed activation removes the tag (the
+        # image may stay, e.g. pulled from the registry under another name), and numbering
+        # still never comes back to its number.
+        if app_tag(settings, pid, s.name, n) in img.tags:
             by_number[n] = img
     for ref in engine.image_references(repo):
         m = re.fullmatch(re.escape(repo) + r":v(\d+)", ref)

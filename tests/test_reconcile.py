@@ -103,11 +103,12 @@ def test_reconcile_adopts_untracked_images_and_numbers_after_the_highest(tmp_pat
     with Store(settings.cache_path(project.root)) as store:
         store.set("deploy/app", {"next": 2, "active": 1, "versions": [
             Version(1, app_tag(settings, pid, "app", 1), "sha256:1", "rt").as_json()]})
-        fake.images = [_image(pid, 1, "sha256:1"), _image(pid, 2, "sha256:2")]
+        untagged = _image(pid, 7, "sha256:7")._replace(tags=())  # a failed activation's image
+        fake.images = [_image(pid, 1, "sha256:1"), _image(pid, 2, "sha256:2"), untagged]
         fake.refs = [f"cri/{pid}/app:v1", f"cri/{pid}/app:v2", f"cri/{pid}/app:v5"]  # v5: a bare tag
         rec = reconcile(project, settings, s, store, FakeTarget(serving=2), said.append)
         assert [v["version"] for v in rec["versions"]] == [1, 2] and rec["versions"][1]["adopted"] is True
-        assert rec["versions"][1]["image_id"] == "sha256:2" and rec["active"] == 2 and rec["next"] == 6
+        assert rec["versions"][1]["image_id"] == "sha256:2" and rec["active"] == 2 and rec["next"] == 8
         assert store.get("deploy/app") == rec
         assert any("adopted version 2" in line for line in said)
         assert any("the records said version 1 is active, but version 2 is what runs" in line for line in said)
