@@ -174,11 +174,14 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
     """
     pid = project_id(project)
     owner = store.get("meta/project")
-    if owner is None:
+    if owner is None or owner.get("id") != pid:
+        # A cache folder inside the project moves with it (a renamed folder is the same
+        # project); one outside it may be shared by mistake: its records are someone else's.
+        inside = store.cache_dir.resolve().is_relative_to(project.root.resolve())
+        if owner is not None and not inside:
+            raise CriError(f"the cache folder {store.cache_dir} holds the deploy records of another project "
+                           f"({owner.get('root')}); give each project its own cri.cache_dir")
         store.set("meta/project", {"id": pid, "root": str(project.root.resolve())})
-    elif owner.get("id") != pid:
-        raise CriError(f"the cache folder {store.cache_dir} holds the deploy records of another project "
-                       f"({owner.get('root')}); give each project its own cri.cache_dir")
     stored = store.get(f"deploy/{s.name}")
     rec = stored or {"next": 1, "versions": [], "active": None}
     before = copy.deepcopy(rec)
@@ -203,9 +206,9 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
             highest = max(highest, int(m.group(1)))
     known = {int(v["version"]) for v in rec["versions"]}
     adopted = sorted(n for n in by_number if n not in known)
-    if stored is None and found:
+    if stored is None and by_number:
         report(f"warning: [{s.name}] the records in {store.directory} hold no deploy history, but the engine holds "
-               f"{len(found)} app image(s) of this project ({', '.join(f'v{n}' for n in sorted(by_number))}); "
+               f"{len(by_number)} app image(s) of this project ({', '.join(f'v{n}' for n in sorted(by_number))}); "
                f"adopting them, numbering continues at {highest + 1}")
     for n in adopted:
         img = by_number[n]

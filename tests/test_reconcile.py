@@ -140,3 +140,12 @@ def test_a_cache_folder_shared_by_two_projects_is_refused(tmp_path: Path, fake: 
         with pytest.raises(CriError, match="holds the deploy records of another project"):
             reconcile(two, settings, two.setups[0], store, FakeTarget(None), lambda _l: None)
     assert deploy_phase.project_id(one) != deploy_phase.project_id(two)
+
+
+def test_a_cache_folder_inside_the_project_moves_with_it(tmp_path: Path, fake: FakeEngine) -> None:
+    project = _project(tmp_path)
+    settings = resolve({})  # .cri in the project
+    with Store(settings.cache_path(project.root)) as store:
+        store.set("meta/project", {"id": "hello-000000", "root": "/where/it/was"})  # a renamed folder
+        reconcile(project, settings, project.setups[0], store, FakeTarget(None), lambda _l: None)
+        assert store.get("meta/project") == {"id": project_id(project), "root": str(project.root.resolve())}
