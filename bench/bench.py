@@ -1115,8 +1115,9 @@ class Bench:
         removed = 0
         for repo in (self.repository, f"{self.repository}-proxy", f"{self.repository}-debug", self.direct):
             try:
+                # <repository>/<project id>/<setup> (cri-tasks) and <direct>/<name> (plain buildx)
                 refs = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
-                              "--filter", f"reference={repo}/*").split()
+                              "--filter", f"reference={repo}/*", "--filter", f"reference={repo}/*/*").split()
                 if refs:
                     docker("image", "rm", "-f", *refs)
                     removed += len(refs)

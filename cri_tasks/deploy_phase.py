@@ -2,14 +2,23 @@
 
 ``deploy`` runs, per setup: the build phase (artifact), runtime prepare with addToRunPrepare taken
 from the built tree (reused when nothing that matters changed), an app image (runtime image +
-artifact in /var/www, tagged ``<repository>/<setup>:v<N>``), then the target's activation. Only a
-successful activation makes a version active; the last ``keep_versions`` versions are kept.
+artifact in /var/www, tagged ``<repository>/<project id>/<setup>:v<N>``), then the target's
+activation. Only a successful activation makes a version active; the last ``keep_versions``
+versions are kept. A version records the image id it was built as, and that id is what runs.
+
+Every command that reads a setup's deploy record first reconciles it with the engine
+(:func:`reconcile`): the version the target actually serves becomes the active one, and app
+images of the project that the records do not know (a deploy killed before it could record, a
+lost records database) are adopted as versions, so numbering never reuses a tag that exists.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +30,9 @@ from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
-from .results import Reporter
+from .results import Reporter, stderr_reporter
 from .engine import LABEL
-from .runtime_plan import _now, project_id
+from .runtime_plan import _now, app_tag, project_id, repository_for
 from .settings import Settings
 from .store import Store
 from .paths import cache_folder, component, path_problem
@@ -38,10 +47,14 @@ class Version:
     image_id: str
     runtime_image: str
     time: str = ""
+    adopted: bool = False  # found on the engine by its labels, not recorded by its deploy
 
     def as_json(self) -> dict[str, Any]:
-        return {"version": self.number, "image": self.image, "image_id": self.image_id,
-                "runtime_image": self.runtime_image, "time": self.time}
+        out: dict[str, Any] = {"version": self.number, "image": self.image, "image_id": self.image_id,
+                               "runtime_image": self.runtime_image, "time": self.time}
+        if self.adopted:
+            out["adopted"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -118,7 +131,106 @@ def _record(store: Store, setup: str) -> dict[str, Any]:
 
 
 def _version(entry: dict[str, Any]) -> Version:
-    return Version(entry["version"], entry["image"], entry["image_id"], entry["runtime_image"], entry.get("time", ""))
+    return Version(entry["version"], entry["image"], entry["image_id"], entry["runtime_image"], entry.get("time", ""),
+                   bool(entry.get("adopted")))
+
+
+def checked_image(setup: str, version: Version) -> str:
+    """The image id to run for ``version``: the id it was built as, after checking that its tag
+    still names it. A tag moved to another image is an error that says which tag, which id was
+    expected and which is there: running whatever the tag names now could start other code."""
+    have = engine.image_ids([version.image]).get(version.image)
+    if have == version.image_id:
+        return version.image_id
+    still = engine.image_ids([version.image_id]).get(version.image_id) is not None
+    if have is None:
+        if still:  # only the name went: the very image is there, give it its name back
+            engine.tag_image(version.image_id, version.image)
+            return version.image_id
+        raise CriError(f"[{setup}] the image of version {version.number} ({version.image}, {version.image_id}) was removed")
+    hint = (f"`docker tag {version.image_id} {version.image}` puts the tag back" if still
+            else f"the image {version.image_id} is gone: deploy a new version")
+    raise CriError(f"[{setup}] version {version.number}: the tag {version.image} points at {have}, not at "
+                   f"{version.image_id} that version {version.number} was built as; refusing to run another "
+                   f"image ({hint})", status=DEPLOY_FAILED)
+
+
+def reconcile(project: Project, settings: Settings, s: Setup, store: Store, target: Any,
+              report: Reporter = stderr_reporter) -> dict[str, Any]:
+    """The setup's deploy record made true to the engine, written back when it changed.
+
+    Call it holding the setup's deploy lock (a running deploy's image is not yet recorded).
+
+    - App images of this project and setup that the record does not list, and that still
+      carry their ``:v<N>`` tag, are adopted as versions (marked ``adopted``): an app image is
+      only tagged once its build succeeded, so it is a complete version that a killed deploy
+      or a lost database left untracked (a failed activation removes the tag). Adopting
+      keeps it reachable by ``rollback`` and subject to ``keep_versions``; removing it could
+      throw away every version of a project whose records were lost.
+    - Numbering continues after the highest version found on the engine (labels and tags), so a
+      new version never overwrites a tag that exists.
+    - The version the target serves (the front proxy's configuration, the containers' labels)
+      becomes the active one.
+    """
+    pid = project_id(project)
+    owner = store.get("meta/project")
+    if owner is None or owner.get("id") != pid:
+        # A cache folder inside the project moves with it (a renamed folder is the same
+        # project); one outside it may be shared by mistake: its records are someone else's.
+        inside = store.cache_dir.resolve().is_relative_to(project.root.resolve())
+        if owner is not None and not inside:
+            raise CriError(f"the cache folder {store.cache_dir} holds the deploy records of another project "
+                           f"({owner.get('root')}); give each project its own cri.cache_dir")
+        store.set("meta/project", {"id": pid, "root": str(project.root.resolve())})
+    stored = store.get(f"deploy/{s.name}")
+    rec = stored or {"next": 1, "versions": [], "active": None}
+    before = copy.deepcopy(rec)
+    found = engine.list_images({f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app"})
+    repo = repository_for(settings, pid, s.name)
+    by_number: dict[int, engine.ImageInfo] = {}
+    highest = 0
+    for img in found:
+        try:
+            n = int(img.labels.get(f"{LABEL}.version", ""))
+        except ValueError:
+            continue
+        highest = max(highest, n)
+        # A version is an image that carries its tag: a failed activation removes the tag (the
+        # image may stay, e.g. pulled from the registry under another name), and numbering
+        # still never comes back to its number.
+        if app_tag(settings, pid, s.name, n) in img.tags:
+            by_number[n] = img
+    for ref in engine.image_references(repo):
+        m = re.fullmatch(re.escape(repo) + r":v(\d+)", ref)
+        if m:
+            highest = max(highest, int(m.group(1)))
+    known = {int(v["version"]) for v in rec["versions"]}
+    adopted = sorted(n for n in by_number if n not in known)
+    if stored is None and by_number:
+        report(f"warning: [{s.name}] the records in {store.directory} hold no deploy history, but the engine holds "
+               f"{len(by_number)} app image(s) of this project ({', '.join(f'v{n}' for n in sorted(by_number))}); "
+               f"adopting them, numbering continues at {highest + 1}")
+    for n in adopted:
+        img = by_number[n]
+        rec["versions"].append(Version(n, app_tag(settings, pid, s.name, n), img.id,
+                                       img.labels.get(f"{LABEL}.runtime", ""), img.created[:19] + "Z" if img.created else "",
+                                       adopted=True).as_json())
+        if stored is not None:
+            report(f"[{s.name}] adopted version {n} ({img.id[:19]}): an earlier deploy built it but did not record it")
+    rec["versions"].sort(key=lambda v: v["version"])
+    if int(rec["next"]) <= highest:
+        rec["next"] = highest + 1
+    running = getattr(target, "running_version", None)
+    serving = running(s, rec["active"]) if running is not None else None
+    if serving is not None and serving != rec["active"] and serving in {v["version"] for v in rec["versions"]}:
+        report(f"[{s.name}] the records said version {rec['active']} is active, but version {serving} is what "
+               f"runs: recorded version {serving} as active")
+        rec["active"] = serving
+    if rec != before or stored is None and rec["versions"]:
+        store.set(f"deploy/{s.name}", rec)
+    return rec
+
+
 
 
 def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, str]:
@@ -226,8 +338,9 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
         finally:
             shutil.rmtree(built.tree, ignore_errors=True)
         assert prepared.image is not None
+        target = _target(project, settings, report)
         with Store(cache_dir) as store:
-            rec = _record(store, s.name)
+            rec = reconcile(project, settings, s, store, target, report)
             number = int(rec["next"])
             rec["next"] = number + 1
             store.set(f"deploy/{s.name}", rec)
@@ -238,7 +351,14 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
             rec = _record(store, s.name)
             previous = next((_version(v) for v in rec["versions"] if v["version"] == rec["active"]), None)
         report(f"[{s.name}] activating version {number}")
-        activation = _target(project, settings, report).activate(s, version, env, previous=previous)
+        checked_image(s.name, version)
+        try:
+            activation = target.activate(s, version, env, previous=previous)
+        except CriError:
+            # The version never served: its image goes, unless a container still uses it (then
+            # the next command's reconcile adopts it). `untag` never forces.
+            engine.untag(image)
+            raise
         with Store(cache_dir) as store:
             rec = _record(store, s.name)
             rec["versions"] = [v for v in rec["versions"] if v["version"] != number] + [version.as_json()]
@@ -280,12 +400,14 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
     work.mkdir(parents=True)
     artifact.rename(work / "app")
     (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
-    tag = f"{settings.repository}/{s.name.lower()}:v{number}"
+    pid = project_id(project)
+    tag = app_tag(settings, pid, s.name, number)
     log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
     with LogFile(log_path) as log:
         try:
             image_id = engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
-                                    labels={f"{LABEL}.setup": s.name, f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime},
+                                    labels={f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app",
+                                            f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime},
                                     on_line=lambda line: log.write(line + "\n"), builder=settings.builder)
         except engine.BuildError as exc:
             raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(exc.log[-15:]) + f"\n  full log: {log_path}", status=DEPLOY_FAILED) from None
@@ -301,8 +423,9 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
     cache_dir = settings.cache_path(project.root)
     start = time.monotonic()
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+        target = _target(project, settings, report)
         with Store(cache_dir) as store:
-            rec = _record(store, s.name)
+            rec = reconcile(project, settings, s, store, target, report)
         kept = sorted((v for v in rec["versions"]), key=lambda v: v["version"])
         if not kept:
             raise CriError(f"[{s.name}] nothing deployed yet")
@@ -316,12 +439,11 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
             if target_entry is None:
                 raise CriError(f"[{s.name}] version {version} is not kept (kept: {', '.join(str(v['version']) for v in kept)})")
         chosen = _version(target_entry)
-        if engine.image_ids([chosen.image]).get(chosen.image) is None:
-            raise CriError(f"[{s.name}] the image of version {chosen.number} ({chosen.image}) was removed")
+        checked_image(s.name, chosen)
         previous = next((_version(v) for v in kept if v["version"] == rec["active"]), None)
         env = run_env(project, s, settings, chosen)
         report(f"[{s.name}] rolling back to version {chosen.number}")
-        activation = _target(project, settings, report).activate(s, chosen, env, previous=previous)
+        activation = target.activate(s, chosen, env, previous=previous)
         with Store(cache_dir) as store:
             rec = _record(store, s.name)
             rec["active"] = chosen.number
@@ -330,12 +452,26 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
                             activation.switch, time.monotonic() - start, activation.containers)
 
 
-def status(project: Project, settings: Settings, *, setup: str | None = None) -> list[dict[str, Any]]:
+def _reconciled(project: Project, settings: Settings, s: Setup, store: Store, target: Any, report: Reporter) -> dict[str, Any]:
+    """The setup's record after :func:`reconcile`, or as stored while a deploy of the setup runs
+    (its state is in flux, and its new image is not yet recorded on purpose)."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locked(settings.cache_path(project.root), f"deploy-{s.name}", wait=False))
+        except CriError:
+            report(f"[{s.name}] a deploy of {s.name} is running: showing the records as they are")
+            return _record(store, s.name)
+        return reconcile(project, settings, s, store, target, report)
+    raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
+
+
+def status(project: Project, settings: Settings, *, setup: str | None = None,
+           report: Reporter = stderr_reporter) -> list[dict[str, Any]]:
     out = []
     target = _target(project, settings, lambda _l: None)
     with Store(settings.cache_path(project.root)) as store:
         for s in project.select(setup):
-            rec = _record(store, s.name)
+            rec = _reconciled(project, settings, s, store, target, report)
             cri = store.get(f"setup/{s.name}")
             active = next((v for v in rec["versions"] if v["version"] == rec["active"]), None)
             out.append({

@@ -346,6 +346,46 @@ def remove_images(refs: Iterable[str]) -> list[str]:
     return removed
 
 
+def tag_image(image: str, ref: str) -> None:
+    """``docker tag IMAGE REF`` (an id or a reference): a new name for an image, no rebuild."""
+    cmd = [_docker_binary(), "image", "tag", image, ref]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise EngineError(f"could not tag {image} as {ref}: {proc.stderr.strip()}", command=cmd, output=proc.stderr)
+
+
+def untag(ref: str) -> None:
+    """Remove one name of an image (``docker image rm`` without force: an image that has other
+    names, or that a container uses, stays); a missing name is not an error."""
+    cmd = [_docker_binary(), "image", "rm", "--no-prune", ref]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+class ImageInfo(NamedTuple):
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+    created: str
+
+
+def list_images(labels: Mapping[str, str]) -> list[ImageInfo]:
+    """Every image (tagged or not) that carries all these labels, inspected."""
+    cmd = [_docker_binary(), "image", "ls", "--no-trunc", "--quiet"]  # tagged and dangling
+    for k, v in labels.items():
+        cmd += ["--filter", f"label={k}={v}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        if _looks_unreachable(proc.stderr):
+            raise EngineError(f"the Docker engine is not reachable: {proc.stderr.strip()}", command=cmd)
+        raise EngineError(f"docker image ls failed: {proc.stderr.strip()}", command=cmd)
+    ids = sorted(set(proc.stdout.split()))
+    if not ids:
+        return []
+    found = _cli_json(["image", "inspect", *ids], what="docker image inspect") or []
+    return [ImageInfo(str(d["Id"]), tuple(d.get("RepoTags") or ()), (d.get("Config") or {}).get("Labels") or {},
+                      str(d.get("Created") or "")) for d in found if isinstance(d, dict)]
+
+
 def shell(image: str, *, user: str, workdir: str, command: Sequence[str], tty: bool) -> int:
     """An interactive container of ``image`` (``--rm``); returns the exit code of ``command``."""
     cmd = [_docker_binary(), "run", "--rm", "-i", "--user", user, "--workdir", workdir, "--pull", "never"]
@@ -399,6 +439,17 @@ def ensure_network(name: str, *, labels: Mapping[str, str], driver: str | None =
             raise _pow_error(f"could not create network {name}", exc) from None
 
 
+def remove_network(name: str) -> bool:
+    """Remove a network that no container (running or not) is attached to; True when removed.
+    A network still in use, or already gone, stays as it is."""
+    cmd = [_docker_binary(), "container", "ls", "-a", "--quiet", "--filter", f"network={name}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0 or proc.stdout.strip():
+        return False
+    proc = subprocess.run([_docker_binary(), "network", "rm", name], capture_output=True, text=True, timeout=60)
+    return proc.returncode == 0
+
+
 def ensure_volume(name: str, *, labels: Mapping[str, str]) -> None:
     with _docker(f"could not create volume {name}") as docker:
         if not docker.volume.exists(name):
@@ -446,15 +497,25 @@ def run_container(
         kwargs["env_files"] = [str(env_file)]
     for key, value in (health or {}).items():
         kwargs[key] = value
-    with _docker(f"could not start container {name}") as docker:
-        if create_only:
-            return str(docker.container.create(image, list(command), **kwargs).id)
-        return str(docker.run(image, list(command), detach=True, **kwargs).id)
+    with _docker(f"could not create container {name}") as docker:
+        cid = str(docker.container.create(image, list(command), **kwargs).id)
+    if not create_only:
+        # Created, then started: a start that fails (a port taken, a command that cannot run)
+        # removes this very container (by its id), so no `Created` one stays behind. `docker run`
+        # would leave it, and removing by name could hit a container that is not ours.
+        start_container(cid, name=name)
+    return cid
 
 
-def start_container(name: str) -> None:
-    with _docker(f"could not start container {name}") as docker:
-        docker.container.start(name)
+def start_container(cid: str, *, name: str | None = None) -> None:
+    """Start a created container; when it cannot start, remove it and raise."""
+    DockerException, docker = _pow()
+    try:
+        docker.container.start(cid)
+    except DockerException as exc:
+        error = _pow_error(f"could not start container {name or cid}", exc)
+        subprocess.run([_docker_binary(), "container", "rm", "-f", "-v", cid], capture_output=True, text=True, timeout=60)
+        raise error from None
 
 
 def copy_into(container: str, local: Path, path: str) -> None:

@@ -63,7 +63,7 @@ def _build_one(
     p: Plan, *, settings: Settings, project: Project, force: bool, no_cache: bool, debug: bool, report: Reporter
 ) -> PrepareResult:
     cache_dir = settings.cache_path(project.root)
-    tag = tag_for(settings, p.name, p.fingerprint)
+    tag = tag_for(settings, p.project_id, p.name, p.fingerprint)
     waiting = f"[{p.name}] waiting for another cri-tasks process that builds the same image"
     with locked(cache_dir, f"{p.name}-{p.fingerprint}", timeout=settings.lock_timeout,
                 on_wait=lambda: report(waiting), what="another process builds the same image"):
@@ -201,6 +201,7 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
                 report(f"[{p.name}] runtime: {shown}")
 
         labels = {
+            f"{LABEL}.project": p.project_id,
             f"{LABEL}.setup": p.name,
             f"{LABEL}.fingerprint": p.fingerprint,
             f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(p.inputs)),
@@ -282,7 +283,7 @@ def _debug_shell(b: _Build, failed: StepFailed, cache_dir: Path) -> None:
         report(f"[{p.name}] --debug: the failure is in the default runtime, before any prepare command")
         return
     commands = p.setup.run.prepare_commands
-    tag = f"{b.settings.repository}-debug/{p.name.lower()}:{p.fingerprint[:12]}"
+    tag = f"{b.settings.repository}-debug/{p.project_id}/{p.name.lower()}:{p.fingerprint[:12]}"
     report(f"[{p.name}] --debug: building the image up to run.prepareCommands[{i - 1}]" if i else
            f"[{p.name}] --debug: building the image before the first prepare command")
     with _staged(b, cache_dir, commands[:i]):

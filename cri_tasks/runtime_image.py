@@ -73,7 +73,7 @@ def prepare(
         results: dict[str, PrepareResult] = {}
         todo: list[Plan] = []
         for p in plans:
-            hit = None if force else _hit(p, store)
+            hit = None if force else _hit(p, store, settings)
             if hit is not None:
                 results[p.name] = hit
                 report(f"[{p.name}] up to date ({hit.image})")
@@ -160,14 +160,30 @@ def _resolve(plans: list[Plan], settings: Settings, store: Store, *, pull: bool)
         if p.record is not None:
             tag = p.record.get("tag", "")
             present = ids.get(tag) if tag in ids else engine.image_ids([tag]).get(tag)
-            p.record["present"] = present is not None and present == p.record.get("image_id")
+            image_id = p.record.get("image_id")
+            p.record["named"] = present is not None and present == image_id
+            if present is None and image_id:  # the name went, the image may not have (see _hit)
+                present = engine.image_ids([image_id]).get(image_id)
+            p.record["present"] = present is not None and present == image_id
 
 
-def _hit(p: Plan, store: Store) -> PrepareResult | None:
+def _hit(p: Plan, store: Store, settings: Settings) -> PrepareResult | None:
     rec = p.record
     if not rec or not rec.get("present"):
         return None
-    if not p.last or p.last.get("fingerprint") != p.fingerprint:
+    wanted = tag_for(settings, p.project_id, p.name, p.fingerprint)
+    if rec["tag"] != wanted or not rec.get("named"):
+        # cri.repository changed (or a record from before images were named per project): the
+        # image is the same, so it gets the new name instead of a rebuild; the old name goes
+        # (only a name: an image that still has others, or that a container uses, stays).
+        engine.tag_image(rec["image_id"], wanted)
+        if rec["tag"] != wanted and rec.get("named"):  # never a name that now means another image
+            engine.untag(rec["tag"])
+        rec = {k: v for k, v in rec.items() if k not in ("present", "named")}
+        rec["tag"] = wanted
+        store.set(image_key(p.name, p.fingerprint), rec)
+        store.set(f"setup/{p.name}", _setup_record(p, wanted, rec["image_id"]))
+    elif not p.last or p.last.get("fingerprint") != p.fingerprint:
         # An earlier image matches again (a change was reverted): make it the current one.
         store.set(f"setup/{p.name}", _setup_record(p, rec["tag"], rec["image_id"]))
     return PrepareResult(
@@ -177,7 +193,7 @@ def _hit(p: Plan, store: Store) -> PrepareResult | None:
 
 def _explain(p: Plan, settings: Settings) -> PrepareResult:
     last = p.last
-    tag = tag_for(settings, p.name, p.fingerprint)
+    tag = tag_for(settings, p.project_id, p.name, p.fingerprint)
     rec = p.record
     if rec and rec.get("present"):
         if last and last.get("fingerprint") != p.fingerprint:

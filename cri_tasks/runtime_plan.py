@@ -39,6 +39,7 @@ class Plan:
     last: dict[str, Any] | None = None  # the setup's record of its last good prepare
     record: dict[str, Any] | None = None
     guess_tag: str | None = None
+    project_id: str = ""  # the project's name on the engine (see :func:`project_id`)
 
     @property
     def name(self) -> str:
@@ -64,8 +65,24 @@ def image_key(setup: str, fp: str) -> str:
     return f"image/{setup}/{fp}"
 
 
-def tag_for(settings: Settings, setup: str, fp: str) -> str:
-    return f"{settings.repository}/{setup.lower()}:{fp[:12]}"
+# Names on the engine. Every image cri-tasks makes for a project lives under
+# ``<repository>[-proxy|-debug]/<project id>/``: two projects on one engine never share a tag,
+# even when their setups have the same names (docs/architecture.md, "Names on the engine").
+
+
+def repository_for(settings: Settings, pid: str, setup: str) -> str:
+    """The image repository of one setup of one project: ``<repository>/<project id>/<setup>``."""
+    return f"{settings.repository}/{pid}/{setup.lower()}"
+
+
+def tag_for(settings: Settings, pid: str, setup: str, fp: str) -> str:
+    """The runtime image's tag: ``<repository>/<project id>/<setup>:<fingerprint[:12]>``."""
+    return f"{repository_for(settings, pid, setup)}:{fp[:12]}"
+
+
+def app_tag(settings: Settings, pid: str, setup: str, number: int) -> str:
+    """An app version's tag: ``<repository>/<project id>/<setup>:v<N>``."""
+    return f"{repository_for(settings, pid, setup)}:v{number}"
 
 
 def gleam_source_for(settings: Settings, project: Project, store: Store, version: str) -> tuple[dict[str, Any], Path | None]:
@@ -120,7 +137,7 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store, root:
         "zcli": settings.zcli_url if settings.zcli_enabled else None,
     }
     return Plan(setup, inputs, entries, settings.image_for(run.os), gleam_file, root or project.root,
-                stats=seen, gleam_stat=gleam_stat)
+                stats=seen, gleam_stat=gleam_stat, project_id=project_id(project))
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "file": None,
     # records, logs and build contexts; relative paths are relative to the project folder
     "cache_dir": ".cri",
-    # image repository prefix: <repository>/<setup>:<fingerprint[:12]>
+    # image repository prefix: <repository>/<project id>/<setup>:<fingerprint[:12]> (and :v<N>)
     "repository": "cri",
     # base images for run.os / build.os (point them at a mirror in air-gapped CI)
     "images": {"alpine": "alpine:3.20", "ubuntu": "ubuntu:24.04"},

@@ -104,8 +104,10 @@ def engine_settings(gleam_archive: Path, tmp_path: Path, unique: str) -> Iterato
 
 def remove_repository_images(repository: str) -> None:
     for repo in (repository, f"{repository}-debug", f"{repository}-proxy"):
+        # <repository>/<project id>/<setup> (and the older <repository>/<setup>)
         listed = subprocess.run(
-            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={repo}/*"],
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
+             "--filter", f"reference={repo}/*", "--filter", f"reference={repo}/*/*"],
             capture_output=True, text=True,
         )
         refs = listed.stdout.split()

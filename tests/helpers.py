@@ -66,6 +66,14 @@ def only(doc: dict[str, Any]) -> dict[str, Any]:
     return entry  # type: ignore[no-any-return]
 
 
+def image_name(project: Path, repository: str, setup: str = "app") -> str:
+    """``<repository>/<project id>/<setup>``: the name cri-tasks gives a project's images."""
+    from cri_tasks.model import Project
+    from cri_tasks.runtime_plan import project_id
+
+    return f"{repository}/{project_id(Project(project / 'zerops.yml', ()))}/{setup}"
+
+
 def stop_and_clean(project: Path) -> None:
     """Stop a test project's deployment and remove its network (only this project's)."""
     import subprocess as sp

@@ -17,7 +17,7 @@ import pytest
 import cri_tasks
 from cri_tasks.tasks import TASKS
 from conftest import BASE_IMAGE, remove_repository_images
-from helpers import invoke, make_project, only
+from helpers import image_name, invoke, make_project, only
 
 APP = """
 zerops:
@@ -183,7 +183,7 @@ def test_a_nox_session_prepares_the_image_with_keyword_arguments_winning(
         remove_repository_images(from_file)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    image = f"{engine_settings['repository']}/app:"
+    image = f"{image_name(project, engine_settings['repository'])}:"
     assert "nox > [app] 1/1 echo entry-points > marker.txt" in out  # progress through nox's logger
     assert f"nox > app: built {image}" in out
     assert f"nox > returned built {image}" in out
@@ -283,7 +283,7 @@ def test_cri_prepare_json_builds_then_reuses_without_a_tasks_py(tmp_path: Path, 
     first = cri(project, "prepare", "--json")
     assert first.returncode == 0, first.stderr
     entry = only(json.loads(first.stdout))
-    assert entry["status"] == "built" and entry["image"].startswith(f"{engine_settings['repository']}/app:")
+    assert entry["status"] == "built" and entry["image"].startswith(f"{image_name(project, engine_settings['repository'])}:")
     second = cri(project, "prepare", "--setup", "app", "--json")
     assert second.returncode == 0, second.stderr
     assert only(json.loads(second.stdout))["status"] == "up to date"
@@ -311,7 +311,7 @@ def test_a_mounted_collection_prepares_with_invoke_yaml_and_defaults(tmp_path: P
     project = offline_project(tmp_path / "proj", MOUNTED, settings={**OFFLINE, "repository": f"myrepo-{unique}"})
     entry = explain(project, "cri.prepare")
     assert entry["status"] == "would build"
-    assert entry["image"].startswith(f"myrepo-{unique}/app:")
+    assert entry["image"].startswith(f"{image_name(project, f'myrepo-{unique}')}:")
     assert (project / ".cri").is_dir()  # cache_dir keeps its default
 
 
@@ -343,7 +343,7 @@ def test_single_tasks_take_every_invoke_cri_variable_once_the_root_declares_the_
 @pytest.mark.engine
 def test_a_single_imported_prepare_runs_at_the_root(tmp_path: Path, unique: str) -> None:
     project = offline_project(tmp_path / "proj", IMPORTED_NS, settings={**OFFLINE, "repository": f"r-{unique}"})
-    assert explain(project, "prepare")["image"].startswith(f"r-{unique}/app:")
+    assert explain(project, "prepare")["image"].startswith(f"{image_name(project, f'r-{unique}')}:")
 
 
 @pytest.mark.engine
@@ -351,7 +351,7 @@ def test_invoke_yaml_overrides_one_setting_and_the_others_keep_their_defaults(tm
     project = offline_project(tmp_path / "proj", "from cri_tasks import collection\nns = collection()\n",
                               settings={"repository": f"myrepo-{unique}"})
     entry = explain(project, "prepare")
-    assert entry["image"].startswith(f"myrepo-{unique}/app:")
+    assert entry["image"].startswith(f"{image_name(project, f'myrepo-{unique}')}:")
     assert (project / ".cri").is_dir()
     rendered = invoke(project, "render")
     assert from_line(rendered.stdout) == "FROM ubuntu:24.04"  # images keep their defaults
@@ -372,7 +372,7 @@ def test_a_root_collection_configuring_cri_keeps_the_plugins_other_defaults(tmp_
     """)
     project = offline_project(tmp_path / "proj", tasks_py)
     entry = explain(project, "cri.prepare")
-    assert entry["image"].startswith(f"x-{unique}/app:")  # from configure()
+    assert entry["image"].startswith(f"{image_name(project, f'x-{unique}')}:")  # from configure()
     assert (project / ".cri").is_dir()  # cache_dir: the default survived
     rendered = invoke(project, "cri.render")
     assert from_line(rendered.stdout) == f"FROM {BASE_IMAGE}"  # images.ubuntu from invoke.yaml
@@ -399,7 +399,7 @@ def test_a_user_task_with_prepare_as_a_pre_task(tmp_path: Path, engine_settings:
     proc = invoke(project, "ship")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith(f"app: built {engine_settings['repository']}/app:")
+    assert lines[0].startswith(f"app: built {image_name(project, engine_settings['repository'])}:")
     assert lines[-1] == "shipping"
 
 

@@ -170,10 +170,11 @@ def swarm_project(swarm: None, app: Path, engine_settings: dict[str, Any]) -> It
         if names:
             _docker(kind, "rm", *names)
     repository = str(engine_settings["repository"])
-    remove_registry_tags([f"{repository}/app", f"{repository}/api", f"{repository}-proxy/ubuntu"])
+    pid = stack[4:]  # images are <repository>/<project id>/<setup> here and in the registry
+    remove_registry_tags([f"{repository}/{pid}/app", f"{repository}/{pid}/api", f"{repository}-proxy/{pid}/ubuntu"])
     for repo in (repository, f"{repository}-proxy"):
         refs = _docker("image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}",
-                       "--filter", f"reference={REGISTRY}/{repo}/*").stdout.split()
+                       "--filter", f"reference={REGISTRY}/{repo}/*/*").stdout.split()
         refs = [r for r in refs if not r.endswith("@<none>")]
         if refs:
             _docker("image", "rm", "-f", *refs)
@@ -302,17 +303,18 @@ def test_two_replicas_update_and_roll_back_without_a_failed_request(swarm_projec
     # The service runs the registry's image, pinned by the digest the registry gives for v1.
     stack = stack_of(app)
     repository = yaml.safe_load((app / "invoke.yaml").read_text())["cri"]["repository"]
-    digest = registry_digest(f"{repository}/app", "v1")
+    pid = stack[4:]
+    digest = registry_digest(f"{repository}/{pid}/app", "v1")
     assert digest and digest.startswith("sha256:")
     spec = service(f"{stack}_app")["Spec"]
-    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"{REGISTRY}/{repository}/app:v1@{digest}"
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"{REGISTRY}/{repository}/{pid}/app:v1@{digest}"
     assert spec["Mode"]["Replicated"]["Replicas"] == 2
     assert spec["UpdateConfig"]["Order"] == "start-first" and spec["UpdateConfig"]["FailureAction"] == "rollback"
     assert spec["UpdateConfig"]["Parallelism"] == 1 and spec["UpdateConfig"]["Monitor"] == 2_000_000_000
     assert spec["EndpointSpec"]["Mode"] == "dnsrr"
     proxy = service(f"{stack}_app-proxy")["Spec"]
     assert proxy["EndpointSpec"]["Ports"][0]["PublishMode"] == "host"
-    assert proxy["TaskTemplate"]["ContainerSpec"]["Image"].startswith(f"{REGISTRY}/{repository}-proxy/")
+    assert proxy["TaskTemplate"]["ContainerSpec"]["Image"].startswith(f"{REGISTRY}/{repository}-proxy/{pid}/")
     # The secret reached the tasks at run time only: not in the kept compose file, the cache, the output.
     cache = app / ".cri"
     assert not list((cache / "tmp").glob("env-*"))
@@ -339,7 +341,7 @@ def test_two_replicas_update_and_roll_back_without_a_failed_request(swarm_projec
 
     # Rollback redeploys the kept version 1 through the same rolling update.
     rollback_under_load(app, url)
-    assert service(f"{stack}_app")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == f"{REGISTRY}/{repository}/app:v1@{digest}"
+    assert service(f"{stack}_app")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == f"{REGISTRY}/{repository}/{pid}/app:v1@{digest}"
 
 
 @pytest.mark.engine

@@ -10,13 +10,14 @@ stops the old containers first. Every switch is measured by a probe on the publi
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import engine, fingerprint
 from ..deploy_phase import Activation, Version, deploy_error
@@ -78,7 +79,11 @@ class LocalTarget:
         report: SwitchReport | None = None
         urls: list[str] = []
         if tcp_ports:
-            proxy = self._ensure_proxy(setup, tcp_ports, new, version)
+            try:
+                proxy = self._ensure_proxy(setup, tcp_ports, new, version)
+            except BaseException:  # e.g. a host port taken: nothing switched, the old version serves
+                self._discard(new, activation, setup)
+                raise
             urls = [self._url(p, proxy.ports[p.port]) for p in tcp_ports]
             probe_port = next((p for p in tcp_ports if p.http_support), tcp_ports[0])
             with Probe(self.settings.publish_address, proxy.ports[probe_port.port], http=probe_port.http_support) as probe:
@@ -117,7 +122,7 @@ class LocalTarget:
                             raise ConfigError(f"[{setup.name}] env variable {key}: values with newlines are not supported")
                         f.write(f"{key}={value}\n")
                 engine.run_container(
-                    version.image,
+                    version.image_id,  # the id it was built as (deploy_phase.checked_image)
                     name=name,
                     network=self.network,
                     labels=self._labels(setup, role="app", version=str(version.number), activation=activation),
@@ -205,7 +210,7 @@ class LocalTarget:
         engine.remove_volume(f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc")
 
     def _remove_stale_volumes(self, setup: Setup, keep: str) -> None:
-        for name in engine.list_volumes({f"{LABEL}.setup": setup.name}):
+        for name in engine.list_volumes({f"{LABEL}.project": self.pid, f"{LABEL}.setup": setup.name}):
             if name.startswith(f"cri-{self.pid}-") and not name.endswith(f"-{keep}-zsc"):
                 engine.remove_volume(name)
 
@@ -215,13 +220,13 @@ class LocalTarget:
         os_name = setup.run.os
         base = self.settings.image_for(os_name)
         base_id = engine.image_ids([base]).get(base) or engine.pull(base)
-        tag = f"{self.settings.repository}-proxy/{os_name}:{fingerprint.digest([templates_digest(), base, base_id])[:12]}"
+        tag = f"{self.settings.repository}-proxy/{self.pid}/{os_name}:{fingerprint.digest([templates_digest(), base, base_id])[:12]}"
         if engine.image_ids([tag]).get(tag) is None:
             self.report(f"[{setup.name}] building the front proxy image {tag}")
             work = cache_folder(self.settings.cache_path(self.project.root), "proxy-build")
             (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
             try:
-                engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.role": "proxy"},
+                engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.project": self.pid, f"{LABEL}.role": "proxy"},
                              on_line=lambda _l: None, builder=self.settings.builder)
             except engine.BuildError as exc:
                 raise EngineError("building the proxy image failed:\n" + "\n".join(exc.log[-15:])) from None
@@ -253,7 +258,7 @@ class LocalTarget:
             cap_add=["NET_BIND_SERVICE"],
         )
         self._write_config(name, setup, ports, servers, version)
-        engine.start_container(name)
+        engine.start_container(name)  # a port taken: the error, and the created proxy is removed
         st = engine.state(name)
         have = {int(k.split("/")[0]): int(v.rsplit(":", 1)[1]) for k, v in st.ports.items()}
         deadline = time.monotonic() + 15
@@ -284,20 +289,27 @@ class LocalTarget:
         engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")
 
     def _switch(self, setup: Setup, proxy: _Proxy, ports: list[Port], servers: list[str], version: Version) -> None:
-        before = engine.logs(proxy.name).count("Loading success")
-        failures = engine.logs(proxy.name).count("Loading failure")
-        self._write_config(proxy.name, setup, ports, servers, version)
-        engine.signal(proxy.name, "USR2")
+        self._reload(setup, proxy.name, f"version {version.number}",
+                     before=lambda: self._write_config(proxy.name, setup, ports, servers, version))
+
+    def _reload(self, setup: Setup, proxy: str, what: str, before: Callable[[], None] | None = None) -> None:
+        """Reload the proxy gracefully (SIGUSR2) and wait until HAProxy says it loaded the
+        configuration; ``before`` writes the new one."""
+        text = engine.logs(proxy)
+        loaded, failures = text.count("Loading success"), text.count("Loading failure")
+        if before is not None:
+            before()
+        engine.signal(proxy, "USR2")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            text = engine.logs(proxy.name)
-            if text.count("Loading success") > before:
-                self.report(f"[{setup.name}] front proxy now sends traffic to version {version.number}")
+            text = engine.logs(proxy)
+            if text.count("Loading success") > loaded:
+                self.report(f"[{setup.name}] front proxy now sends traffic to {what}")
                 return
             if text.count("Loading failure") > failures:
                 raise deploy_error(setup, "the front proxy refused the new configuration", text[-1500:])
             time.sleep(0.05)
-        raise deploy_error(setup, "the front proxy did not confirm the reload within 15 s", engine.logs(proxy.name, tail=20))
+        raise deploy_error(setup, "the front proxy did not confirm the reload within 15 s", engine.logs(proxy, tail=20))
 
     def _url(self, port: Port, host_port: int) -> str:
         scheme = "http" if port.http_support else "tcp"
@@ -320,6 +332,34 @@ class LocalTarget:
                 urls.append(self._url(match, int(binding.rsplit(":", 1)[1])) if match else f"tcp://{binding}/")
         return {"containers": containers, "proxy": {"name": proxy.name, "status": proxy.status} if proxy.exists else None, "urls": urls}
 
+    def running_version(self, setup: Setup, recorded: int | None) -> int | None:
+        """The version that serves, for :func:`cri_tasks.deploy_phase.reconcile`: the one the
+        front proxy's configuration names when containers of it run, or for a setup without TCP
+        ports (no proxy) the newest version among its running containers; None when that cannot
+        be told (no proxy yet: a first deploy that never switched).
+
+        A kill between writing the proxy's configuration and its reload leaves a file that
+        HAProxy has not loaded yet: when the file names another version than ``recorded``, the
+        proxy is reloaded (gracefully, as a deploy does) so that the file is what serves."""
+        running = {}
+        for name in self.container_names(setup):
+            c = engine.state(name)
+            if c.running and (v := c.labels.get(f"{LABEL}.version", "")).isdigit():
+                running[int(v)] = name
+        proxy = self._proxy_name(setup)
+        if any(p.protocol == "tcp" for p in setup.run.ports):  # the proxy decides what serves
+            if not engine.state(proxy).running:
+                return None
+            code, text = engine.exec_in(proxy, ["cat", "/etc/cri-proxy/haproxy.cfg"], timeout=10)
+            m = re.search(r"^# Generated by cri-tasks for setup .*, version (\d+)\.$", text, re.M) if code == 0 else None
+            if m is None or int(m.group(1)) not in running:
+                return None  # a configuration whose containers are gone: the deploy that wrote it failed
+            number = int(m.group(1))
+            if number != recorded:
+                self._reload(setup, proxy, f"version {number}")
+            return number
+        return max(running) if running else None
+
     def logs(self, setup: Setup, *, tail: int | None = 100) -> list[tuple[str, str]]:
         return [(name, engine.logs(name, tail=tail)) for name in self.container_names(setup)]
 
@@ -333,6 +373,10 @@ class LocalTarget:
             names.append(proxy)
         engine.remove_containers(names, stop_timeout=self.settings.stop_timeout)
         self._remove_stale_volumes(setup, keep="-none-")
+        # The project's network goes with its last container (another setup of the project may
+        # still use it; Docker refuses to remove a network in use anyway).
+        if not engine.list_containers({f"{LABEL}.project": self.pid}):
+            engine.remove_network(self.network)
         return names
 
 

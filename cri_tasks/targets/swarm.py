@@ -188,7 +188,9 @@ class SwarmTarget:
                 raise ConfigError(f"[{setup.name}] the service {service} runs with endpoint mode {have}, swarm.ports "
                                   f"{self.ports_mode} needs {want}: run `invoke stop --setup {setup.name}` first (an outage)")
         self.report(f"[{setup.name}] pushing {registry}/{version.image}")
-        image = engine.push_image(version.image, f"{registry}/{version.image}")
+        # the id the version was built as (deploy_phase.checked_image), under the version's
+        # project-scoped name in the registry: <registry>/<repository>/<project id>/<setup>:v<N>
+        image = engine.push_image(version.image_id, f"{registry}/{version.image}")
         tcp = [p for p in run.ports if p.protocol == "tcp"]
         proxy = self._proxy(setup, service, tcp) if mode == "proxy" and tcp else None
         app_ports: dict[int, int] = {}
@@ -617,6 +619,17 @@ class SwarmTarget:
     def container_names(self, setup: Setup) -> list[str]:
         """The app's task containers on this engine (all of them on a one-node swarm)."""
         return engine.list_containers({"com.docker.swarm.service.name": self.service_name(setup)})
+
+    def running_version(self, setup: Setup, recorded: int | None) -> int | None:
+        """The version the setup's service runs (its spec, after any rollback Swarm made), for
+        :func:`cri_tasks.deploy_phase.reconcile`; None while an update is under way or when
+        there is no service."""
+        st = engine.service_state(self.service_name(setup))
+        if st is None or ((st.get("UpdateStatus") or {}).get("State") or "") in ("updating", "rollback_started", "paused", "rollback_paused"):
+            return None
+        labels = (((st.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Labels") or {}
+        value = str(labels.get(f"{LABEL}.version") or "")
+        return int(value) if value.isdigit() else None
 
     def logs(self, setup: Setup, *, tail: int | None = 100) -> list[tuple[str, str]]:
         service = self.service_name(setup)
