@@ -46,6 +46,8 @@ def _pow() -> tuple[Any, Any]:
     if _POW is None:
         import gc
 
+        _docker_binary()  # python-on-whales' ClientNotFoundError would be a traceback
+
         from python_on_whales import DockerException, docker
 
         gc.freeze()

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from . import api
 from .config import load_settings
 from .errors import CriError
-from .settings import DEFAULTS, Settings, merge
+from .settings import Settings, check_keys, merge
 
 if TYPE_CHECKING:
     import nox
@@ -127,9 +127,7 @@ def _settings(settings: SettingsArg, options: Mapping[str, Any]) -> Settings:
         if options:
             raise CriError(f"cri settings given both as a Settings object and as keywords: {', '.join(options)}")
         return settings
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise CriError(f"unknown cri setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+    check_keys(options)  # a typo gets its "did you mean", as in invoke.yaml
     given = {key: value for key, value in options.items() if value is not None}
     return load_settings(overrides=merge(dict(settings or {}), given))
 

@@ -18,8 +18,9 @@ from typing import Any, Callable, NamedTuple
 from invoke import Collection, Context, Exit, Task, task
 
 from . import api, output
+from .config import tolerate_setting_types
 from .errors import CriError, Problem
-from .settings import DEFAULTS, Settings, merge
+from .settings import DEFAULTS, Settings, declared, merge
 
 #: The only short flags, one meaning in every task (and never a core option of ``cri``). Invoke
 #: would give each option the first free letter of its name, so one letter meant different
@@ -320,6 +321,9 @@ def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target
 TASKS = (validate, prepare, render, clean, logs, build, deploy, rollback, status, stop)
 
 
+tolerate_setting_types()
+
+
 def collection(name: str = "cri", **settings: Any) -> Collection:
     """A fresh collection of the cri-tasks tasks, with every setting declared (defaults + overrides).
 
@@ -327,7 +331,7 @@ def collection(name: str = "cri", **settings: Any) -> Collection:
     ``ns.add_collection(collection())`` it gives ``invoke cri.prepare``.
     """
     coll = Collection(name, *TASKS)
-    coll.configure({"cri": merge(DEFAULTS, settings)})
+    coll.configure({"cri": declared(merge(DEFAULTS, settings))})
     return coll
 
 

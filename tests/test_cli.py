@@ -5,17 +5,41 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cri_tasks.cli import KEPT_CORE, program
-from cri_tasks.tasks import SHORT_FLAGS, TASKS
-from helpers import invoke
-from test_entry_points import cri, offline_project
+from cri_tasks.config import load_settings, settings_from
+from cri_tasks.errors import ConfigError
+from cri_tasks.settings import DEFAULTS, Settings
+from cri_tasks.tasks import SHORT_FLAGS, TASKS, collection
+from helpers import invoke, make_project
+from test_entry_points import OFFLINE, cri, nox, offline_project
 
 TASKS_PY = "from cri_tasks import collection\nns = collection()\n"
+
+BUILT_APP = """
+zerops:
+  - setup: app
+    build:
+      base: gleam@1.5
+      os: ubuntu
+      buildCommands:
+        - echo built > out.txt
+      deployFiles: ./
+    run:
+      base: gleam@1.5
+      os: ubuntu
+      start: ./entrypoint.sh run
+"""
 
 
 # --- item 1: the cri program's own options ------------------------------------------------------
@@ -102,3 +126,116 @@ def test_the_short_flags_are_the_documented_ones(tmp_path: Path) -> None:
     prepare = invoke(project, "--help", "prepare")
     assert "  --debug " in prepare.stdout and "  --force " in prepare.stdout
     assert "-s STRING, --setup=STRING" in prepare.stdout and "-j, --json" in prepare.stdout
+
+
+# --- items 6 and 7: no traceback for anything a user can cause; unknown settings -------------------
+
+SCALARS = st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(max_size=12)
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3), max_leaves=6)
+KNOWN = sorted(DEFAULTS) + ["gleam", "zcli", "swarm"]
+SETTINGS = st.dictionaries(st.sampled_from(KNOWN) | st.text(min_size=1, max_size=10), VALUES, max_size=4)
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        name = f"{prefix}_{key}".upper() if prefix else key.upper()
+        out.extend(_leaves(value, name) if isinstance(value, dict) else [name])
+    return out
+
+
+ENV_NAMES = ["INVOKE_CRI_" + name for name in _leaves(DEFAULTS)]
+
+
+def _settled(fn: Any) -> Settings | ConfigError:
+    """The settings, or the ConfigError that says what is wrong; anything else fails the test."""
+    try:
+        return fn()  # type: ignore[no-any-return]
+    except ConfigError as exc:
+        assert str(exc).strip() and "Traceback" not in str(exc)
+        return exc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(SETTINGS)
+def test_any_collection_settings_give_settings_or_a_config_error(values: dict[str, Any]) -> None:
+    _settled(lambda: settings_from(collection(**values).configuration()))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(SETTINGS)
+def test_any_invoke_yaml_gives_settings_or_a_config_error(tmp_path: Path, values: dict[str, Any]) -> None:
+    folder = tmp_path / uuid.uuid4().hex
+    folder.mkdir()
+    (folder / "invoke.yaml").write_text(yaml.safe_dump({"cri": values}))
+    _settled(lambda: load_settings(folder))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(ENV_NAMES), st.text(st.characters(blacklist_categories=["Cs"],
+                                                                         blacklist_characters="\x00"),
+                                                           max_size=12), max_size=4))
+def test_any_invoke_cri_variables_give_settings_or_a_config_error(tmp_path: Path, env: dict[str, str]) -> None:
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        _settled(lambda: load_settings(tmp_path))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ({"INVOKE_CRI_PARALLEL": "abc"}, "cri.parallel: expected a whole number of at least 1, got 'abc'"),
+    ({"INVOKE_CRI_ZCLI_ENABLED": "maybe"}, "cri.zcli.enabled: expected true or false, got 'maybe'"),
+    ({"images": ["a"]}, "cri.images: expected a mapping of run.os / build.os to an image"),
+    ({"repositry": "x"}, 'cri.repositry: unknown setting (did you mean "repository"?)'),
+    ({"imagse": {}}, 'cri.imagse: unknown setting (did you mean "images"?)'),
+    ({"swarm": {"paralelism": 2}}, 'cri.swarm.paralelism: unknown setting (did you mean "parallelism"?)'),
+])
+@pytest.mark.parametrize("program", ["invoke", "cri"])
+def test_bad_settings_are_a_message_naming_the_setting(tmp_path: Path, program: str, where: dict[str, Any],
+                                                       expected: str) -> None:
+    env = {k: v for k, v in where.items() if k.startswith("INVOKE_")}
+    settings_ = {**OFFLINE, **{k: v for k, v in where.items() if not k.startswith("INVOKE_")}}
+    project = offline_project(tmp_path / "proj", TASKS_PY if program == "invoke" else None, settings=settings_)
+    proc = (invoke if program == "invoke" else cri)(project, "render", env=env)
+    assert proc.returncode == 1, proc.stdout
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    as_json = (invoke if program == "invoke" else cri)(project, "render", "--json", env=env)
+    (error,) = json.loads(as_json.stdout)["errors"]
+    assert error["kind"] == "INVALID_CONFIG" and expected in error["message"]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("args", [("prepare", "--force"), ("build",)], ids=["prepare", "build"])
+def test_no_docker_cli_on_path_is_a_message(tmp_path: Path, engine_settings: dict[str, Any], args: tuple[str, ...]) -> None:
+    project = make_project(tmp_path / "proj", BUILT_APP, settings=engine_settings)
+    bin_dir = tmp_path / "bin"  # python only: no docker
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    proc = invoke(project, *args, "--json", env={"PATH": str(bin_dir)})
+    assert proc.returncode == 1
+    assert "the docker CLI was not found on PATH" in proc.stderr and "Traceback" not in proc.stderr
+    (error,) = json.loads(proc.stdout)["errors"]
+    assert error["kind"] == "ENGINE_FAILED"
+
+
+@pytest.mark.engine
+def test_no_docker_cli_on_path_aborts_a_nox_session_with_the_message(tmp_path: Path,
+                                                                      engine_settings: dict[str, Any]) -> None:
+    project = offline_project(tmp_path / "proj", None, settings=engine_settings)
+    (project / "noxfile.py").write_text(
+        "import nox\nimport cri_tasks.nox as cri\n\n@nox.session(venv_backend='none')\n"
+        "def image(session):\n    cri.prepare(session, force=True)\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    proc = nox(project, "image", env={"PATH": str(bin_dir)})
+    assert proc.returncode == 1
+    assert "Session image aborted: the docker CLI was not found on PATH" in proc.stderr
+    assert "Traceback" not in proc.stderr
