@@ -135,7 +135,13 @@ def print_error_document(task_name: str, exc: BaseException) -> None:
 
 
 def _out(text: str) -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `cri ... | head`: the reader is gone, which is no error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise Exit(code=141) from None  # 128 + SIGPIPE, as a shell reports it
 
 
 @cri_task(help=COMMON_HELP)

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -239,3 +240,100 @@ def test_no_docker_cli_on_path_aborts_a_nox_session_with_the_message(tmp_path: P
     assert proc.returncode == 1
     assert "Session image aborted: the docker CLI was not found on PATH" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- item 5: one JSON document on stdout for every task and every outcome -----------------------
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "cri-output.schema.json").read_text())
+JSON_DOC = Path(__file__).resolve().parents[1] / "docs" / "json.md"
+DEAD_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/cri-test-docker.sock"}
+NEEDS_SETUP = {"logs", "rollback"}
+
+
+def checked(proc: Any, task: str) -> dict[str, Any]:
+    """The one JSON document ``proc`` printed, validated against the schema in docs/."""
+    doc = json.loads(proc.stdout)  # exactly one document: json.loads refuses anything after it
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["task"] == task and doc["schema"] == 1
+    assert "Traceback" not in proc.stderr
+    return doc  # type: ignore[no-any-return]
+
+
+def run_json(project: Path, task: str, *args: str, env: dict[str, str] | None = None, program: str = "invoke") -> Any:
+    extra = ["--setup", "app"] if task in NEEDS_SETUP else []
+    return (invoke if program == "invoke" else cri)(project, task, *extra, *args, "--json", env=env)
+
+
+@pytest.mark.parametrize("task", [t.name for t in TASKS])
+def test_a_config_error_is_one_document_with_file_line_and_column(tmp_path: Path, task: str) -> None:
+    project = offline_project(tmp_path / "proj", TASKS_PY)
+    (project / "zerops.yml").write_text("zerops:\n  - setup: app\n    run:\n      os: beos\n")
+    proc = run_json(project, task)
+    assert proc.returncode == 1
+    doc = checked(proc, task)
+    assert doc["status"] == "failed" and doc["setups"] == []
+    (error,) = doc["errors"]
+    assert (error["kind"], error["line"], error["column"], error["path"]) == ("INVALID_CONFIG", 4, 11, "zerops[0].run.os")
+    assert error["file"] == "zerops.yml" and error["message"].startswith("expected one of")
+
+
+@pytest.mark.parametrize("task", ["prepare", "build", "deploy", "status", "stop", "logs"])
+def test_an_unreachable_engine_is_one_document_naming_the_command(tmp_path: Path, task: str) -> None:
+    project = make_project(tmp_path / "proj", BUILT_APP, settings=OFFLINE)
+    proc = run_json(project, task, env=DEAD_ENGINE)
+    assert proc.returncode == 1
+    doc = checked(proc, task)
+    assert doc["status"] == "failed"
+    kinds = {e["kind"] for e in doc["errors"]}
+    assert kinds == {"ENGINE_FAILED"}, doc["errors"]
+    assert all("Cannot connect to the Docker daemon" in e["message"] for e in doc["errors"])
+    assert all(e["command"] and "docker" in e["command"] for e in doc["errors"] if task != "deploy")
+
+
+@pytest.mark.parametrize("task", ["validate", "render", "clean"])
+def test_the_offline_tasks_succeed_with_one_document(tmp_path: Path, task: str) -> None:
+    project = offline_project(tmp_path / "proj", TASKS_PY)
+    proc = run_json(project, task)
+    assert proc.returncode == 0, proc.stderr
+    doc = checked(proc, task)
+    assert doc["status"] == "ok" and [s["setup"] for s in doc["setups"]] == ["app"]
+    assert doc["errors"] == []
+
+
+def test_an_expected_failure_without_a_zerops_word_is_kind_failed(tmp_path: Path) -> None:
+    project = offline_project(tmp_path / "proj", TASKS_PY)
+    doc = checked(run_json(project, "rollback"), "rollback")
+    assert doc["status"] == "failed" and doc["errors"][0]["kind"] == "FAILED"
+    assert doc["errors"][0]["message"] == "[app] nothing deployed yet"
+
+
+def test_cri_prints_a_document_for_an_error_before_the_task_runs(tmp_path: Path) -> None:
+    project = offline_project(tmp_path / "proj")
+    (project / "invoke.yaml").write_text("cri: [oops\n")
+    proc = cri(project, "validate", "--json")
+    assert proc.returncode == 1
+    doc = checked(proc, "validate")
+    assert doc["errors"][0]["kind"] == "INVALID_CONFIG" and "invoke.yaml" in doc["errors"][0]["message"]
+
+
+def _schema_fields(node: Any) -> set[str]:
+    out: set[str] = set()
+    if isinstance(node, dict):
+        out.update(node.get("properties", {}))
+        for value in node.values():
+            out |= _schema_fields(value)
+    elif isinstance(node, list):
+        for value in node:
+            out |= _schema_fields(value)
+    return out
+
+
+def test_the_json_reference_page_names_every_field_status_and_task() -> None:
+    page = JSON_DOC.read_text()
+    missing = sorted(f for f in _schema_fields(SCHEMA) if f"`{f}`" not in page)
+    assert missing == []
+    from cri_tasks.output import DOCUMENT_STATUSES, SETUP_STATUSES
+
+    assert [w for w in (*DOCUMENT_STATUSES, *SETUP_STATUSES) if f"`{w}`" not in page] == []
+    assert [t.name for t in TASKS if f"`{t.name}`" not in page] == []
+    assert SCHEMA["properties"]["status"]["enum"] == list(DOCUMENT_STATUSES)
