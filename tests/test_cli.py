@@ -6,7 +6,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,21 @@ from cri_tasks.config import load_settings, settings_from
 from cri_tasks.errors import ConfigError
 from cri_tasks.settings import DEFAULTS, Settings
 from cri_tasks.tasks import SHORT_FLAGS, TASKS, collection
-from helpers import invoke, make_project
+from helpers import OUTPUT_SCHEMA, invoke, make_project, only
 from test_entry_points import OFFLINE, cri, nox, offline_project
 
 TASKS_PY = "from cri_tasks import collection\nns = collection()\n"
+
+SLOW = """
+zerops:
+  - setup: app
+    run:
+      base: gleam@1.5
+      os: ubuntu
+      prepareCommands:
+        - echo {marker}
+        - echo "step-$(id -un)" && sleep 30
+"""
 
 BUILT_APP = """
 zerops:
@@ -244,7 +258,7 @@ def test_no_docker_cli_on_path_aborts_a_nox_session_with_the_message(tmp_path: P
 
 # --- item 5: one JSON document on stdout for every task and every outcome -----------------------
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "cri-output.schema.json").read_text())
+SCHEMA = OUTPUT_SCHEMA
 JSON_DOC = Path(__file__).resolve().parents[1] / "docs" / "json.md"
 DEAD_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/cri-test-docker.sock"}
 NEEDS_SETUP = {"logs", "rollback"}
@@ -337,3 +351,50 @@ def test_the_json_reference_page_names_every_field_status_and_task() -> None:
     assert [w for w in (*DOCUMENT_STATUSES, *SETUP_STATUSES) if f"`{w}`" not in page] == []
     assert [t.name for t in TASKS if f"`{t.name}`" not in page] == []
     assert SCHEMA["properties"]["status"]["enum"] == list(DOCUMENT_STATUSES)
+
+
+# --- items 3 and 5 against the engine: check mode, every task's document, an interrupt ----------
+
+@pytest.mark.engine
+def test_check_mode_and_every_tasks_document_through_a_deploy(app: Path) -> None:
+    check = run_json(app, "prepare", "--check")
+    assert check.returncode == 2, check.stderr  # would build
+    doc = checked(check, "prepare")
+    assert doc["status"] == "would build" and only(doc)["status"] == "would build" and only(doc)["reasons"]
+    assert invoke(app, "prepare", "--check").returncode == 2  # the same without --json
+    built = run_json(app, "prepare")
+    assert built.returncode == 0, built.stderr
+    assert only(checked(built, "prepare"))["status"] == "built"
+    again = run_json(app, "prepare", "--check")
+    assert again.returncode == 0, again.stderr
+    assert checked(again, "prepare")["status"] == "ok" and only(checked(again, "prepare"))["status"] == "up to date"
+
+    for task, expected in (("build", "built"), ("deploy", "active"), ("deploy", "active"), ("status", "deployed"),
+                           ("logs", "read"), ("rollback", "active"), ("stop", "stopped"), ("clean", "forgotten"),
+                           ("status", "not deployed")):
+        proc = run_json(app, task)
+        assert proc.returncode == 0, (task, proc.stderr)
+        doc = checked(proc, task)
+        assert doc["status"] == "ok" and only(doc)["status"] == expected, (task, doc)
+        if task == "rollback":
+            assert only(doc)["version"] == 1
+
+
+@pytest.mark.engine
+def test_an_interrupted_prepare_prints_the_interrupted_document(tmp_path: Path, engine_settings: dict[str, Any],
+                                                                 unique: str) -> None:
+    project = make_project(tmp_path / "p", SLOW.format(marker=unique), settings=engine_settings)
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "prepare", "--json"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cache = Path(str(engine_settings["cache_dir"]))
+    deadline = time.monotonic() + 120
+    while not any("step-zerops" in log.read_text(errors="replace") for log in (cache / "logs").rglob("prepare-*.log")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the build never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["status"] == "interrupted" and doc["errors"][0]["kind"] == "INTERRUPTED"
+    assert "Traceback" not in err
