@@ -183,11 +183,16 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
 
 
 def deploy(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
-           report: Reporter = stderr_reporter) -> list[Any]:
-    """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults."""
+           report: Reporter = stderr_reporter, check: bool = False) -> list[Any]:
+    """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults.
+
+    ``check``: only say whether the deploy would build the runtime image (PrepareResults with
+    ``would build`` or ``up to date``); the build phase runs, nothing is deployed."""
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
+    if check:
+        return _deploy.check(load(file, s), s, setup=setup, report=report)
     return _deploy.deploy(load(file, s), s, setup=setup, report=report)
 
 

@@ -26,12 +26,12 @@ DOCUMENT_STATUSES = ("ok", "would build", "failed", "interrupted")
 #: the outcome for one setup
 SETUP_STATUSES = (
     "valid", "rendered", "up to date", "would build", "built", "active", "rolled back", "failed",
-    "forgotten", "stopped", "deployed", "not deployed", "read",
+    "forgotten", "stopped", "deployed", "not deployed", "read", "skipped",
 )
 
 #: Zerops-style words the phases use, as the vocabulary above (the failure words become the
 #: setup's ``error``)
-_WORDS = {"BUILT": "built", "ACTIVE": "active", "ROLLED_BACK": "rolled back"}
+_WORDS = {"BUILT": "built", "ACTIVE": "active", "ROLLED_BACK": "rolled back", "SKIPPED": "skipped"}
 
 #: what ``error.kind`` is when the exception carries no Zerops word of its own
 INTERRUPTED = "INTERRUPTED"

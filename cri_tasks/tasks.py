@@ -281,11 +281,17 @@ def _deploys(results: list[Any]) -> Outcome:
     return Outcome([r.as_json() for r in results], [line for r in results for line in r.lines()])
 
 
-@cri_task(help=TARGET_HELP)
+@cri_task(help={**TARGET_HELP,
+                "check": f"run the build phase, then say whether the runtime image would be built, as "
+                         f"prepare --check (exit code {WOULD_BUILD_EXIT} when it would); deploy nothing"})
 @_exits
-def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
+def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "",
+           check: bool = False) -> Outcome:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
-    return _deploys(api.deploy(file or None, setup=setup or None, settings=settings_of(c, target=target)))
+    results = api.deploy(file or None, setup=setup or None, settings=settings_of(c, target=target), check=check)
+    if check:
+        return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], True)
+    return _deploys(results)
 
 
 @cri_task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": TARGET_HELP["target"]})

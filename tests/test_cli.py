@@ -362,6 +362,9 @@ def test_check_mode_and_every_tasks_document_through_a_deploy(app: Path) -> None
     doc = checked(check, "prepare")
     assert doc["status"] == "would build" and only(doc)["status"] == "would build" and only(doc)["reasons"]
     assert invoke(app, "prepare", "--check").returncode == 2  # the same without --json
+    deploy_check = run_json(app, "deploy", "--check")
+    assert deploy_check.returncode == 2, deploy_check.stderr
+    assert only(checked(deploy_check, "deploy"))["status"] == "would build"
     built = run_json(app, "prepare")
     assert built.returncode == 0, built.stderr
     assert only(checked(built, "prepare"))["status"] == "built"
@@ -378,6 +381,10 @@ def test_check_mode_and_every_tasks_document_through_a_deploy(app: Path) -> None
         assert doc["status"] == "ok" and only(doc)["status"] == expected, (task, doc)
         if task == "rollback":
             assert only(doc)["version"] == 1
+        if task == "deploy":  # what the deploy built is what a deploy now would use
+            unchanged = run_json(app, "deploy", "--check")
+            assert unchanged.returncode == 0, unchanged.stderr
+            assert only(checked(unchanged, "deploy"))["status"] == "up to date"
 
 
 @pytest.mark.engine
