@@ -17,7 +17,8 @@ from typing import Any, Mapping, NamedTuple, TypeVar
 from .errors import ConfigError, Problem, suggest
 
 DEFAULTS: dict[str, Any] = {
-    # zerops.yml to read (None: zerops.yaml, then zerops.yml, in the current directory)
+    # zerops.yml to read (None: zerops.yaml, then zerops.yml, in the current directory or the
+    # nearest folder above it, up to the project's root: paths.locate)
     "file": None,
     # records, logs and build contexts; relative paths are relative to the project folder
     "cache_dir": ".cri",

@@ -75,10 +75,23 @@ WOULD_BUILD_EXIT = 2
 
 def settings_of(c: Context, **overrides: Any) -> Settings:
     """The ``cri`` settings of this call, deep-merged over the defaults (pyinvoke/invoke#782);
-    arguments given on the command line (non-empty ``overrides``) win."""
+    arguments given on the command line (non-empty ``overrides``) win.
+
+    When no zerops.yml was named and the one found is in a folder above the current one, a line
+    on stderr says which file is used."""
     from .config import settings_from
 
-    return settings_from(c.config, {k: v for k, v in overrides.items() if v not in (None, "")})
+    s = settings_from(c.config, {k: v for k, v in overrides.items() if v not in (None, "")})
+    if s.file is None:
+        from .paths import locate
+
+        try:
+            shown = locate(None, None)[1]
+        except CriError:
+            return s  # the task reports it, with the rest of its errors
+        if shown.startswith(".."):
+            print(f"using {shown}", file=sys.stderr)
+    return s
 
 
 class Outcome(NamedTuple):
@@ -148,7 +161,7 @@ def _out(text: str) -> None:
 @_exits
 def validate(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
     """Validate zerops.yml and list its setups."""
-    s = settings_of(c)
+    s = settings_of(c, file=file)
     result = api.validate(file or None, setup=setup or None, settings=s)
     if not json:
         for w in result.warnings:
@@ -189,7 +202,7 @@ def prepare(
         no_cache=no_cache,
         explain=explain or check,
         debug=debug,
-        settings=settings_of(c),
+        settings=settings_of(c, file=file),
     )
     return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], check)
 
@@ -206,7 +219,7 @@ def _checked(setups: list[dict[str, Any]], lines: list[str], check: bool) -> Out
 @_exits
 def render(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
     """Print the Dockerfile that prepare would build."""
-    out = api.render(file or None, setup=setup or None, settings=settings_of(c))
+    out = api.render(file or None, setup=setup or None, settings=settings_of(c, file=file))
     lines = []
     for i, (name, text) in enumerate(out.items()):
         if len(out) > 1:
@@ -219,7 +232,7 @@ def render(c: Context, file: str = "", setup: str = "", json: bool = False) -> O
 @_exits
 def clean(c: Context, file: str = "", setup: str = "", images: bool = False, json: bool = False) -> Outcome:
     """Forget prepared runtime images (Zerops' "Clear runtime prepare image")."""
-    out = api.clean(file or None, setup=setup or None, images=images, settings=settings_of(c))
+    out = api.clean(file or None, setup=setup or None, images=images, settings=settings_of(c, file=file))
     return Outcome([{**e, "status": "forgotten"} for e in out], api.clean_lines(out))
 
 
@@ -241,7 +254,7 @@ def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, bui
     """Show a setup's container logs, or its last prepare/build log."""
     if not setup:
         raise CriError("logs needs --setup NAME")
-    s = settings_of(c, target=target)
+    s = settings_of(c, file=file, target=target)
     if prepare or build:
         phase = "prepare" if prepare else "build"
         path = api.log_path(file or None, setup=setup, phase=phase, settings=s)
@@ -271,7 +284,7 @@ def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, bui
 @_exits
 def build(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
     """Run the build phase (buildCommands) and assemble the deployFiles artifact."""
-    results = api.build(file or None, setup=setup or None, settings=settings_of(c))
+    results = api.build(file or None, setup=setup or None, settings=settings_of(c, file=file))
     setups = [{"setup": r.setup, "status": "built", "files": r.files, "seconds": round(r.seconds, 3),
                "artifact": str(r.artifact), "log": r.log} for r in results]
     return Outcome(setups, [f"{r.setup}: built, {r.files} file(s) in {r.artifact}" for r in results])
@@ -288,7 +301,7 @@ def _deploys(results: list[Any]) -> Outcome:
 def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "",
            check: bool = False) -> Outcome:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
-    results = api.deploy(file or None, setup=setup or None, settings=settings_of(c, target=target), check=check)
+    results = api.deploy(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target), check=check)
     if check:
         return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], True)
     return _deploys(results)
@@ -300,7 +313,7 @@ def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json
     """Activate an earlier version of a setup, with the same zero-downtime switch."""
     if not setup:
         raise CriError("rollback needs --setup NAME")
-    result = api.rollback(file or None, setup=setup, version=version or None, settings=settings_of(c, target=target))
+    result = api.rollback(file or None, setup=setup, version=version or None, settings=settings_of(c, file=file, target=target))
     return _deploys([result])
 
 
@@ -308,7 +321,7 @@ def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json
 @_exits
 def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
     """Show setups, their active version, containers and health, and the runtime image in use."""
-    out = api.status(file or None, setup=setup or None, settings=settings_of(c, target=target))
+    out = api.status(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
     lines = []
     for entry in out:
         lines.append(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
@@ -325,7 +338,7 @@ def status(c: Context, file: str = "", setup: str = "", json: bool = False, targ
 @_exits
 def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
     """Stop and remove a setup's containers and front proxy (versions and images are kept)."""
-    out = api.stop(file or None, setup=setup or None, settings=settings_of(c, target=target))
+    out = api.stop(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
     return Outcome([{**e, "status": "stopped"} for e in out],
                    [f"{e['setup']}: removed {len(e['removed'])} container(s)" for e in out])
 

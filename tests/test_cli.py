@@ -405,3 +405,40 @@ def test_an_interrupted_prepare_prints_the_interrupted_document(tmp_path: Path, 
     jsonschema.validate(doc, SCHEMA)
     assert doc["status"] == "interrupted" and doc["errors"][0]["kind"] == "INTERRUPTED"
     assert "Traceback" not in err
+
+
+# --- item 8: finding the project from a subfolder ---------------------------------------------
+
+def test_invoke_from_a_subfolder_finds_zerops_yml_upward_and_says_which(tmp_path: Path) -> None:
+    project = offline_project(tmp_path / "proj", TASKS_PY)
+    deep = project / "src" / "deep"
+    deep.mkdir(parents=True)
+    proc = invoke(deep, "validate")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{project / 'zerops.yml'}: valid")
+    assert "using ../../zerops.yml" in proc.stderr
+    here = invoke(project, "validate")
+    assert "using" not in here.stderr
+
+
+def test_the_upward_search_stops_at_the_projects_root(tmp_path: Path) -> None:
+    outer = offline_project(tmp_path / "outer")  # a zerops.yml above the project: never used
+    project = outer / "proj"
+    project.mkdir()
+    (project / "tasks.py").write_text(TASKS_PY)
+    (project / "src").mkdir()
+    proc = invoke(project / "src", "validate")
+    assert proc.returncode == 1
+    assert f"no zerops.yaml or zerops.yml in {project / 'src'} or the folders above it up to {project}" in proc.stderr
+
+
+def test_cri_from_a_subfolder_stops_at_the_repository_root(tmp_path: Path) -> None:
+    repo = offline_project(tmp_path / "repo")
+    (repo / ".git").mkdir()
+    (repo / "lib").mkdir()
+    found = cri(repo / "lib", "render")
+    assert found.returncode == 0, found.stderr
+    assert "using ../zerops.yml" in found.stderr
+    (tmp_path / "repo" / "zerops.yml").rename(tmp_path / "zerops.yml")  # above the repository
+    missing = cri(repo / "lib", "render")
+    assert missing.returncode == 1 and f"up to {repo}" in missing.stderr
