@@ -442,3 +442,63 @@ def test_cri_from_a_subfolder_stops_at_the_repository_root(tmp_path: Path) -> No
     (tmp_path / "repo" / "zerops.yml").rename(tmp_path / "zerops.yml")  # above the repository
     missing = cri(repo / "lib", "render")
     assert missing.returncode == 1 and f"up to {repo}" in missing.stderr
+
+
+# --- item 9: env files by dotenv's rules ----------------------------------------------------------
+
+DOTENV_LINES = [
+    "A=1", "B=value # a comment", 'C="a\\nb"', "D='single # kept'", "export E=exported", "F = spaced ",
+    "G=", 'H=""', "I=${A}-ref", "# a comment", "", "   ", 'J="multi\nline"', "K=a=b=c", "L=\"quoted\" # after",
+    'N="tab\\tand \\"quote\\""', "O=trailing   ", "P=x#not-a-comment",
+]
+
+
+@pytest.mark.parametrize("line", DOTENV_LINES)
+def test_an_env_file_line_reads_as_dotenv_reads_it(tmp_path: Path, line: str) -> None:
+    from dotenv import dotenv_values
+
+    from cri_tasks.envvars import read_env_file
+
+    path = tmp_path / "project.env"
+    path.write_text(line + "\n")
+    assert read_env_file(path) == dict(dotenv_values(path, interpolate=False))
+
+
+def test_a_whole_env_file_reads_as_dotenv_reads_it(tmp_path: Path) -> None:
+    from dotenv import dotenv_values
+
+    from cri_tasks.envvars import read_env_file
+
+    path = tmp_path / "project.env"
+    path.write_text("\n".join(DOTENV_LINES) + "\n")
+    assert read_env_file(path) == dict(dotenv_values(path, interpolate=False))
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("A=1\nB=\"open\nC=3\n", 2, "cannot parse 'B=\"open' (expected NAME=VALUE; is a quote left open?)"),
+    ("A=1\n\nBARE\n", 3, "BARE has no value (write BARE= for an empty one)"),
+    ("A=1\n1BAD=x\n", 2, "'1BAD' is not a variable name"),
+    ("# c\n\nM='it''s'\n", 3, "cannot parse \"M='it''s'\" (expected NAME=VALUE; is a quote left open?)"),
+])
+def test_a_malformed_env_file_line_is_named_with_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
+    from cri_tasks.envvars import read_env_file
+
+    path = tmp_path / "project.env"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        read_env_file(path)
+    assert str(caught.value) == f"{path}:{line}:1: {message}"
+
+
+@pytest.mark.engine
+def test_env_file_values_reach_the_container_as_dotenv_reads_them(app: Path) -> None:
+    (app / "project.env").write_text('SUFFIX="two words" # not part of it\nexport LITERAL=\'a # b\'\n')
+    text = (app / "zerops.yml").read_text().replace(
+        "      envVariables:\n        GREETING: hello\n",
+        "      envVariables:\n        GREETING: hello\n        WITH_SUFFIX: ${SUFFIX}!\n        KEPT: ${LITERAL}\n")
+    (app / "zerops.yml").write_text(text)
+    proc = invoke(app, "deploy", "--json")
+    assert proc.returncode == 0, proc.stderr
+    container = only(json.loads(proc.stdout))["containers"][0]
+    env = subprocess.run(["docker", "exec", container, "env"], capture_output=True, text=True, check=True).stdout
+    assert "WITH_SUFFIX=two words!" in env.splitlines() and "KEPT=a # b" in env.splitlines()
