@@ -77,6 +77,30 @@ def clean_lines(entries: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def status_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """What ``status`` found, as the text every adapter prints."""
+    out = []
+    for entry in entries:
+        out.append(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
+                   f"(kept: {', '.join(map(str, entry['versions'])) or '-'}); runtime image {entry['runtime_image'] or '-'}")
+        for ct in entry["containers"]:
+            health = f", {ct['health']}" if ct.get("health") else ""
+            node = f" on {ct['node']}" if ct.get("node") else ""
+            out.append(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
+        out.extend(f"  {url}" for url in entry["urls"])
+    return out
+
+
+def stop_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """What ``stop`` did, as the text every adapter prints."""
+    return [f"{e['setup']}: removed {len(e['removed'])} container(s)" for e in entries]
+
+
+def build_lines(results: list[Any]) -> list[str]:
+    """What ``build`` made, as the text every adapter prints."""
+    return [f"{r.setup}: built, {r.files} file(s) in {r.artifact}" for r in results]
+
+
 def problem_json(p: Problem) -> dict[str, Any]:
     loc = p.location
     return {

@@ -287,7 +287,7 @@ def build(c: Context, file: str = "", setup: str = "", json: bool = False) -> Ou
     results = api.build(file or None, setup=setup or None, settings=settings_of(c, file=file))
     setups = [{"setup": r.setup, "status": "built", "files": r.files, "seconds": round(r.seconds, 3),
                "artifact": str(r.artifact), "log": r.log} for r in results]
-    return Outcome(setups, [f"{r.setup}: built, {r.files} file(s) in {r.artifact}" for r in results])
+    return Outcome(setups, api.build_lines(results))
 
 
 def _deploys(results: list[Any]) -> Outcome:
@@ -322,15 +322,7 @@ def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json
 def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
     """Show setups, their active version, containers and health, and the runtime image in use."""
     out = api.status(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
-    lines = []
-    for entry in out:
-        lines.append(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
-                     f"(kept: {', '.join(map(str, entry['versions'])) or '-'}); runtime image {entry['runtime_image'] or '-'}")
-        for ct in entry["containers"]:
-            health = f", {ct['health']}" if ct.get("health") else ""
-            node = f" on {ct['node']}" if ct.get("node") else ""
-            lines.append(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
-        lines.extend(f"  {url}" for url in entry["urls"])
+    lines = api.status_lines(out)
     return Outcome([{**e, "status": "deployed" if e["active_version"] else "not deployed"} for e in out], lines)
 
 
@@ -340,7 +332,7 @@ def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target
     """Stop and remove a setup's containers and front proxy (versions and images are kept)."""
     out = api.stop(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
     return Outcome([{**e, "status": "stopped"} for e in out],
-                   [f"{e['setup']}: removed {len(e['removed'])} container(s)" for e in out])
+                   api.stop_lines(out))
 
 
 TASKS = (validate, prepare, render, clean, logs, build, deploy, rollback, status, stop)

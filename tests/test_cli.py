@@ -502,3 +502,61 @@ def test_env_file_values_reach_the_container_as_dotenv_reads_them(app: Path) -> 
     container = only(json.loads(proc.stdout))["containers"][0]
     env = subprocess.run(["docker", "exec", container, "env"], capture_output=True, text=True, check=True).stdout
     assert "WITH_SUFFIX=two words!" in env.splitlines() and "KEPT=a # b" in env.splitlines()
+
+
+# --- item 11: every task in Nox, with the options of the Invoke task ---------------------------
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_every_task_has_a_nox_helper_with_the_same_options(task: Any) -> None:
+    import inspect
+
+    import cri_tasks.nox as cri_nox
+
+    helper = getattr(cri_nox, task.name)
+    assert task.name in cri_nox.__all__
+    options = set(inspect.signature(task.body).parameters) - {"c", "json"}
+    keywords = set(inspect.signature(helper).parameters) - {"session", "settings", "options"}
+    assert keywords == options
+
+
+NOX_LIFECYCLE = '''
+import nox
+import cri_tasks.nox as cri
+
+
+@nox.session(venv_backend="none")
+def lifecycle(session):
+    cri.prepare(session, check=False)
+    (built,) = cri.build(session)
+    session.log(f"artifact {built.files} files")
+    cri.deploy(session)
+    cri.deploy(session, check=True)  # what the deploy built is what a deploy would use
+    (entry,) = cri.status(session)
+    session.log(f"status active {entry['active_version']}")
+    ((source, text),) = cri.logs(session, setup="app")
+    session.log(f"logs listening {'listening on 8000' in text}")
+    cri.deploy(session)
+    back = cri.rollback(session, setup="app")
+    session.log(f"rolled back to {back.version}")
+    (stopped,) = cri.stop(session)
+    session.log(f"stopped {len(stopped['removed'])}")
+
+
+@nox.session(venv_backend="none")
+def would_build(session):
+    cri.prepare(session, check=True)
+'''
+
+
+@pytest.mark.engine
+def test_a_nox_session_runs_every_task(app: Path) -> None:
+    (app / "noxfile.py").write_text(NOX_LIFECYCLE)
+    check = nox(app, "would_build")
+    assert check.returncode == 1
+    assert "Session would_build aborted: the runtime image of app would be built" in check.stderr
+    proc = nox(app, "lifecycle")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for line in ("nox > status active 1", "nox > logs listening True", "nox > rolled back to 1", "nox > app: removed"):
+        assert line in out
+    assert "Traceback" not in out
