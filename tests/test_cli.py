@@ -560,3 +560,66 @@ def test_a_nox_session_runs_every_task(app: Path) -> None:
     for line in ("nox > status active 1", "nox > logs listening True", "nox > rolled back to 1", "nox > app: removed"):
         assert line in out
     assert "Traceback" not in out
+
+
+# --- item 10: interrupts stop the builds' process groups --------------------------------------
+
+TWO_SLOW = """
+zerops:
+  - setup: one
+    run:
+      base: gleam@1.5
+      os: ubuntu
+      prepareCommands:
+        - echo {marker}-one
+        - echo "step-$(id -un)" && sleep 60
+  - setup: two
+    run:
+      base: gleam@1.5
+      os: ubuntu
+      prepareCommands:
+        - echo {marker}-two
+        - echo "step-$(id -un)" && sleep 60
+"""
+
+
+def _buildx_processes(marker: str) -> dict[int, int]:
+    """pid -> process group of the processes whose command line mentions ``marker`` and buildx."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+                if marker in cmdline and "buildx" in cmdline:
+                    found[int(entry)] = os.getpgid(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.engine
+def test_ctrl_c_during_a_parallel_prepare_stops_each_builds_process_group(tmp_path: Path,
+                                                                         engine_settings: dict[str, Any],
+                                                                         unique: str) -> None:
+    project = make_project(tmp_path / "p", TWO_SLOW.format(marker=unique), settings={**engine_settings, "parallel": 2})
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "prepare"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cache = Path(str(engine_settings["cache_dir"]))
+    repo = str(engine_settings["repository"])
+    deadline = time.monotonic() + 180
+    while sum("step-zerops" in log.read_text(errors="replace") for log in (cache / "logs").rglob("prepare-*.log")) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, "both builds should be running"
+        time.sleep(0.1)
+    running = _buildx_processes(repo)
+    groups = set(running.values())
+    assert len(groups) == 2  # one process group per build...
+    assert os.getpgid(proc.pid) not in groups  # ...none of them the group of invoke itself
+    assert all(pid in running for pid in groups)  # each led by the build's docker process
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _buildx_processes(repo) == {}  # nothing is left building
+    for group in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
