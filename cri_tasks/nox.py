@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from . import api
 from .config import load_settings
 from .errors import CriError
+from .results import Progress
 from .settings import Settings, check_keys, merge
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def validate(session: nox.Session, file: FileArg = None, *, setup: str | None = 
 
 def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = None, force: bool = False,
             no_cache: bool = False, explain: bool = False, check: bool = False, debug: bool = False,
-            settings: SettingsArg = None, **options: Any) -> list[PrepareResult]:
+            quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
+            **options: Any) -> list[PrepareResult]:
     """Build the custom runtime image of each selected setup, unless nothing changed.
 
     The options are those of ``invoke prepare``; returns each setup's result (``.image``…).
@@ -80,7 +82,7 @@ def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = N
             explain=explain or check,
             debug=debug,
             settings=_settings(settings, options),
-            report=session.log,
+            report=_progress(session, quiet, verbose),
         )
     for r in results:
         for line in r.lines():
@@ -98,13 +100,14 @@ def _fail_if_would_build(session: nox.Session, results: list[PrepareResult]) -> 
 
 
 def deploy(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
-           check: bool = False, settings: SettingsArg = None, **options: Any) -> list[Any]:
+           check: bool = False, quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
+           **options: Any) -> list[Any]:
     """Build, prepare and deploy each selected setup (as ``invoke deploy``); returns the results
     (``.urls``, ``.switch``…). ``check=True``: as ``deploy --check`` (the build, then whether the
     runtime image would be built; the session fails when it would)."""
     with _session_errors(session):
         results = api.deploy(file, setup=setup, settings=_settings(settings, _target(options, target)),
-                             report=session.log, check=check)
+                             report=_progress(session, quiet, verbose), check=check)
     for r in results:
         for line in r.lines():
             session.log(line)
@@ -113,23 +116,26 @@ def deploy(session: nox.Session, file: FileArg = None, *, setup: str | None = No
     return results
 
 
-def build(session: nox.Session, file: FileArg = None, *, setup: str | None = None,
-          settings: SettingsArg = None, **options: Any) -> list[Any]:
+def build(session: nox.Session, file: FileArg = None, *, setup: str | None = None, quiet: bool = False,
+          verbose: bool = False, settings: SettingsArg = None, **options: Any) -> list[Any]:
     """The build phase of each selected setup (as ``invoke build``); returns the results
     (``.artifact``, ``.files``…)."""
     with _session_errors(session):
-        results = api.build(file, setup=setup, settings=_settings(settings, options), report=session.log)
+        results = api.build(file, setup=setup, settings=_settings(settings, options),
+                            report=_progress(session, quiet, verbose))
     for line in api.build_lines(results):
         session.log(line)
     return results
 
 
 def rollback(session: nox.Session, file: FileArg = None, *, setup: str, version: int | None = None,
-             target: str | None = None, settings: SettingsArg = None, **options: Any) -> Any:
+             target: str | None = None, quiet: bool = False, verbose: bool = False,
+             settings: SettingsArg = None, **options: Any) -> Any:
     """Activate an earlier version of ``setup`` (default: the one before the active one)."""
     with _session_errors(session):
         result = api.rollback(file, setup=setup, version=version or None,
-                              settings=_settings(settings, _target(options, target)), report=session.log)
+                              settings=_settings(settings, _target(options, target)),
+                              report=_progress(session, quiet, verbose))
     for line in result.lines():
         session.log(line)
     return result
@@ -170,6 +176,13 @@ def logs(session: nox.Session, file: FileArg = None, *, setup: str, prepare: boo
     for source, text in out:
         session.log(f"==> {source} <==\n{text}")
     return out
+
+
+def _progress(session: nox.Session, quiet: bool, verbose: bool) -> Progress:
+    """Progress to nox's log, at the level of ``--quiet``/``--verbose``."""
+    if quiet and verbose:
+        session.error("quiet and verbose ask for opposite things: give one")
+    return Progress("quiet" if quiet else "verbose" if verbose else "normal", emit=session.log)
 
 
 def _target(options: dict[str, Any], target: str | None) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import json as _json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, Callable, NamedTuple
 
@@ -20,6 +21,7 @@ from invoke import Collection, Context, Exit, Task, task
 from . import api, output
 from .config import tolerate_setting_types
 from .errors import CriError, Problem
+from .results import Progress
 from .settings import DEFAULTS, Settings, declared, merge
 
 #: The only short flags, one meaning in every task (and never a core option of ``cri``). Invoke
@@ -68,6 +70,13 @@ COMMON_HELP = {
 
 #: the options of the tasks that act on what a deploy target runs
 TARGET_HELP = {**COMMON_HELP, "target": "deploy target: local or swarm (default: cri.target)"}
+
+#: the options of the tasks that build, which report progress on stderr
+PROGRESS_HELP = {
+    "quiet": "errors only: no progress on stderr, no result text on stdout (the exit code tells; "
+             "--json still prints its document)",
+    "verbose": "progress plain: also every line of BuildKit's log as it arrives, prefixed with the setup",
+}
 
 #: ``prepare --check``'s exit code when an image would be built (1 stays "it failed")
 WOULD_BUILD_EXIT = 2
@@ -128,7 +137,7 @@ def _exits(fn: Callable[..., Outcome]) -> Callable[..., None]:
             print_document(output.document(name, status=outcome.status, warnings=outcome.warnings,
                                            setups=[output.setup_entry(s) for s in outcome.setups],
                                            **outcome.extra))
-        else:
+        elif not kwargs.get("quiet"):
             for line in outcome.lines:
                 _out(line)
         if outcome.code:
@@ -145,6 +154,18 @@ def print_document(doc: Mapping[str, Any]) -> None:
 def print_error_document(task_name: str, exc: BaseException) -> None:
     """The JSON document of a call that failed before its task ran (an unreadable invoke.yaml)."""
     print_document(output.error_document(task_name, exc))
+
+
+@contextmanager
+def _progress(quiet: bool, verbose: bool) -> Iterator[Progress]:
+    """The stderr reporter of a building task, at the level its flags ask for."""
+    if quiet and verbose:
+        raise CriError("--quiet and --verbose ask for opposite things: give one")
+    progress = Progress("quiet" if quiet else "verbose" if verbose else "normal")
+    try:
+        yield progress
+    finally:
+        progress.close()
 
 
 def _out(text: str) -> None:
@@ -180,6 +201,7 @@ def validate(c: Context, file: str = "", setup: str = "", json: bool = False) ->
         "check": f"as --explain, and exit with code {WOULD_BUILD_EXIT} when an image would be built "
                  "(0: every image is up to date, 1: an error)",
         "debug": "on a failing prepare command, open a shell in the state just before it",
+        **PROGRESS_HELP,
     }
 )
 @_exits
@@ -193,17 +215,21 @@ def prepare(
     check: bool = False,
     debug: bool = False,
     json: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> Outcome:
     """Build the custom runtime image (run.prepareCommands), unless nothing changed."""
-    results = api.prepare(
-        file or None,
-        setup=setup or None,
-        force=force or no_cache,
-        no_cache=no_cache,
-        explain=explain or check,
-        debug=debug,
-        settings=settings_of(c, file=file),
-    )
+    with _progress(quiet, verbose) as report:
+        results = api.prepare(
+            file or None,
+            setup=setup or None,
+            force=force or no_cache,
+            no_cache=no_cache,
+            explain=explain or check,
+            debug=debug,
+            settings=settings_of(c, file=file),
+            report=report,
+        )
     return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], check)
 
 
@@ -280,11 +306,14 @@ def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, bui
                      "sources": [{"source": src, "text": text} for src, text in sources]}], lines)
 
 
-@cri_task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@cri_task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"],
+                **PROGRESS_HELP})
 @_exits
-def build(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
+def build(c: Context, file: str = "", setup: str = "", json: bool = False, quiet: bool = False,
+          verbose: bool = False) -> Outcome:
     """Run the build phase (buildCommands) and assemble the deployFiles artifact."""
-    results = api.build(file or None, setup=setup or None, settings=settings_of(c, file=file))
+    with _progress(quiet, verbose) as report:
+        results = api.build(file or None, setup=setup or None, settings=settings_of(c, file=file), report=report)
     setups = [{"setup": r.setup, "status": "built", "files": r.files, "seconds": round(r.seconds, 3),
                "artifact": str(r.artifact), "log": r.log} for r in results]
     return Outcome(setups, api.build_lines(results))
@@ -296,24 +325,30 @@ def _deploys(results: list[Any]) -> Outcome:
 
 @cri_task(help={**TARGET_HELP,
                 "check": f"run the build phase, then say whether the runtime image would be built, as "
-                         f"prepare --check (exit code {WOULD_BUILD_EXIT} when it would); deploy nothing"})
+                         f"prepare --check (exit code {WOULD_BUILD_EXIT} when it would); deploy nothing",
+                **PROGRESS_HELP})
 @_exits
 def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "",
-           check: bool = False) -> Outcome:
+           check: bool = False, quiet: bool = False, verbose: bool = False) -> Outcome:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
-    results = api.deploy(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target), check=check)
+    with _progress(quiet, verbose) as report:
+        results = api.deploy(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target),
+                             check=check, report=report)
     if check:
         return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], True)
     return _deploys(results)
 
 
-@cri_task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": TARGET_HELP["target"]})
+@cri_task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": TARGET_HELP["target"], **PROGRESS_HELP})
 @_exits
-def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "") -> Outcome:
+def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "",
+             quiet: bool = False, verbose: bool = False) -> Outcome:
     """Activate an earlier version of a setup, with the same zero-downtime switch."""
     if not setup:
         raise CriError("rollback needs --setup NAME")
-    result = api.rollback(file or None, setup=setup, version=version or None, settings=settings_of(c, file=file, target=target))
+    with _progress(quiet, verbose) as report:
+        result = api.rollback(file or None, setup=setup, version=version or None,
+                              settings=settings_of(c, file=file, target=target), report=report)
     return _deploys([result])
 
 

@@ -4,8 +4,10 @@ short flag, check mode, ``--json`` documents, clean errors for whatever a user c
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -623,3 +625,93 @@ def test_ctrl_c_during_a_parallel_prepare_stops_each_builds_process_group(tmp_pa
     for group in groups:
         with pytest.raises(ProcessLookupError):
             os.killpg(group, 0)
+
+
+# --- item 4: quiet, verbose, and a clock on a terminal -----------------------------------------
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_levels_choose_what_reaches_stderr() -> None:
+    from cri_tasks.results import Progress, build_line
+
+    for level, expected in (("quiet", ""), ("normal", "[app] 1/2 step\n"),
+                            ("verbose", "[app] 1/2 step\n[app] | #5 0.1 hello\n")):
+        stream = io.StringIO()
+        progress = Progress(level, stream)
+        progress("[app] 1/2 step")
+        build_line(progress, "app", "#5 0.1 hello")
+        progress.close()
+        assert stream.getvalue() == expected, level
+
+
+def test_on_a_terminal_a_long_step_shows_its_elapsed_time() -> None:
+    from cri_tasks.results import Progress
+
+    stream = FakeTerminal()
+    progress = Progress("normal", stream)
+    progress("[app] 1/1 sleep 3")
+    time.sleep(3.3)
+    progress("[app] built")
+    progress.close()
+    text = stream.getvalue()
+    assert "\r\x1b[K[app] 1/1 sleep 3 (3 s)" in text or "\r\x1b[K[app] 1/1 sleep 3 (2 s)" in text
+    assert text.endswith("[app] built\n")
+
+
+def test_quiet_and_verbose_together_are_refused(tmp_path: Path) -> None:
+    project = offline_project(tmp_path / "proj", TASKS_PY)
+    proc = invoke(project, "prepare", "-q", "-v")
+    assert proc.returncode == 1 and "--quiet and --verbose" in proc.stderr
+
+
+@pytest.mark.engine
+def test_verbose_streams_buildkits_log_in_order_and_quiet_prints_nothing(tmp_path: Path,
+                                                                        engine_settings: dict[str, Any],
+                                                                        unique: str) -> None:
+    project = make_project(tmp_path / "p", SLOW.format(marker=unique).replace("sleep 30", "sleep 3"),
+                           settings=engine_settings)
+    loud = invoke(project, "prepare", "--verbose")
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stdout.startswith("app: built ")  # results on stdout, progress on stderr
+    streamed = [line.split(" | ", 1)[1] for line in loud.stderr.splitlines() if line.startswith("[app] | ")]
+    assert any(unique in line for line in streamed)  # the command's own output came through
+    headers: dict[str, int] = {}
+    for n, line in enumerate(streamed):  # BuildKit prints a vertex's header before its output
+        vertex = line.split(" ", 1)[0]
+        if " [" in line and vertex not in headers:
+            headers[vertex] = n
+        elif len(line.split(" ", 2)) > 2 and line.split(" ", 2)[1].replace(".", "").isdigit():
+            assert vertex in headers, line
+    quiet = invoke(project, "prepare", "--force", "--quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    as_json = invoke(project, "prepare", "-q", "-j")
+    assert as_json.stderr == "" and json.loads(as_json.stdout)["status"] == "ok"
+
+
+@pytest.mark.engine
+def test_on_a_real_terminal_a_prepare_step_ticks(tmp_path: Path, engine_settings: dict[str, Any], unique: str) -> None:
+    import pty
+
+    project = make_project(tmp_path / "p", SLOW.format(marker=unique).replace("sleep 30", "sleep 4"),
+                           settings=engine_settings)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "prepare"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=120)
+    os.close(leader)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    assert re.search(rb"\r\x1b\[K\[app\] 2/2 echo \"step-\$\(id -un\)\" && sleep 4 \(\d s\)", seen), seen
