@@ -77,6 +77,30 @@ def clean_lines(entries: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def status_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """What ``status`` found, as the text every adapter prints."""
+    out = []
+    for entry in entries:
+        out.append(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
+                   f"(kept: {', '.join(map(str, entry['versions'])) or '-'}); runtime image {entry['runtime_image'] or '-'}")
+        for ct in entry["containers"]:
+            health = f", {ct['health']}" if ct.get("health") else ""
+            node = f" on {ct['node']}" if ct.get("node") else ""
+            out.append(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
+        out.extend(f"  {url}" for url in entry["urls"])
+    return out
+
+
+def stop_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """What ``stop`` did, as the text every adapter prints."""
+    return [f"{e['setup']}: removed {len(e['removed'])} container(s)" for e in entries]
+
+
+def build_lines(results: list[Any]) -> list[str]:
+    """What ``build`` made, as the text every adapter prints."""
+    return [f"{r.setup}: built, {r.files} file(s) in {r.artifact}" for r in results]
+
+
 def problem_json(p: Problem) -> dict[str, Any]:
     loc = p.location
     return {
@@ -193,13 +217,18 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
 
 
 def deploy(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
-           report: Reporter = stderr_reporter) -> list[Any]:
-    """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults."""
+           report: Reporter = stderr_reporter, check: bool = False) -> list[Any]:
+    """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults.
+
+    ``check``: only say whether the deploy would build the runtime image (PrepareResults with
+    ``would build`` or ``up to date``); the build phase runs, nothing is deployed."""
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
     project = load(file, s)
     _preflight(project, s, setup, "deploy")
+    if check:
+        return _deploy.check(project, s, setup=setup, report=report)
     return _deploy.deploy(project, s, setup=setup, report=report)
 
 

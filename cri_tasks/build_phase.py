@@ -19,7 +19,7 @@ from .dockerfile import exec_form, render, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
-from .results import Reporter
+from .results import Reporter, build_line
 from .runtime_plan import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
@@ -142,6 +142,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
 
         def on_line(line: str) -> None:
             log.write(line + "\n")
+            build_line(report, setup.name, line)
             tracker.feed(line)
             m = _header(line)
             if m is not None:

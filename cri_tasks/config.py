@@ -9,6 +9,7 @@ three ways in.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +23,46 @@ from invoke.util import yaml as invoke_yaml
 from .errors import ConfigError
 from .settings import DEFAULTS, Settings, merge, resolve
 
-__all__ = ["CriConfig", "load_config", "load_settings", "settings_from"]
+__all__ = ["CriConfig", "load_config", "load_settings", "settings_from", "tolerate_setting_types"]
+
+
+def _merge_settings(base: dict[str, Any], updates: Mapping[str, Any]) -> None:
+    """Invoke's merge for the ``cri`` subtree, except that a value of another type replaces the
+    one below it instead of raising: :func:`~cri_tasks.settings.resolve` then names the setting
+    and what it expects, inside the task (and in its --json document)."""
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_settings(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def tolerate_setting_types() -> None:
+    """Let ``cri: {images: [a]}`` (or ``cri: 5``) in a config file reach cri-tasks' own checks.
+
+    Invoke merges its configuration levels with ``invoke.config.merge_dicts``, which raises
+    AmbiguousMergeError when a level holds a mapping and another a non-mapping for one key; it
+    does so in ``Program.run`` before any task starts, where nothing catches it: the user got a
+    traceback. The wrapper merges the ``cri`` key with :func:`_merge_settings` and leaves every
+    other key to Invoke. Idempotent."""
+    import invoke.config as invoke_config
+
+    original = invoke_config.merge_dicts
+    if getattr(original, "_cri_settings", False):
+        return
+
+    def merge_dicts(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(updates, dict) and "cri" in updates and "cri" in base:
+            updates = dict(updates)
+            cri = updates.pop("cri")
+            if isinstance(cri, dict) and isinstance(base["cri"], dict):
+                _merge_settings(base["cri"], cri)
+            else:
+                base["cri"] = copy.deepcopy(cri)
+        return original(base, updates)
+
+    merge_dicts._cri_settings = True  # type: ignore[attr-defined]
+    invoke_config.merge_dicts = merge_dicts
 
 
 class CriConfig(Config):
@@ -86,7 +126,9 @@ def settings_from(config: Config | Mapping[str, Any], overrides: Mapping[str, An
     ``ns.configure({"cri": {...}})`` can arrive without the plugin's other keys.
     """
     raw = config.get("cri", {}) or {}
-    return resolve(merge(merge(DEFAULTS, dict(raw)), dict(overrides or {})))
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"cri: expected a mapping of settings, got {raw!r:.60}")
+    return resolve(merge(dict(raw), dict(overrides or {})))
 
 
 def load_settings(project_dir: str | os.PathLike[str] | None = None,

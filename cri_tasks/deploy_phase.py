@@ -30,7 +30,7 @@ from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
 from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
-from .results import Reporter, stderr_reporter
+from .results import PrepareResult, Reporter, stderr_reporter
 from .engine import LABEL
 from .runtime_plan import _now, app_tag, project_id, repository_for
 from .settings import Settings
@@ -372,6 +372,26 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
             report(f"[{s.name}] version {number} is live: {url}")
         return DeployResult(s.name, "ACTIVE", number, image, prepared.image, activation.urls, activation.switch,
                             time.monotonic() - start, activation.containers)
+
+
+def check(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter) -> list[PrepareResult]:
+    """What ``deploy --check`` answers: whether a deploy would build the runtime image, for each
+    selected setup. The runtime image of a deploy is prepared from the tree after the build
+    (addToRunPrepare files may be build output), so the build phase runs (BuildKit caches it);
+    nothing is prepared, versioned or started."""
+    out = []
+    for s in project.select(setup):
+        check_env_replace_targets(s)
+        run_env(project, s, settings, Version(0, "", "sha256:000000000000", ""))
+        with Store(settings.cache_path(project.root)) as store:
+            built = build_phase.build(project, s, settings, report=report, store=store)
+        try:
+            out.extend(runtime_image.prepare(project, settings, setup=s.name, root=built.tree, explain=True,
+                                             report=report))
+        finally:
+            shutil.rmtree(built.tree, ignore_errors=True)
+            shutil.rmtree(built.artifact, ignore_errors=True)
+    return out
 
 
 def _trim(rec: dict[str, Any], keep: int) -> list[str]:

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,8 @@ def _pow() -> tuple[Any, Any]:
     global _POW
     if _POW is None:
         import gc
+
+        _docker_binary()  # python-on-whales' ClientNotFoundError would be a traceback
 
         from python_on_whales import DockerException, docker
 
@@ -220,32 +223,77 @@ def build_export(
 
 
 def _stream_build(context: Path, dockerfile: Path, kwargs: dict[str, Any], on_line: Callable[[str], None], builder: str | None) -> None:
-    """Run one streamed buildx build. If the caller stops reading (Ctrl-C, a log it cannot
-    write), the buildx process is stopped too: python-on-whales' generator does not do it."""
-    DockerException, docker = _pow()
-    kwargs = dict(kwargs, file=str(dockerfile), progress="plain", stream_logs=True, pull=False)
-    if builder:
-        kwargs["builder"] = builder
+    """Run one ``docker buildx build --progress=plain``, every line to ``on_line`` in the order
+    buildx wrote it (stdout and stderr share one pipe).
+
+    The build runs in its own process group (a new session), registered until it ends: stopping
+    it (Ctrl-C, a log it cannot write, :func:`stop_children` from another thread) signals the
+    whole group, docker's CLI and its buildx plugin alike, without looking for them in ``/proc``.
+    python-on-whales cannot start a process that way (nor merge the two streams in order), so the
+    build's command line is spelled here, from the same few options."""
+    cmd = _buildx_command(context, dockerfile, kwargs, builder)
     lines: list[str] = []
-    before = set(_children())
     try:
-        stream = cast(Iterator[str], docker.buildx.build(str(context), **kwargs))  # stream_logs=True
-        for line in stream:
-            line = line.rstrip("\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    except OSError as exc:
+        raise EngineError(f"cannot run {cmd[0]}: {exc.strerror}", command=cmd) from None
+    with _BUILDS_LOCK:
+        _BUILDS.add(proc)
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
             lines.append(line)
             on_line(line)
-    except DockerException as exc:
-        text = "\n".join(lines) + "\n" + (exc.stderr or "")
-        if not any(line.startswith("#") for line in lines) and _looks_unreachable(text):
-            raise EngineError(f"the Docker engine is not reachable: {text.strip()[-500:]}", command=exc.docker_command) from None
-        if lines and _looks_disconnected(lines[-5:] + [exc.stderr or ""]):
-            raise EngineError(
-                "the Docker engine went away during the build: " + " | ".join(lines[-3:]), command=exc.docker_command
-            ) from None
-        raise BuildError(lines, exc.docker_command, exc.return_code) from None
+        code = proc.wait()
     except BaseException:
-        stop_children(exclude=before)
+        _stop_group(proc)
         raise
+    finally:
+        with _BUILDS_LOCK:
+            _BUILDS.discard(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if code == 0:
+        return
+    text = "\n".join(lines)
+    if not any(line.startswith("#") for line in lines) and _looks_unreachable(text):
+        raise EngineError(f"the Docker engine is not reachable: {text.strip()[-500:]}", command=cmd, output=text)
+    if lines and _looks_disconnected(lines[-5:]):
+        raise EngineError("the Docker engine went away during the build: " + " | ".join(lines[-3:]), command=cmd)
+    raise BuildError(lines, cmd, code)
+
+
+def _buildx_command(context: Path, dockerfile: Path, kwargs: Mapping[str, Any], builder: str | None) -> list[str]:
+    """The argv of a build: the options :func:`build` and :func:`build_export` use, nothing else."""
+    cmd = [_docker_binary(), "buildx", "build", "--progress", "plain", "--file", str(dockerfile)]
+    if builder:
+        cmd += ["--builder", builder]
+    for tag in kwargs.get("tags", ()):
+        cmd += ["--tag", tag]
+    for key, value in dict(kwargs.get("labels", {})).items():
+        cmd += ["--label", f"{key}={value}"]
+    if kwargs.get("load"):
+        cmd.append("--load")
+    if kwargs.get("target"):
+        cmd += ["--target", str(kwargs["target"])]
+    if kwargs.get("cache") is False:
+        cmd.append("--no-cache")
+    output = kwargs.get("output")
+    if output:
+        cmd += ["--output", ",".join(f"{k}={v}" for k, v in dict(output).items())]
+    for secret in kwargs.get("secrets", ()):
+        cmd += ["--secret", secret]
+    unknown = set(kwargs) - {"tags", "labels", "load", "target", "cache", "output", "secrets"}
+    if unknown:  # a new option must be spelled above, not dropped silently
+        raise TypeError(f"unsupported build options: {sorted(unknown)}")
+    return [*cmd, str(context)]
+
+
+#: the builds running now, each the leader of its own process group
+_BUILDS: set[subprocess.Popen[bytes]] = set()
+_BUILDS_LOCK = threading.Lock()
 
 
 def _looks_disconnected(lines: Sequence[str]) -> bool:
@@ -255,62 +303,43 @@ def _looks_disconnected(lines: Sequence[str]) -> bool:
                                    "error during connect", "unexpected eof"))
 
 
-def _children(pid: int | None = None) -> list[int]:
-    """Every descendant process of ``pid`` (default: this one), from /proc."""
-    pid = os.getpid() if pid is None else pid
-    parents: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat_line = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def stop_children(exclude: Iterable[int] = ()) -> None:
-    """Stop the docker processes this process started (a build the user interrupted)."""
-    import signal as _signal
-    import time
-
+    """Stop every build this process is running (a prepare the user interrupted): each build's
+    process group gets SIGINT, then SIGTERM, then SIGKILL, 3 s apart while it lives.
+    ``exclude``: process ids of builds to leave alone."""
     skip = set(exclude)
-    victims = [p for p in _children() if p not in skip]
+    with _BUILDS_LOCK:
+        running = [p for p in _BUILDS if p.pid not in skip]
+    for proc in running:
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal as _signal
+
     for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGKILL):
-        alive = []
-        for p in victims:
-            try:
-                os.kill(p, sig)
-                alive.append(p)
-            except ProcessLookupError:
-                pass
-        if not alive:
+        try:
+            os.killpg(proc.pid, sig)  # the group's id is the leader's pid (start_new_session)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            continue
+        if not _group_alive(proc.pid):
             return
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and any(_alive(p) for p in alive):
-            time.sleep(0.05)
-        victims = [p for p in alive if _alive(p)]
-        if not victims:
-            return
-
-
-def _alive(pid: int) -> bool:
+    # the leader is gone; a straggler of its group gets the last word
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().split(b")")[-1].split()[0] != b"Z"
-    except OSError:
+        os.killpg(proc.pid, _signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
         return False
 
 

@@ -18,7 +18,17 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines (``#`` comments, blank lines, optional ``export``, optional quotes)."""
+    """The variables of a dotenv file, read by dotenv's rules (python-dotenv's parser: the format
+    users write for docker compose and dotenv): ``#`` comments, also after an unquoted value;
+    ``export``; single quotes literal, double quotes with ``\\n``-style escapes; quoted values
+    may span lines. ``${name}`` references are left as written, for :func:`resolve`.
+
+    A line dotenv cannot parse (an unterminated quote...), a name that is not a variable name or
+    a name without ``=`` is a ConfigError naming the file and the line."""
+    import io
+
+    from dotenv.parser import parse_stream  # only where an env file is set
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -27,24 +37,33 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"cri.env_file: {path} is not UTF-8 text") from None
     out: dict[str, str] = {}
     problems = []
-    for n, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not _NAME.match(key):
-            problems.append(Problem("expected NAME=VALUE", location=Location(str(path), n, 1)))
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        out[key] = value
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string  # may start with the blank lines before the statement
+        skipped = original[: len(original) - len(original.lstrip())].count("\n")
+        where = Location(str(path), binding.original.line + skipped, 1)
+        if binding.error:
+            first = original.strip().splitlines()[0] if original.strip() else ""
+            problems.append(Problem(f"cannot parse {_clip(first)} (expected NAME=VALUE; is a quote left open?)",
+                                    location=where))
+        elif binding.key is None:
+            continue  # a comment or a blank line
+        elif not _NAME.match(binding.key):
+            problems.append(Problem(f"{_clip(binding.key)} is not a variable name", location=where))
+        elif binding.value is None:
+            # docker compose would take a bare NAME from the host's environment; a project's
+            # variables must not depend on whoever runs the deploy
+            problems.append(Problem(f"{binding.key} has no value (write {binding.key}= for an empty one)",
+                                    location=where))
+        else:
+            out[binding.key] = binding.value
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def resolve(

@@ -7,11 +7,23 @@ message; any other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 
 # The records here are NamedTuples rather than frozen dataclasses: every task imports this module,
 # and a frozen dataclass costs about 0.7 ms to create at import time.
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean "x"?)`` for the choice closest to a mistyped ``word``, or ``""``."""
+    import difflib  # only on the error path
+
+    options = list(choices)
+    by_lower = {c.lower(): c for c in options}
+    if word.lower() in by_lower:
+        return f' (did you mean "{by_lower[word.lower()]}"?)'
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 class Location(NamedTuple):

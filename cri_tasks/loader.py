@@ -16,7 +16,6 @@ strings, ``0755`` is the integer 755 (``0o755`` is octal), ``22:22`` and dates a
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import re
@@ -29,6 +28,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigError, Location, Problem
+from .errors import suggest as _suggest
 from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_problem
 from .model import (
     DEFAULT_OS,
@@ -913,15 +913,6 @@ class _Obj(_Spec):
         for rule in self.rules:
             rule(ctx, members, path, where)
         return members
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    options = list(choices)
-    by_lower = {c.lower(): c for c in options}
-    if word.lower() in by_lower:
-        return f' (did you mean "{by_lower[word.lower()]}"?)'
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def _at_most_one(first: str, second: str) -> _Rule:

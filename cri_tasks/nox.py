@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 from . import api
 from .config import load_settings
 from .errors import CriError
-from .settings import DEFAULTS, Settings, merge
+from .results import Progress
+from .settings import Settings, check_keys, merge
 
 if TYPE_CHECKING:
     import nox
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from .api import Validation
     from .results import PrepareResult
 
-__all__ = ["clean", "deploy", "prepare", "render", "validate"]
+__all__ = ["build", "clean", "deploy", "logs", "prepare", "render", "rollback", "status", "stop", "validate"]
 
 FileArg = str | Path | None
 SettingsArg = Settings | Mapping[str, Any] | None
@@ -64,11 +65,13 @@ def validate(session: nox.Session, file: FileArg = None, *, setup: str | None = 
 
 
 def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = None, force: bool = False,
-            no_cache: bool = False, explain: bool = False, debug: bool = False,
-            settings: SettingsArg = None, **options: Any) -> list[PrepareResult]:
+            no_cache: bool = False, explain: bool = False, check: bool = False, debug: bool = False,
+            quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
+            **options: Any) -> list[PrepareResult]:
     """Build the custom runtime image of each selected setup, unless nothing changed.
 
     The options are those of ``invoke prepare``; returns each setup's result (``.image``…).
+    ``check=True``: build nothing, and fail the session when an image would be built.
     """
     with _session_errors(session):
         results = api.prepare(
@@ -76,29 +79,115 @@ def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = N
             setup=setup,
             force=force or no_cache,  # as `invoke prepare --no-cache`
             no_cache=no_cache,
-            explain=explain,
+            explain=explain or check,
             debug=debug,
             settings=_settings(settings, options),
-            report=session.log,
+            report=_progress(session, quiet, verbose),
         )
     for r in results:
         for line in r.lines():
             session.log(line)
+    if check:
+        _fail_if_would_build(session, results)
     return results
+
+
+def _fail_if_would_build(session: nox.Session, results: list[PrepareResult]) -> None:
+    """Check mode: the session fails, as ``--check`` exits 2, when a runtime image would be built."""
+    would = [r.setup for r in results if r.status == "would build"]
+    if would:
+        session.error(f"the runtime image of {', '.join(would)} would be built")
 
 
 def deploy(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
-           settings: SettingsArg = None, **options: Any) -> list[Any]:
+           check: bool = False, quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
+           **options: Any) -> list[Any]:
     """Build, prepare and deploy each selected setup (as ``invoke deploy``); returns the results
-    (``.urls``, ``.switch``…)."""
-    if target:
-        options["target"] = target
+    (``.urls``, ``.switch``…). ``check=True``: as ``deploy --check`` (the build, then whether the
+    runtime image would be built; the session fails when it would)."""
     with _session_errors(session):
-        results = api.deploy(file, setup=setup, settings=_settings(settings, options), report=session.log)
+        results = api.deploy(file, setup=setup, settings=_settings(settings, _target(options, target)),
+                             report=_progress(session, quiet, verbose), check=check)
     for r in results:
         for line in r.lines():
             session.log(line)
+    if check:
+        _fail_if_would_build(session, results)
     return results
+
+
+def build(session: nox.Session, file: FileArg = None, *, setup: str | None = None, quiet: bool = False,
+          verbose: bool = False, settings: SettingsArg = None, **options: Any) -> list[Any]:
+    """The build phase of each selected setup (as ``invoke build``); returns the results
+    (``.artifact``, ``.files``…)."""
+    with _session_errors(session):
+        results = api.build(file, setup=setup, settings=_settings(settings, options),
+                            report=_progress(session, quiet, verbose))
+    for line in api.build_lines(results):
+        session.log(line)
+    return results
+
+
+def rollback(session: nox.Session, file: FileArg = None, *, setup: str, version: int | None = None,
+             target: str | None = None, quiet: bool = False, verbose: bool = False,
+             settings: SettingsArg = None, **options: Any) -> Any:
+    """Activate an earlier version of ``setup`` (default: the one before the active one)."""
+    with _session_errors(session):
+        result = api.rollback(file, setup=setup, version=version or None,
+                              settings=_settings(settings, _target(options, target)),
+                              report=_progress(session, quiet, verbose))
+    for line in result.lines():
+        session.log(line)
+    return result
+
+
+def status(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
+           settings: SettingsArg = None, **options: Any) -> list[dict[str, Any]]:
+    """Setups, their active version, containers and health (as ``invoke status``)."""
+    with _session_errors(session):
+        out = api.status(file, setup=setup, settings=_settings(settings, _target(options, target)))
+    for line in api.status_lines(out):
+        session.log(line)
+    return out
+
+
+def stop(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
+         settings: SettingsArg = None, **options: Any) -> list[dict[str, Any]]:
+    """Stop and remove the setups' containers and front proxy (versions and images are kept)."""
+    with _session_errors(session):
+        out = api.stop(file, setup=setup, settings=_settings(settings, _target(options, target)))
+    for line in api.stop_lines(out):
+        session.log(line)
+    return out
+
+
+def logs(session: nox.Session, file: FileArg = None, *, setup: str, prepare: bool = False, build: bool = False,
+         follow: bool = False, tail: int = 100, target: str | None = None, settings: SettingsArg = None,
+         **options: Any) -> list[tuple[str, str]]:
+    """A setup's container logs as (source, text), logged; ``prepare``/``build``: its last phase
+    log instead; ``follow``: stream them to the terminal until interrupted."""
+    with _session_errors(session):
+        s = _settings(settings, _target(options, target))
+        if prepare or build:
+            path = api.log_path(file, setup=setup, phase="prepare" if prepare else "build", settings=s)
+            out = [(str(path), path.read_text(encoding="utf-8", errors="replace"))]
+        else:
+            out = api.logs(file, setup=setup, tail=tail, follow=follow, settings=s)
+    for source, text in out:
+        session.log(f"==> {source} <==\n{text}")
+    return out
+
+
+def _progress(session: nox.Session, quiet: bool, verbose: bool) -> Progress:
+    """Progress to nox's log, at the level of ``--quiet``/``--verbose``."""
+    if quiet and verbose:
+        session.error("quiet and verbose ask for opposite things: give one")
+    return Progress("quiet" if quiet else "verbose" if verbose else "normal", emit=session.log)
+
+
+def _target(options: dict[str, Any], target: str | None) -> dict[str, Any]:
+    """The keyword ``target`` is the setting ``cri.target``, as ``--target`` is for the tasks."""
+    return {**options, "target": target} if target else options
 
 
 def render(session: nox.Session, file: FileArg = None, *, setup: str | None = None,
@@ -127,9 +216,7 @@ def _settings(settings: SettingsArg, options: Mapping[str, Any]) -> Settings:
         if options:
             raise CriError(f"cri settings given both as a Settings object and as keywords: {', '.join(options)}")
         return settings
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise CriError(f"unknown cri setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
+    check_keys(options)  # a typo gets its "did you mean", as in invoke.yaml
     given = {key: value for key, value in options.items() if value is not None}
     return load_settings(overrides=merge(dict(settings or {}), given))
 

@@ -20,6 +20,10 @@ from .errors import ConfigError, CriError
 #: commit or a build context (pytest's, mypy's and ruff's caches do the same)
 CACHE_GITIGNORE = "# cri-tasks' cache (records, logs, locks, build contexts); remove this folder to clear it\n*\n"
 CONFIG_NAMES = ("zerops.yaml", "zerops.yml")  # looked for in this order
+
+#: what marks a project's root: the upward search for zerops.yml stops at the first folder
+#: holding one (Invoke's own search finds tasks.py and invoke.yaml upward the same way)
+ROOT_MARKERS = ("tasks.py", "invoke.yaml", "invoke.yml", "invoke.json", "invoke.py", ".git")
 MAX_FILE_BYTES = 1024 * 1024  # a bigger zerops.yml is refused
 
 
@@ -140,13 +144,23 @@ def _write_gitignore(folder: Path) -> None:
 
 
 def locate(path: str | Path | None, cwd: Path | None) -> tuple[Path, str]:
-    """(path to open, path to show in messages: as the user gave it)."""
+    """(path to open, path to show in messages: as the user gave it).
+
+    No path: ``zerops.yaml``, then ``zerops.yml``, in ``cwd`` (default: the current directory),
+    else in the folders above it, up to the first that holds one of :data:`ROOT_MARKERS` (the
+    project's root) or the filesystem's root; shown relative (``../zerops.yml``)."""
     if path is None:
-        folder = cwd if cwd is not None else Path.cwd()
-        for name in CONFIG_NAMES:
-            if _exists(folder / name):
-                return folder / name, name
-        message = f"no {' or '.join(CONFIG_NAMES)} in {folder}"
+        start = cwd if cwd is not None else Path.cwd()
+        folder, shown = start, Path()
+        while True:
+            for name in CONFIG_NAMES:
+                if _exists(folder / name):
+                    return folder / name, str(shown / name)
+            if any(_exists(folder / marker) for marker in ROOT_MARKERS) or folder.parent == folder:
+                break
+            folder, shown = folder.parent, shown / ".."
+        where = str(start) if folder == start else f"{start} or the folders above it up to {folder}"
+        message = f"no {' or '.join(CONFIG_NAMES)} in {where}"
         raise ConfigError(message)
     given = Path(path)
     real = cwd / given if cwd is not None and not given.is_absolute() else given

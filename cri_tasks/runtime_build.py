@@ -21,7 +21,7 @@ from .locks import locked
 from .logfiles import LogFile, new_log
 from .model import Command, Project
 from .paths import cache_folder, component
-from .results import FAILED, PrepareResult, Reporter
+from .results import FAILED, PrepareResult, Reporter, build_line
 from .runtime_plan import Plan, _now, _setup_record, image_key, tag_for
 from .runtimes import OPERATING_SYSTEMS
 from .settings import Settings
@@ -189,6 +189,7 @@ def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
 
         def on_line(line: str) -> None:
             log.write(line + "\n")
+            build_line(report, p.name, line)
             step = tracker.feed(line)
             if step is None:
                 return

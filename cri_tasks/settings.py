@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 from types import MappingProxyType
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, Problem, suggest
 
 DEFAULTS: dict[str, Any] = {
-    # zerops.yml to read (None: zerops.yaml, then zerops.yml, in the current directory)
+    # zerops.yml to read (None: zerops.yaml, then zerops.yml, in the current directory or the
+    # nearest folder above it, up to the project's root: paths.locate)
     "file": None,
     # records, logs and build contexts; relative paths are relative to the project folder
     "cache_dir": ".cri",
@@ -136,34 +137,177 @@ class Settings(NamedTuple):
             raise ConfigError(f"cri.images has no image for os {os_name!r}") from None
 
 
+#: settings holding a fixed set of keys (an unknown key there is a typo); the other mappings
+#: (images, replicas, publish, swarm.constraints) are keyed by the user's own names
+CLOSED = {"": DEFAULTS, "gleam": DEFAULTS["gleam"], "zcli": DEFAULTS["zcli"], "swarm": DEFAULTS["swarm"]}
+
+#: the deploy targets cri.target may name (cri_tasks.targets.get holds their code)
+TARGETS = ("local", "swarm")
+
+
+def declared(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as a collection declares it to Invoke, so every ``INVOKE_CRI_*`` variable arrives
+    as the string the user wrote and :func:`resolve` checks it like any other value.
+
+    Invoke casts a variable to the type of the declared value: ``int("abc")`` raised a traceback
+    before any task ran, ``bool("false")`` was True, and a list default refused every variable.
+    Numbers and booleans are declared as strings and empty lists as None (= the default)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out[key] = declared(value)
+        elif isinstance(value, (bool, int, float)):
+            out[key] = str(value)
+        elif isinstance(value, (list, tuple)) and not value:
+            out[key] = None
+        else:
+            out[key] = value
+    return out
+
+
+def check_keys(config: Mapping[str, Any], where: str = "") -> None:
+    """Unknown keys (``repositry``, ``imagse``) are an error with a "did you mean"."""
+    known = CLOSED.get(where)
+    if known is None:
+        return
+    problems = []
+    for key in config:
+        if key not in known:
+            name = f"cri.{where}.{key}" if where else f"cri.{key}"
+            problems.append(f"{name}: unknown setting{suggest(str(key), known)}")
+        elif isinstance(config[key], Mapping) and not where:
+            try:
+                check_keys(config[key], str(key))
+            except ConfigError as exc:
+                problems.extend(p.message for p in exc.problems)
+    if problems:
+        raise ConfigError([Problem(p) for p in problems])
+
+
 def resolve(config: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
-    """Settings from a raw ``cri`` mapping (or None) plus keyword overrides (None = keep)."""
-    raw = merge(DEFAULTS, dict(config or {}))
+    """Settings from a raw ``cri`` mapping (or None) plus keyword overrides (None = keep).
+
+    Every value is checked here, at the door: a ConfigError names the setting (``cri.parallel``),
+    what it expects and what it got. A None value means the default."""
+    if config is not None and not isinstance(config, Mapping):
+        raise ConfigError(f"cri: expected a mapping of settings, got {_shown(config)}")
+    given = _without_none(dict(config or {}))
+    check_keys(given)
+    raw = merge(DEFAULTS, given)
     raw = merge(raw, {k: v for k, v in overrides.items() if v is not None})
+    gleam, zcli, swarm = (_mapping(raw, key) for key in ("gleam", "zcli", "swarm"))
+    target = _text(raw, "target")
+    if target not in TARGETS:
+        raise ConfigError(f"cri.target: unknown deploy target {target!r}{suggest(target, TARGETS)} "
+                          f"(known: {', '.join(TARGETS)})")
+    return Settings(
+        file=_optional_text(raw, "file"),
+        cache_dir=_text(raw, "cache_dir"),
+        repository=_text(raw, "repository").rstrip("/"),
+        images=_images(raw["images"]),
+        gleam_source=_text(gleam, "source", "gleam.source", default="release"),
+        zcli_enabled=_flag(zcli.get("enabled", False), "zcli.enabled"),
+        zcli_url=_text(zcli, "url", "zcli.url", default=DEFAULTS["zcli"]["url"]),
+        parallel=_number(raw["parallel"], "parallel", int, minimum=1),
+        lock_timeout=_number(raw["lock_timeout"], "lock_timeout", float, minimum=0),
+        builder=_optional_text(raw, "builder"),
+        env_file=_optional_text(raw, "env_file"),
+        target=target,
+        replicas=_replicas(raw["replicas"]),
+        publish=_mapping(raw, "publish"),
+        publish_address=_text(raw, "publish_address"),
+        keep_versions=_number(raw["keep_versions"], "keep_versions", int, minimum=1),
+        stop_timeout=_number(raw["stop_timeout"], "stop_timeout", int, minimum=0),
+        registry=None if (r := _optional_text(raw, "registry")) is None else r.rstrip("/"),
+        swarm=swarm,
+    )
+
+
+def _without_none(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _without_none(v) if isinstance(v, Mapping) else v for k, v in config.items() if v is not None}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bad(name: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"cri.{name}: expected {expected}, got {_shown(value)}")
+
+
+def _mapping(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _bad(key, "a mapping", value)
+    return dict(value)
+
+
+def _text(raw: Mapping[str, Any], key: str, name: str | None = None, *, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if value is None and default is not None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value).strip() == "":
+        raise _bad(name or key, "a non-empty string", value)
+    return str(value)
+
+
+def _optional_text(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value in (None, ""):
+        return None
+    return _text(raw, key)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        return _bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _bad(name, "true or false", value)
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(value: Any, name: str, kind: type[N], *, minimum: float) -> N:
+    expected = ("a whole number" if kind is int else "a number") + f" of at least {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _bad(name, expected, value)
     try:
-        return Settings(
-            file=None if raw["file"] in (None, "") else str(raw["file"]),
-            cache_dir=str(raw["cache_dir"]),
-            repository=str(raw["repository"]).rstrip("/"),
-            images={str(k): str(v) for k, v in dict(raw["images"]).items()},
-            gleam_source=str(dict(raw["gleam"]).get("source", "release")),
-            zcli_enabled=_bool(dict(raw["zcli"]).get("enabled", False)),
-            zcli_url=str(dict(raw["zcli"]).get("url", DEFAULTS["zcli"]["url"])),
-            parallel=max(1, int(raw["parallel"])),
-            lock_timeout=float(raw["lock_timeout"]),
-            builder=None if raw["builder"] in (None, "") else str(raw["builder"]),
-            env_file=None if raw["env_file"] in (None, "") else str(raw["env_file"]),
-            target=str(raw["target"]),
-            replicas=raw["replicas"],
-            publish=dict(raw["publish"] or {}),
-            publish_address=str(raw["publish_address"]),
-            keep_versions=max(1, int(raw["keep_versions"])),
-            stop_timeout=max(0, int(raw["stop_timeout"])),
-            registry=None if raw["registry"] in (None, "") else str(raw["registry"]).rstrip("/"),
-            swarm=dict(raw["swarm"] or {}),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid cri settings: {exc}") from None
+        number = float(str(value).strip())
+    except ValueError:
+        raise _bad(name, expected, value) from None
+    if number != number or number in (float("inf"), float("-inf")) or number < minimum or (
+            kind is int and not number.is_integer()):
+        raise _bad(name, expected, value)
+    return kind(number)
+
+
+def _images(value: Any) -> dict[str, str]:
+    expected = "a mapping of run.os / build.os to an image (ubuntu: ubuntu:24.04)"
+    if not isinstance(value, Mapping):
+        raise _bad("images", expected, value)
+    out = {}
+    for key, image in value.items():
+        if isinstance(image, bool) or not isinstance(image, (str, int, float)) or not str(image).strip():
+            raise _bad(f"images.{key}", "an image reference", image)
+        out[str(key)] = str(image)
+    return out
+
+
+def _replicas(value: Any) -> Any:
+    """A number, or {default: N, <setup>: N}; each count is checked where a setup asks
+    (:meth:`Settings.replicas_for`), so the error can name the setup."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _bad("replicas", "a number or a mapping of setup to a number", value)
+    return value
 
 
 def _bool(value: Any) -> bool:

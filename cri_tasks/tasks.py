@@ -9,85 +9,199 @@ gives ``cri.*`` tasks.
 from __future__ import annotations
 
 import functools
-import json
+import json as _json
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any, Callable, NamedTuple
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, Exit, Task, task
 
-from . import api
-from .errors import ConfigError, CriError
-from .settings import DEFAULTS, Settings, merge
+from . import api, output
+from .config import tolerate_setting_types
+from .errors import CriError, Problem
+from .results import Progress
+from .settings import DEFAULTS, Settings, declared, merge
 
-F = TypeVar("F", bound=Callable[..., Any])
+#: The only short flags, one meaning in every task (and never a core option of ``cri``). Invoke
+#: would give each option the first free letter of its name, so one letter meant different
+#: things in different tasks (``-t``: ``--target`` or ``--tail``). After docker's habits:
+#: ``-f`` is the file (``docker build -f``, ``docker compose -f``), so ``logs --follow`` has no
+#: short flag (``docker logs -f`` would read as a file here); ``-n`` is ``--tail`` as in
+#: ``docker logs -n``; ``-q`` and ``-v`` are quiet and verbose. Every other option is long only
+#: (``--target``, ``--force``, ``--debug``...): a short flag that is not given cannot be misread.
+SHORT_FLAGS: dict[str, str] = {
+    "file": "f",
+    "setup": "s",
+    "json": "j",
+    "tail": "n",
+    "quiet": "q",
+    "verbose": "v",
+}
+
+
+class CriTask(Task[Any]):
+    """A Task whose short flags come from :data:`SHORT_FLAGS` instead of Invoke's first free letter."""
+
+    def __init__(self, body: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["auto_shortflags"] = False
+        super().__init__(body, **kwargs)
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        letter = SHORT_FLAGS.get(name)
+        if letter is not None:
+            opts["names"].append(letter)
+        return opts
+
+
+def cri_task(**kwargs: Any) -> Callable[[Callable[..., Any]], CriTask]:
+    """``@task`` with the short flags of :data:`SHORT_FLAGS`."""
+    return task(klass=CriTask, **kwargs)
 
 COMMON_HELP = {
-    "file": "zerops.yml to read (default: zerops.yaml, then zerops.yml, in the current folder)",
+    "file": "zerops.yml to read (default: zerops.yaml, then zerops.yml, in the current folder or the "
+            "nearest folder above it, up to the project's root)",
     "setup": "the setup to act on (default: every setup in the file)",
-    "json": "print one JSON document on stdout instead of text",
+    "json": "print one JSON document on stdout, whatever the outcome (docs/json.md)",
 }
 
 
 #: the options of the tasks that act on what a deploy target runs
 TARGET_HELP = {**COMMON_HELP, "target": "deploy target: local or swarm (default: cri.target)"}
 
+#: the options of the tasks that build, which report progress on stderr
+PROGRESS_HELP = {
+    "quiet": "errors only: no progress on stderr, no result text on stdout (the exit code tells; "
+             "--json still prints its document)",
+    "verbose": "progress plain: also every line of BuildKit's log as it arrives, prefixed with the setup",
+}
+
+#: ``prepare --check``'s exit code when an image would be built (1 stays "it failed")
+WOULD_BUILD_EXIT = 2
+
 
 def settings_of(c: Context, **overrides: Any) -> Settings:
     """The ``cri`` settings of this call, deep-merged over the defaults (pyinvoke/invoke#782);
-    arguments given on the command line (non-empty ``overrides``) win."""
+    arguments given on the command line (non-empty ``overrides``) win.
+
+    When no zerops.yml was named and the one found is in a folder above the current one, a line
+    on stderr says which file is used."""
     from .config import settings_from
 
-    return settings_from(c.config, {k: v for k, v in overrides.items() if v not in (None, "")})
+    s = settings_from(c.config, {k: v for k, v in overrides.items() if v not in (None, "")})
+    if s.file is None:
+        from .paths import locate
+
+        try:
+            shown = locate(None, None)[1]
+        except CriError:
+            return s  # the task reports it, with the rest of its errors
+        if shown.startswith(".."):
+            print(f"using {shown}", file=sys.stderr)
+    return s
 
 
-def _exits(fn: F) -> F:
-    """Turn a CriError into invoke's Exit (message, exit code 1, no traceback)."""
+class Outcome(NamedTuple):
+    """What a task did: its setups (as in the JSON document), the text it prints otherwise, and
+    the document's status and exit code."""
+
+    setups: list[dict[str, Any]]
+    lines: list[str]
+    status: str = "ok"
+    code: int = 0
+    extra: Mapping[str, Any] = MappingProxyType({})
+    warnings: tuple[Problem, ...] = ()
+
+
+def _exits(fn: Callable[..., Outcome]) -> Callable[..., None]:
+    """Print the task's outcome (text, or one JSON document with ``--json``) and turn a CriError
+    or an interrupt into invoke's Exit: the message on stderr, no traceback, and with ``--json``
+    the error document on stdout."""
+    name = fn.__name__
 
     @functools.wraps(fn)
-    def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(c: Context, *args: Any, **kwargs: Any) -> None:
+        as_json = bool(kwargs.get("json"))
         try:
-            return fn(c, *args, **kwargs)
-        except ConfigError as exc:
-            if kwargs.get("json"):
-                print(json.dumps({"valid": False, "errors": [api.problem_json(p) for p in exc.problems]}, indent=2))
+            outcome = fn(c, *args, **kwargs)
+        except (CriError, KeyboardInterrupt) as exc:
+            if as_json:
+                results = getattr(exc, "results", None) or ()
+                print_document(output.error_document(name, exc, setups=[r.as_json() for r in results]))
+            if isinstance(exc, KeyboardInterrupt) or getattr(exc, "status", "") == output.INTERRUPTED:
+                raise Exit(str(exc) if isinstance(exc, CriError) else "interrupted", code=130) from None
             raise Exit(str(exc), code=1) from None
-        except CriError as exc:
-            results = getattr(exc, "results", None)
-            if kwargs.get("json") and results is not None:
-                print(json.dumps({"setups": [r.as_json() for r in results]}, indent=2))
-            raise Exit(str(exc), code=1) from None
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=130) from None
+        if as_json:
+            print_document(output.document(name, status=outcome.status, warnings=outcome.warnings,
+                                           setups=[output.setup_entry(s) for s in outcome.setups],
+                                           **outcome.extra))
+        elif not kwargs.get("quiet"):
+            for line in outcome.lines:
+                _out(line)
+        if outcome.code:
+            raise Exit(code=outcome.code)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
+
+
+def print_document(doc: Mapping[str, Any]) -> None:
+    """The one JSON document of a call, on stdout."""
+    _out(_json.dumps(doc, indent=2))
+
+
+def print_error_document(task_name: str, exc: BaseException) -> None:
+    """The JSON document of a call that failed before its task ran (an unreadable invoke.yaml)."""
+    print_document(output.error_document(task_name, exc))
+
+
+@contextmanager
+def _progress(quiet: bool, verbose: bool) -> Iterator[Progress]:
+    """The stderr reporter of a building task, at the level its flags ask for."""
+    if quiet and verbose:
+        raise CriError("--quiet and --verbose ask for opposite things: give one")
+    progress = Progress("quiet" if quiet else "verbose" if verbose else "normal")
+    try:
+        yield progress
+    finally:
+        progress.close()
 
 
 def _out(text: str) -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `cri ... | head`: the reader is gone, which is no error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise Exit(code=141) from None  # 128 + SIGPIPE, as a shell reports it
 
 
-@task(help=COMMON_HELP)
+@cri_task(help=COMMON_HELP)
 @_exits
-def validate(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+def validate(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
     """Validate zerops.yml and list its setups."""
-    s = settings_of(c)
+    s = settings_of(c, file=file)
     result = api.validate(file or None, setup=setup or None, settings=s)
-    for w in result.warnings:
-        print(str(w), file=sys.stderr)
-    if json:
-        _out(_dumps(result.as_json()))
-        return
-    for line in result.lines():
-        _out(line)
+    if not json:
+        for w in result.warnings:
+            print(str(w), file=sys.stderr)
+    doc = result.as_json()
+    return Outcome([{**e, "status": "valid"} for e in doc["setups"]], result.lines(),
+                   extra={"file": doc["file"]}, warnings=result.warnings)
 
 
-@task(
+@cri_task(
     help={
         **COMMON_HELP,
         "force": "build even when a matching image is recorded (BuildKit's layer cache still applies)",
         "no_cache": "build without BuildKit's layer cache (implies --force)",
         "explain": "say whether the image would be rebuilt and why, field by field; build nothing",
+        "check": f"as --explain, and exit with code {WOULD_BUILD_EXIT} when an image would be built "
+                 "(0: every image is up to date, 1: an error)",
         "debug": "on a failing prepare command, open a shell in the state just before it",
+        **PROGRESS_HELP,
     }
 )
 @_exits
@@ -98,164 +212,168 @@ def prepare(
     force: bool = False,
     no_cache: bool = False,
     explain: bool = False,
+    check: bool = False,
     debug: bool = False,
     json: bool = False,
-) -> None:
+    quiet: bool = False,
+    verbose: bool = False,
+) -> Outcome:
     """Build the custom runtime image (run.prepareCommands), unless nothing changed."""
-    results = api.prepare(
-        file or None,
-        setup=setup or None,
-        force=force or no_cache,
-        no_cache=no_cache,
-        explain=explain,
-        debug=debug,
-        settings=settings_of(c),
-    )
-    if json:
-        _out(_dumps({"setups": [r.as_json() for r in results]}))
-        return
-    for r in results:
-        for line in r.lines():
-            _out(line)
+    with _progress(quiet, verbose) as report:
+        results = api.prepare(
+            file or None,
+            setup=setup or None,
+            force=force or no_cache,
+            no_cache=no_cache,
+            explain=explain or check,
+            debug=debug,
+            settings=settings_of(c, file=file),
+            report=report,
+        )
+    return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], check)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"]})
+def _checked(setups: list[dict[str, Any]], lines: list[str], check: bool) -> Outcome:
+    """The outcome of an explaining task: ``would build`` when any setup would, and with
+    ``--check`` the exit code that says so."""
+    would = any(entry["status"] == "would build" for entry in setups)
+    return Outcome(setups, lines, status="would build" if would else "ok",
+                   code=WOULD_BUILD_EXIT if (check and would) else 0)
+
+
+@cri_task(help={**COMMON_HELP})
 @_exits
-def render(c: Context, file: str = "", setup: str = "") -> None:
+def render(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
     """Print the Dockerfile that prepare would build."""
-    out = api.render(file or None, setup=setup or None, settings=settings_of(c))
+    out = api.render(file or None, setup=setup or None, settings=settings_of(c, file=file))
+    lines = []
     for i, (name, text) in enumerate(out.items()):
         if len(out) > 1:
-            _out(("\n" if i else "") + f"# ---- setup {name} ----")
-        sys.stdout.write(text)
-    sys.stdout.flush()
+            lines.append(("\n" if i else "") + f"# ---- setup {name} ----")
+        lines.append(text.rstrip("\n"))
+    return Outcome([{"setup": name, "status": "rendered", "dockerfile": text} for name, text in out.items()], lines)
 
 
-@task(help={**COMMON_HELP, "images": "also remove the images themselves"})
+@cri_task(help={**COMMON_HELP, "images": "also remove the images themselves"})
 @_exits
-def clean(c: Context, file: str = "", setup: str = "", images: bool = False, json: bool = False) -> None:
+def clean(c: Context, file: str = "", setup: str = "", images: bool = False, json: bool = False) -> Outcome:
     """Forget prepared runtime images (Zerops' "Clear runtime prepare image")."""
-    out = api.clean(file or None, setup=setup or None, images=images, settings=settings_of(c))
-    if json:
-        _out(_dumps({"setups": out}))
-        return
-    for line in api.clean_lines(out):
-        _out(line)
+    out = api.clean(file or None, setup=setup or None, images=images, settings=settings_of(c, file=file))
+    return Outcome([{**e, "status": "forgotten"} for e in out], api.clean_lines(out))
 
 
-@task(
+@cri_task(
     help={
         "file": COMMON_HELP["file"],
         "setup": "the setup whose logs to show",
         "prepare": "the last runtime prepare log instead of the containers' logs",
         "build": "the last build log instead of the containers' logs",
-        "follow": "keep streaming the containers' logs",
+        "follow": "keep streaming the containers' logs (text only, no --json)",
         "tail": "how many lines of each container's log (default 100)",
         "target": TARGET_HELP["target"],
+        "json": COMMON_HELP["json"],
     }
 )
 @_exits
 def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, build: bool = False,
-         follow: bool = False, tail: int = 100, target: str = "") -> None:
+         follow: bool = False, tail: int = 100, target: str = "", json: bool = False) -> Outcome:
     """Show a setup's container logs, or its last prepare/build log."""
     if not setup:
         raise CriError("logs needs --setup NAME")
-    s = settings_of(c, target=target)
+    s = settings_of(c, file=file, target=target)
     if prepare or build:
         phase = "prepare" if prepare else "build"
         path = api.log_path(file or None, setup=setup, phase=phase, settings=s)
-        print(f"# {path}", file=sys.stderr)
-        sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
-        sys.stdout.flush()
-        return
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if not json:
+            print(f"# {path}", file=sys.stderr)
+        return Outcome([{"setup": setup, "status": "read", "sources": [{"source": str(path), "text": text}]}],
+                       [text.rstrip("\n")] if text else [])
     if follow:
+        if json:
+            raise CriError("logs --follow streams text; it has no --json")
         api.logs(file or None, setup=setup, follow=True, settings=s)
-        return
+        return Outcome([], [])
     sources = api.logs(file or None, setup=setup, tail=tail, settings=s)
     if not sources:
         raise CriError(f"[{setup}] nothing runs: deploy it first")
+    lines = []
     for source, text in sources:
-        _out(f"==> {source} <==")
-        sys.stdout.write(text)
-    sys.stdout.flush()
+        lines.append(f"==> {source} <==")
+        if text:
+            lines.append(text.rstrip("\n"))
+    return Outcome([{"setup": setup, "status": "read",
+                     "sources": [{"source": src, "text": text} for src, text in sources]}], lines)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"]})
+@cri_task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"],
+                **PROGRESS_HELP})
 @_exits
-def build(c: Context, file: str = "", setup: str = "", json: bool = False) -> None:
+def build(c: Context, file: str = "", setup: str = "", json: bool = False, quiet: bool = False,
+          verbose: bool = False) -> Outcome:
     """Run the build phase (buildCommands) and assemble the deployFiles artifact."""
-    results = api.build(file or None, setup=setup or None, settings=settings_of(c))
-    doc = {"setups": [{"setup": r.setup, "status": "BUILT", "files": r.files, "seconds": round(r.seconds, 3),
-                       "artifact": str(r.artifact), "log": r.log} for r in results]}
-    if json:
-        _out(_dumps(doc))
-        return
-    for r in results:
-        _out(f"{r.setup}: built, {r.files} file(s) in {r.artifact}")
+    with _progress(quiet, verbose) as report:
+        results = api.build(file or None, setup=setup or None, settings=settings_of(c, file=file), report=report)
+    setups = [{"setup": r.setup, "status": "built", "files": r.files, "seconds": round(r.seconds, 3),
+               "artifact": str(r.artifact), "log": r.log} for r in results]
+    return Outcome(setups, api.build_lines(results))
 
 
-def _print_deploys(results: list[Any], json: bool) -> None:
-    if json:
-        _out(_dumps({"setups": [r.as_json() for r in results]}))
-        return
-    for r in results:
-        for line in r.lines():
-            _out(line)
+def _deploys(results: list[Any]) -> Outcome:
+    return Outcome([r.as_json() for r in results], [line for r in results for line in r.lines()])
 
 
-@task(help=TARGET_HELP)
+@cri_task(help={**TARGET_HELP,
+                "check": f"run the build phase, then say whether the runtime image would be built, as "
+                         f"prepare --check (exit code {WOULD_BUILD_EXIT} when it would); deploy nothing",
+                **PROGRESS_HELP})
 @_exits
-def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
+def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "",
+           check: bool = False, quiet: bool = False, verbose: bool = False) -> Outcome:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
-    _print_deploys(api.deploy(file or None, setup=setup or None, settings=settings_of(c, target=target)), json)
+    with _progress(quiet, verbose) as report:
+        results = api.deploy(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target),
+                             check=check, report=report)
+    if check:
+        return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], True)
+    return _deploys(results)
 
 
-@task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": TARGET_HELP["target"]})
+@cri_task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": TARGET_HELP["target"], **PROGRESS_HELP})
 @_exits
-def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "") -> None:
+def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "",
+             quiet: bool = False, verbose: bool = False) -> Outcome:
     """Activate an earlier version of a setup, with the same zero-downtime switch."""
     if not setup:
         raise CriError("rollback needs --setup NAME")
-    result = api.rollback(file or None, setup=setup, version=version or None, settings=settings_of(c, target=target))
-    _print_deploys([result], json)
+    with _progress(quiet, verbose) as report:
+        result = api.rollback(file or None, setup=setup, version=version or None,
+                              settings=settings_of(c, file=file, target=target), report=report)
+    return _deploys([result])
 
 
-@task(help=TARGET_HELP)
+@cri_task(help=TARGET_HELP)
 @_exits
-def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
+def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
     """Show setups, their active version, containers and health, and the runtime image in use."""
-    out = api.status(file or None, setup=setup or None, settings=settings_of(c, target=target))
-    if json:
-        _out(_dumps({"setups": out}))
-        return
-    for entry in out:
-        _out(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
-             f"(kept: {', '.join(map(str, entry['versions'])) or '-'}); runtime image {entry['runtime_image'] or '-'}")
-        for ct in entry["containers"]:
-            health = f", {ct['health']}" if ct.get("health") else ""
-            node = f" on {ct['node']}" if ct.get("node") else ""
-            _out(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
-        for url in entry["urls"]:
-            _out(f"  {url}")
+    out = api.status(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
+    lines = api.status_lines(out)
+    return Outcome([{**e, "status": "deployed" if e["active_version"] else "not deployed"} for e in out], lines)
 
 
-@task(help=TARGET_HELP)
+@cri_task(help=TARGET_HELP)
 @_exits
-def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> None:
+def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
     """Stop and remove a setup's containers and front proxy (versions and images are kept)."""
-    out = api.stop(file or None, setup=setup or None, settings=settings_of(c, target=target))
-    if json:
-        _out(_dumps({"setups": out}))
-        return
-    for entry in out:
-        _out(f"{entry['setup']}: removed {len(entry['removed'])} container(s)")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, indent=2)
+    out = api.stop(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
+    return Outcome([{**e, "status": "stopped"} for e in out],
+                   api.stop_lines(out))
 
 
 TASKS = (validate, prepare, render, clean, logs, build, deploy, rollback, status, stop)
+
+
+tolerate_setting_types()
 
 
 def collection(name: str = "cri", **settings: Any) -> Collection:
@@ -265,7 +383,7 @@ def collection(name: str = "cri", **settings: Any) -> Collection:
     ``ns.add_collection(collection())`` it gives ``invoke cri.prepare``.
     """
     coll = Collection(name, *TASKS)
-    coll.configure({"cri": merge(DEFAULTS, settings)})
+    coll.configure({"cri": declared(merge(DEFAULTS, settings))})
     return coll
 
 

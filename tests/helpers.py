@@ -17,6 +17,17 @@ import yaml
 
 TASKS_PY = "from cri_tasks import collection\n\nns = collection()\n"
 
+#: the JSON Schema of every --json document (docs/json.md)
+OUTPUT_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "cri-output.schema.json").read_text())
+
+
+def check_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """A --json document, validated against the schema (a regression in any task's shape fails)."""
+    import jsonschema
+
+    jsonschema.validate(doc, OUTPUT_SCHEMA)
+    return doc
+
 
 def make_project(
     root: Path,
@@ -58,7 +69,7 @@ def prepare_json(project: Path, *args: str, env: Mapping[str, str] | None = None
     """``invoke prepare --json ARGS``; asserts it succeeded and returns the parsed document."""
     proc = invoke(project, "prepare", "--json", *args, env=env)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return check_document(json.loads(proc.stdout))
 
 
 def only(doc: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +149,7 @@ def edit(path: Path, old: str, new: str) -> None:
 def deploy(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """``invoke deploy --json ARGS``; the parsed document ({} when the deploy printed none)."""
     proc = invoke(project, "deploy", "--json", *args)
-    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+    doc = check_document(json.loads(proc.stdout)) if proc.stdout.strip().startswith("{") else {}
     return proc, doc
 
 

@@ -20,7 +20,7 @@ def test_deploys_the_example_and_switches_versions_without_a_failed_request(app:
     assert proc.returncode == 0, proc.stderr
     (first,) = doc["setups"]
     url = first["urls"][0]
-    assert first["status"] == "ACTIVE" and first["version"] == 1
+    assert first["status"] == "active" and first["version"] == 1
     assert get(url) == "Hello from the BEAM, version 1 (hello)\n"
 
     proc, second = update_under_load(app, url)

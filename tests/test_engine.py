@@ -14,7 +14,7 @@ from cri_tasks.errors import EngineError
 pytestmark = pytest.mark.engine
 
 
-def test_a_trivial_image_builds_through_python_on_whales_from_the_local_base_and_runs(tmp_path: Path, unique: str) -> None:
+def test_a_trivial_image_builds_from_the_local_base_and_runs(tmp_path: Path, unique: str) -> None:
     (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nRUN echo built-{unique} > /built.txt\n")
     tag = f"cri-test-{unique}/trivial:1"
     lines: list[str] = []

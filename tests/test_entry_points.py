@@ -225,7 +225,7 @@ def test_nox_sessions_read_invoke_yaml_then_invoke_cri_variables_then_arguments(
 
     bad_env = nox(project, "dockerfile", env={"INVOKE_CRI_PARALLEL": "many"})
     assert bad_env.returncode == 1
-    assert "Session dockerfile aborted: invoke configuration from the environment (INVOKE_CRI_*)" in bad_env.stderr
+    assert "Session dockerfile aborted: cri.parallel: expected a whole number of at least 1, got 'many'" in bad_env.stderr
     assert "Traceback" not in bad_env.stdout + bad_env.stderr
 
 

@@ -287,8 +287,11 @@ def test_prepare_json_failure_lists_the_status(project: Path) -> None:
     proc = invoke(project, "prepare", "--json")
     assert proc.returncode == 1
     entry = only(json.loads(proc.stdout))
-    assert entry["status"] == "PREPARING_RUNTIME_FAILED" and entry["image"] is None
+    assert (entry["status"], entry["error"]) == ("failed", "PREPARING_RUNTIME_FAILED") and entry["image"] is None
     assert Path(entry["log"]).is_file()
+    (error,) = json.loads(proc.stdout)["errors"]
+    assert (error["kind"], error["exit_code"], error["log"]) == ("PREPARING_RUNTIME_FAILED", 5, entry["log"])
+    assert error["file"].endswith("zerops.yml") and error["step"] == "run.prepareCommands"
 
 
 def test_debug_opens_a_shell_in_the_state_before_the_failing_command(project: Path) -> None:

@@ -296,7 +296,7 @@ def test_two_replicas_update_and_roll_back_without_a_failed_request(swarm_projec
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     (first,) = doc["setups"]
-    assert first["status"] == "ACTIVE" and first["version"] == 1 and len(first["containers"]) == 2
+    assert first["status"] == "active" and first["version"] == 1 and len(first["containers"]) == 2
     url = first["urls"][0]
     assert get(url) == f"Hello from the BEAM, version 1 ({secret})\n"
 
@@ -384,7 +384,7 @@ def test_a_first_deploy_that_fails_leaves_nothing_running(swarm_project: Path) -
     assert proc.returncode == 1
     assert "[app] DEPLOY_FAILED: task" in proc.stderr and "of version 1 failed" in proc.stderr, proc.stderr
     assert "bye-from-start" in proc.stderr and "Traceback" not in proc.stderr
-    assert doc["setups"][0]["status"] == "DEPLOY_FAILED"
+    assert (doc["setups"][0]["status"], doc["setups"][0]["error"]) == ("failed", "DEPLOY_FAILED")
     stack = stack_of(app)
     label = f"label=com.docker.stack.namespace={stack}"
     assert _docker("service", "ls", "-q", "--filter", label).stdout.strip() == ""
@@ -456,8 +456,8 @@ def test_two_setups_deploy_all_or_nothing(swarm_project: Path, engine_settings: 
     assert proc.returncode == 1
     assert "checking once" not in proc.stderr  # the answer was remembered
     results = {r["setup"]: r for r in doc["setups"]}
-    assert results["api"]["status"] == "DEPLOY_FAILED"
-    assert results["app"]["status"] == "ROLLED_BACK" and results["app"]["version"] == 1
+    assert (results["api"]["status"], results["api"]["error"]) == ("failed", "DEPLOY_FAILED")
+    assert results["app"]["status"] == "rolled back" and results["app"]["version"] == 1
     assert "[api] DEPLOY_FAILED: Swarm rolled the update of" in proc.stderr
     assert "[app] returned to version 1 because api failed" in proc.stderr
     assert client.failures == []
