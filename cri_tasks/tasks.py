@@ -235,6 +235,9 @@ def status(c: Context, file: str = "", setup: str = "", json: bool = False, targ
             health = f", {ct['health']}" if ct.get("health") else ""
             node = f" on {ct['node']}" if ct.get("node") else ""
             _out(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
+        down = [node for node, state in (entry.get("node_states") or {}).items() if state != "ready"]
+        if down:
+            _out(f"  swarm nodes not ready: {', '.join(sorted(down))}")
         for url in entry["urls"]:
             _out(f"  {url}")
 
