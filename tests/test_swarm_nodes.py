@@ -29,7 +29,6 @@ import swarm_cluster as sc
 from conftest import BASE_IMAGE, EXAMPLE, IN_CI
 from helpers import Client, edit, get, invoke
 
-pytestmark = [pytest.mark.engine, pytest.mark.swarm_nodes, pytest.mark.slow]
 
 #: the front proxy's host port on every node (each node is its own network namespace)
 PORT = 18080
@@ -142,6 +141,9 @@ def wait_until(what: str, check: Any, timeout: float, step: float = 0.5) -> floa
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.engine
+@pytest.mark.swarm_nodes
+@pytest.mark.slow
 def test_a_deploy_spreads_tasks_each_node_pulls_by_digest_every_proxy_answers(cluster: sc.Cluster, hello: Path) -> None:
     started = time.monotonic()
     proc, doc = deploy(cluster, hello)
@@ -175,6 +177,9 @@ def test_a_deploy_spreads_tasks_each_node_pulls_by_digest_every_proxy_answers(cl
     assert sc.running_on(cluster, entry["proxy"]["name"]) == {n.name: 1 for n in cluster.nodes}
 
 
+@pytest.mark.engine
+@pytest.mark.swarm_nodes
+@pytest.mark.slow
 def test_a_redeploy_under_load_on_two_nodes_fails_no_request(cluster: sc.Cluster, hello: Path) -> None:
     edit(hello / "src" / "hello.erl", "version 1", "version 2")
     started = time.monotonic()
@@ -196,6 +201,9 @@ def test_a_redeploy_under_load_on_two_nodes_fails_no_request(cluster: sc.Cluster
         assert answers(node).startswith("Hello from the BEAM, version 2"), node.name
 
 
+@pytest.mark.engine
+@pytest.mark.swarm_nodes
+@pytest.mark.slow
 def test_a_failing_version_is_rolled_back_and_the_old_one_serves_on_every_node(cluster: sc.Cluster, hello: Path) -> None:
     saved = (hello / "zerops.yml").read_text()
     text = saved[:saved.index("    deploy:\n      readinessCheck:")]
@@ -223,6 +231,9 @@ def test_a_failing_version_is_rolled_back_and_the_old_one_serves_on_every_node(c
         assert answers(node).startswith("Hello from the BEAM, version 2"), node.name
 
 
+@pytest.mark.engine
+@pytest.mark.swarm_nodes
+@pytest.mark.slow
 def test_a_node_dies_swarm_reschedules_and_nothing_is_duplicated_when_it_returns(cluster: sc.Cluster, hello: Path) -> None:
     entry = status(cluster, hello)
     service = entry["service"]["name"]
@@ -237,13 +248,12 @@ def test_a_node_dies_swarm_reschedules_and_nothing_is_duplicated_when_it_returns
             "the dead node's tasks running elsewhere",
             lambda: sum(v for k, v in sc.running_on(cluster, service).items() if k != victim.name) == 3,
             RESCHEDULE_BUDGET)
-        down = wait_until("the node shown down", lambda: status(cluster, hello)["node_states"][victim.name] == "down", 30)
+        wait_until("the node shown down", lambda: status(cluster, hello)["node_states"][victim.name] == "down", 30)
         time.sleep(2)  # requests after the rescheduling
     print(f"node {victim.name} killed: tasks running elsewhere after {took:.1f} s (node down after "
           f"{time.monotonic() - killed:.1f} s at the latest); {len(client.failures)} of "
           f"{len(client.failures) + len(client.bodies)} requests failed through {cluster.manager.name}'s proxy: "
           f"{sorted(set(client.failures))[:3]}")
-    del down
     assert client.bodies and client.bodies[-1].startswith("Hello from the BEAM, version 2")
     # The front proxy retries another task when a connection fails: a dead task costs no request.
     assert client.failures == []
@@ -266,6 +276,9 @@ def test_a_node_dies_swarm_reschedules_and_nothing_is_duplicated_when_it_returns
     assert len(entry["containers"]) == 3 and all(t["status"] == "running" for t in entry["containers"])
 
 
+@pytest.mark.engine
+@pytest.mark.swarm_nodes
+@pytest.mark.slow
 def test_exec_once_runs_once_per_node_and_the_deploy_says_so(cluster: sc.Cluster, hello: Path) -> None:
     saved = (hello / "zerops.yml").read_text()
     edit(hello / "zerops.yml", "      start: ./entrypoint.sh run\n",
@@ -286,6 +299,9 @@ def test_exec_once_runs_once_per_node_and_the_deploy_says_so(cluster: sc.Cluster
     assert len(ran) == len(nodes_with_tasks), logs
 
 
+@pytest.mark.engine
+@pytest.mark.swarm_nodes
+@pytest.mark.slow
 def test_placement_constraints_put_tasks_and_proxies_where_node_labels_say(cluster: sc.Cluster, hello: Path) -> None:
     ids = {name: i for i, name in sc.node_ids(cluster).items()}
     web, edge = cluster.nodes[1], cluster.nodes[2]
@@ -306,3 +322,48 @@ def test_placement_constraints_put_tasks_and_proxies_where_node_labels_say(clust
     # The edge node's proxy reaches the tasks on the web node over the overlay network.
     assert answers(edge).startswith("Hello from the BEAM, version ")
     assert answers(cluster.manager).startswith("no answer")
+
+
+# ----------------------------------------------------------------------------------------------
+# without an engine: what the several-node fixes decide
+
+
+EXEC_ONCE = """
+zerops:
+  - setup: app
+    run:
+      base: gleam@1.5
+      initCommands:
+        - zsc execOnce migrate-${appVersionId} -- ./migrate
+      start: ./serve
+"""
+
+
+@pytest.mark.parametrize("ready, replicas, warned", [(3, 3, True), (1, 3, False), (3, 1, False)])
+def test_exec_once_warns_when_it_would_run_on_several_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            ready: int, replicas: int, warned: bool) -> None:
+    from cri_tasks import api, engine
+    from cri_tasks.settings import resolve
+    from cri_tasks.targets.swarm import SwarmTarget
+
+    (tmp_path / "zerops.yml").write_text(EXEC_ONCE.lstrip())
+    settings = resolve({"target": "swarm", "registry": "reg.example", "replicas": {"app": replicas}})
+    project = api.load(tmp_path / "zerops.yml", settings)
+    nodes = [{"ID": f"n{i}", "Hostname": f"node{i}", "Status": "Ready", "Availability": "Active"} for i in range(ready)]
+    nodes.append({"ID": "d", "Hostname": "dead", "Status": "Down", "Availability": "Active"})
+    monkeypatch.setattr(engine, "swarm_nodes", lambda: nodes)
+    lines: list[str] = []
+    SwarmTarget(project, settings, lines.append)._warn_exec_once(project.setups[0])
+    assert any("zsc execOnce runs once per node here, not once per cluster" in line for line in lines) is warned
+    if warned:
+        assert f"({ready} nodes, {replicas} replicas)" in lines[0]
+
+
+def test_a_free_port_on_another_machines_address_asks_for_cri_publish() -> None:
+    from cri_tasks.errors import ConfigError
+    from cri_tasks.targets.swarm import _free_port
+
+    with pytest.raises(ConfigError) as info:
+        _free_port("203.0.113.7", "app", 8000)  # TEST-NET-3: never an address of this machine
+    text = str(info.value)
+    assert "cri.publish_address 203.0.113.7" in text and 'publish: {app: {"8000": 8080}}' in text
