@@ -13,8 +13,8 @@ Image and service names are read from the deploy's own output and ``invoke statu
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -43,16 +43,26 @@ def cluster(engine: None) -> Iterator[sc.Cluster]:
         if IN_CI:
             pytest.fail(f"CI needs the several-node swarm: {problem}")
         pytest.skip(problem)
-    started = time.monotonic()
-    sc.build_node_base(BASE_IMAGE)
-    cluster = sc.create(sc.default_root(), 3, images=[sc.NODE_BASE])
-    print(f"several-node swarm ready in {time.monotonic() - started:.0f} s: {cluster.timings}")
+    # A CI job that is cancelled gets SIGTERM: tear the cluster down as on Ctrl-C (a SIGKILLed
+    # run leaves it to the next run's sc.create, which removes leftovers first).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        yield cluster
-    finally:
         started = time.monotonic()
-        cluster.close()
-        print(f"several-node swarm removed in {time.monotonic() - started:.0f} s")
+        sc.build_node_base(BASE_IMAGE)
+        cluster = sc.create(sc.default_root(), 3, images=[sc.NODE_BASE])
+        print(f"several-node swarm ready in {time.monotonic() - started:.0f} s: {cluster.timings}")
+        try:
+            yield cluster
+        finally:
+            started = time.monotonic()
+            cluster.close()
+            print(f"several-node swarm removed in {time.monotonic() - started:.0f} s")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="module")
