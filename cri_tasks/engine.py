@@ -691,11 +691,6 @@ def swarm_nodes() -> list[dict[str, str]]:
     return out
 
 
-def node_hostnames() -> dict[str, str]:
-    """Node id -> hostname (a manager's view)."""
-    return {n.get("ID", ""): n.get("Hostname", "") for n in swarm_nodes()}
-
-
 def list_services(labels: Mapping[str, str]) -> list[str]:
     return _names("service", labels)
 

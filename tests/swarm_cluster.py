@@ -358,7 +358,7 @@ def create(root: Path, count: int = 3, *, images: Sequence[str] = ()) -> Cluster
             run("ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.name)
             run("ip", "link", "set", node.veth, "master", BRIDGE, "up")
             for cmd in (["ip", "addr", "add", f"{node.addr}/24", "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
-                        ["ip", "link", "set", "lo", "up"], ["ip", "route", "add", "default", "via", HOST_ADDR]):
+                        ["ip", "link", "set", "lo", "up"]):  # no default route: nothing beyond the bridge
                 run("ip", "netns", "exec", node.name, *cmd)
         config = root / "registry.yml"
         config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root / 'registry'}\n"
