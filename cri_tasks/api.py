@@ -87,6 +87,9 @@ def status_lines(entries: list[dict[str, Any]]) -> list[str]:
             health = f", {ct['health']}" if ct.get("health") else ""
             node = f" on {ct['node']}" if ct.get("node") else ""
             out.append(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
+        down = [node for node, state in (entry.get("node_states") or {}).items() if state != "ready"]
+        if down:
+            out.append(f"  swarm nodes not ready: {', '.join(sorted(down))}")
         out.extend(f"  {url}" for url in entry["urls"])
     return out
 

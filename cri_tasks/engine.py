@@ -765,14 +765,19 @@ def service_tasks(name: str) -> list[dict[str, Any]]:
     return [t for t in found if isinstance(t, dict)]
 
 
-def node_hostnames() -> dict[str, str]:
-    """Node id -> hostname (a manager's view)."""
-    cmd = [_docker_binary(), "node", "ls", "--format", "{{.ID}} {{.Hostname}}"]
+def swarm_nodes() -> list[dict[str, str]]:
+    """The nodes a manager knows (``docker node ls``): ID (short), Hostname, Status (Ready,
+    Down, Unknown), Availability (Active, Pause, Drain), ManagerStatus; [] when not a manager."""
+    cmd = [_docker_binary(), "node", "ls", "--format", "{{json .}}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    out: dict[str, str] = {}
+    out: list[dict[str, str]] = []
     for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
-        short, _, host = line.partition(" ")
-        out[short] = host
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            out.append({k: str(v) for k, v in found.items()})
     return out
 
 

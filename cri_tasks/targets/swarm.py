@@ -181,6 +181,7 @@ class SwarmTarget:
         service = self.service_name(setup)
         before = engine.service_state(service)
         mode = self._ports_mode(setup, swarm)
+        self._warn_exec_once(setup)
         if before is not None:
             have = ((before.get("Spec") or {}).get("EndpointSpec") or {}).get("Mode") or "vip"
             want = "vip" if mode == "mesh" else "dnsrr"
@@ -210,7 +211,7 @@ class SwarmTarget:
         if mode == "proxy" and any(p.protocol != "tcp" for p in run.ports):
             self.report(f"[{setup.name}] swarm.ports proxy: udp ports are not published (the front proxy is TCP only)")
         if proxy is not None and proxy.changes and before is not None:
-            self.report(f"[{setup.name}] the front proxy changes (ports or its configuration): a short outage while it restarts")
+            self.report(f"[{setup.name}] the front proxy changes (ports, configuration or placement): a short outage while it restarts")
         probe: Probe | None = None
         if before is not None and published is not None and _answers(self.settings.publish_address, published, is_http):
             probe = Probe(self.settings.publish_address, published, http=is_http).__enter__()
@@ -262,6 +263,22 @@ class SwarmTarget:
         self._tidy(setup, activation, proxy)
         tasks = [self._task_name(t) for t in engine.service_tasks(service) if self._current(t)]
         return Activation(containers=sorted(tasks), urls=urls, switch=switch)
+
+    def _warn_exec_once(self, setup: Setup) -> None:
+        """``zsc execOnce`` locks with a volume, and Swarm volumes are per node: on several nodes
+        the command runs once per node that starts a task (docs/swarm.md, "Several nodes")."""
+        run = setup.run
+        texts = [c.text for c in run.init_commands] + ([run.start.text] if run.start else [])
+        for sc in run.start_commands:
+            texts += [sc.command.text] + [c.text for c in sc.init_commands]
+        if not any("zsc execOnce" in t for t in texts):
+            return
+        usable = [n for n in engine.swarm_nodes() if n.get("Status") == "Ready" and n.get("Availability") == "Active"]
+        replicas = self.settings.replicas_for(setup.name)
+        if len(usable) > 1 and replicas > 1:
+            self.report(f"[{setup.name}] warning: zsc execOnce runs once per node here, not once per cluster: its lock is "
+                        f"a volume and volumes are per node ({len(usable)} nodes, {replicas} replicas); a migration "
+                        "needs a lock of its own (e.g. a database advisory lock) or one replica")
 
     def _discard(self, setup: Setup, services: list[str], activation: str) -> None:
         """Remove services this deploy created, their volume, and the stack's network when no
@@ -487,7 +504,8 @@ class SwarmTarget:
                 have[int(p["TargetPort"])] = int(p["PublishedPort"])
         out = {}
         for p in setup.run.ports:
-            out[p.port] = self.settings.host_port(setup.name, p.port) or have.get(p.port) or _free_port(self.settings.publish_address)
+            out[p.port] = (self.settings.host_port(setup.name, p.port) or have.get(p.port)
+                           or _free_port(self.settings.publish_address, setup.name, p.port))
         return out
 
     def _proxy_image_ref(self, setup: Setup) -> str:
@@ -502,8 +520,8 @@ class SwarmTarget:
         for p in (((existing or {}).get("Spec") or {}).get("EndpointSpec") or {}).get("Ports") or []:
             if p.get("PublishedPort"):
                 have[int(p["TargetPort"])] = int(p["PublishedPort"])
-        published = {p.port: self.settings.host_port(setup.name, p.port) or have.get(p.port) or _free_port(self.settings.publish_address)
-                     for p in ports}
+        published = {p.port: self.settings.host_port(setup.name, p.port) or have.get(p.port)
+                     or _free_port(self.settings.publish_address, setup.name, p.port) for p in ports}
         replicas = self.settings.replicas_for(setup.name)
         text = render("swarm-haproxy.cfg.j2", {
             "setup": setup.name,
@@ -519,7 +537,9 @@ class SwarmTarget:
         spec = existing.get("Spec") if existing else None
         current_image = (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image")
         current_configs = [c.get("ConfigName") for c in (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Configs") or []]
-        same = existing is not None and have == published and config_name in current_configs and bool(current_image)
+        current_placement = ((((spec or {}).get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints") or [])
+        same = (existing is not None and have == published and config_name in current_configs and bool(current_image)
+                and sorted(current_placement) == sorted(self.proxy_constraints))
         # An unchanged proxy keeps its image: a new cri-tasks release must not restart it needlessly.
         image = str(current_image) if same else self._proxy_image_ref(setup)
         labels = self._labels(setup, role="proxy")
@@ -648,7 +668,8 @@ class SwarmTarget:
             return {"containers": [], "urls": [], "service": None, "proxy": None, "nodes": {}, "error": str(exc)}
         if st is None:
             return {"containers": [], "urls": [], "service": None, "proxy": None, "nodes": {}}
-        hosts = engine.node_hostnames()
+        swarm_nodes = engine.swarm_nodes()
+        hosts = {n.get("ID", ""): n.get("Hostname", "") for n in swarm_nodes}
         tasks = []
         for t in sorted(engine.service_tasks(service), key=lambda t: (t.get("Slot") or 0, t.get("CreatedAt") or "")):
             if not self._current(t):
@@ -677,6 +698,8 @@ class SwarmTarget:
         return {
             "containers": tasks,
             "nodes": nodes,
+            # every node of the swarm as the manager sees it: a dead one is "down"
+            "node_states": {n.get("Hostname", ""): str(n.get("Status", "")).lower() for n in swarm_nodes},
             "service": {
                 "name": service,
                 "replicas": ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas"),
@@ -715,10 +738,17 @@ def _check_command(http_get: Any, exec_text: str | None) -> str:
     return exec_text
 
 
-def _free_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+def _free_port(address: str, setup: str, port: int) -> int:
+    """A port free on ``address`` of this machine. On a remote swarm ``publish_address`` is a
+    node's, not this machine's: then the port must come from ``cri.publish``."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((address, 0))
+            return int(s.getsockname()[1])
+    except OSError as exc:
+        raise ConfigError(f"[{setup}] port {port}: cannot pick a free host port on cri.publish_address {address} "
+                          f"from this machine ({exc.strerror}); on a swarm whose nodes are other machines set it in "
+                          f"cri.publish (e.g. publish: {{{setup}: {{\"{port}\": 8080}}}}), free on every node") from None
 
 
 def _answers(host: str, port: int, is_http: bool) -> bool:
