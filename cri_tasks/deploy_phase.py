@@ -26,7 +26,7 @@ from .engine import LABEL
 from .runtime_plan import _now, project_id
 from .settings import Settings
 from .store import Store
-from .paths import private_dir
+from .paths import private_dir, writing
 
 DEPLOY_FAILED = "DEPLOY_FAILED"
 
@@ -217,19 +217,22 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
         # Fail on bad variables before anything is built or started.
         probe_version = Version(0, "", "sha256:000000000000", "")
         run_env(project, s, settings, probe_version)
-        with Store(cache_dir) as store:
-            built = build_phase.build(project, s, settings, report=report, store=store)
-        try:
-            prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
-        finally:
-            shutil.rmtree(built.tree, ignore_errors=True)
-        assert prepared.image is not None
-        with Store(cache_dir) as store:
-            rec = _record(store, s.name)
-            number = int(rec["next"])
-            rec["next"] = number + 1
-            store.set(f"deploy/{s.name}", rec)
-        image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
+        # The build folder is this deploy's from the build until the app image holds the
+        # artifact: an `invoke build` of the same setup waits (and says so) meanwhile.
+        with build_phase.work_folder(cache_dir, s.name, settings, report):
+            with Store(cache_dir) as store:
+                built = build_phase.build(project, s, settings, report=report, store=store)
+            try:
+                prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
+            finally:
+                shutil.rmtree(built.tree, ignore_errors=True)
+            assert prepared.image is not None
+            with Store(cache_dir) as store:
+                rec = _record(store, s.name)
+                number = int(rec["next"])
+                rec["next"] = number + 1
+                store.set(f"deploy/{s.name}", rec)
+            image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
         version = Version(number, image, image_id, prepared.image, _now())
         env = run_env(project, s, settings, version)
         with Store(cache_dir) as store:
@@ -274,20 +277,21 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
     })
     work = private_dir(settings.cache_path(project.root) / "build") / s.name / "app-context"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    artifact.rename(work / "app")
-    (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
-    tag = f"{settings.repository}/{s.name.lower()}:v{number}"
-    log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
-    with LogFile(log_path) as log:
-        try:
+    with writing("the app image context", work, partial=[work, artifact]):
+        work.mkdir(parents=True)
+        artifact.rename(work / "app")
+        (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
+        tag = f"{settings.repository}/{s.name.lower()}:v{number}"
+        log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
+    try:
+        with LogFile(log_path) as log:
             image_id = engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
                                     labels={f"{LABEL}.setup": s.name, f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime},
                                     on_line=lambda line: log.write(line + "\n"), builder=settings.builder)
-        except engine.BuildError as exc:
-            raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(exc.log[-15:]) + f"\n  full log: {log_path}", status=DEPLOY_FAILED) from None
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    except engine.BuildError as exc:
+        raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(exc.log[-15:]) + f"\n  full log: {log_path}", status=DEPLOY_FAILED) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     report(f"[{s.name}] app image {tag}")
     return tag, image_id
 
