@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -18,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers import invoke, make_project, only, prepare_json
+from helpers import invoke, make_project, only, prepare_json, tmpfs
 
 pytestmark = pytest.mark.engine
 
@@ -185,13 +184,8 @@ def test_an_unreachable_engine_is_named_without_a_traceback(slow_project: Path, 
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with tmpfs(tmp_path / "tiny", "400k") as mount:
+        yield mount
 
 
 def test_a_full_disk_while_writing_the_log_is_a_clear_error_and_nothing_is_recorded(tmp_path: Path, engine_settings: dict[str, Any], tiny_disk: Path) -> None:
@@ -204,7 +198,9 @@ def test_a_full_disk_while_writing_the_log_is_a_clear_error_and_nothing_is_recor
     assert "cannot write the log" in proc.stderr and "No space left on device" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert buildx_processes(str(engine_settings["repository"])) == []
-    shutil.rmtree(tiny_disk / "cache" / "logs", ignore_errors=True)
+    # the incomplete log and the staged context were removed: nobody has to clear the disk by hand
+    assert list((tiny_disk / "cache" / "logs").rglob("*.log")) == []
+    assert list((tiny_disk / "cache" / "context").iterdir()) == []
     explained = only(prepare_json(proj, "--explain"))
     assert explained["status"] == "would build"
 
