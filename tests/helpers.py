@@ -200,3 +200,34 @@ def records(cache: Path) -> dict[str, Any]:
         return dict(db.execute("SELECT key, value FROM Cache ORDER BY key").fetchall())
     finally:
         db.close()
+
+
+def start_invoke(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_log(project: Path, cache: Path, text: str, timeout: float = 120, *, since: frozenset[Path] | set[Path] = frozenset(),
+                 phase: str = "prepare") -> None:
+    """Wait until a ``phase`` log (not one of ``since``: earlier attempts) shows ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for log in (cache / "logs").rglob(f"{phase}-*.log"):
+            if log not in since and text in log.read_text(errors="replace"):
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared in a {phase} log")
+
+
+def buildx_processes(marker: str) -> list[int]:
+    """Processes on this machine whose command line mentions ``marker`` (our image tag)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and "buildx" in cmdline:
+                found.append(int(entry))
+    return found

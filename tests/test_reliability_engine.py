@@ -4,12 +4,10 @@ many processes at once, and secrets that must never be written anywhere."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers import invoke, make_project, only, prepare_json, tmpfs
+from helpers import buildx_processes, invoke, make_project, only, prepare_json, start_invoke, tmpfs, wait_for_log
 
 pytestmark = pytest.mark.engine
 
@@ -31,36 +29,6 @@ zerops:
         - echo {marker}
         - echo "step-$(id -un)" && sleep {seconds}
 """
-
-
-def start_invoke(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_log(project: Path, cache: Path, text: str, timeout: float = 120, *, since: frozenset[Path] | set[Path] = frozenset()) -> None:
-    """Wait until a prepare log (not one of ``since``: earlier attempts) shows ``text``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for log in (cache / "logs").rglob("prepare-*.log"):
-            if log not in since and text in log.read_text(errors="replace"):
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"{text!r} never appeared in a prepare log")
-
-
-def buildx_processes(marker: str) -> list[int]:
-    """Processes on this machine whose command line mentions ``marker`` (our image tag)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and "buildx" in cmdline:
-                found.append(int(entry))
-    return found
 
 
 @pytest.fixture
