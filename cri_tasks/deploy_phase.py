@@ -26,7 +26,7 @@ from .engine import LABEL
 from .runtime_plan import _now, project_id
 from .settings import Settings
 from .store import Store
-from .paths import private_dir, writing
+from .paths import private_dir, remove, writing
 
 DEPLOY_FAILED = "DEPLOY_FAILED"
 
@@ -214,6 +214,7 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
     check_env_replace_targets(s)
     cache_dir = settings.cache_path(project.root)
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+        _remove_env_leftovers(cache_dir, s.name)
         # Fail on bad variables before anything is built or started.
         probe_version = Version(0, "", "sha256:000000000000", "")
         run_env(project, s, settings, probe_version)
@@ -255,6 +256,17 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
                             time.monotonic() - start, activation.containers)
 
 
+def _remove_env_leftovers(cache_dir: Path, setup: str) -> None:
+    """The env files (secrets) of this setup that a killed deploy left: the caller holds the
+    setup's deploy lock, the only one under which targets write them."""
+    import glob
+
+    from .targets import env_file_prefix
+
+    for path in (cache_dir / "tmp").glob(glob.escape(env_file_prefix(setup)) + "*"):
+        remove(path)
+
+
 def _trim(rec: dict[str, Any], keep: int) -> list[str]:
     versions = sorted(rec["versions"], key=lambda v: v["version"])
     dropped = versions[:-keep] if len(versions) > keep else []
@@ -275,10 +287,11 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
             for sc in run.start_commands
         ],
     })
-    work = private_dir(settings.cache_path(project.root) / "build") / s.name / "app-context"
+    work = settings.cache_path(project.root) / "build" / s.name / "app-context"
     shutil.rmtree(work, ignore_errors=True)
     with writing("the app image context", work, partial=[work, artifact]):
-        work.mkdir(parents=True)
+        private_dir(work.parent)
+        work.mkdir()
         artifact.rename(work / "app")
         (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
         tag = f"{settings.repository}/{s.name.lower()}:v{number}"
@@ -302,6 +315,7 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
     cache_dir = settings.cache_path(project.root)
     start = time.monotonic()
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+        _remove_env_leftovers(cache_dir, s.name)
         with Store(cache_dir) as store:
             rec = _record(store, s.name)
         kept = sorted((v for v in rec["versions"]), key=lambda v: v["version"])

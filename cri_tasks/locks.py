@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import CriError
-from .paths import private_dir, remove, write_failed
+from .paths import private_dir, remove, write_failed, writing
 
 # The locks this thread holds: taking one again (a deploy that runs the build phase under the
 # build lock it already holds) must not wait for itself. Per thread, so that two threads of one
@@ -24,7 +24,8 @@ _held = threading.local()
 
 
 def _path(cache_dir: Path, key: str) -> Path:
-    return private_dir(cache_dir / "locks") / f"{key}.lock"
+    with writing("the lock folder", cache_dir / "locks"):
+        return private_dir(cache_dir / "locks") / f"{key}.lock"
 
 
 def _open(path: Path) -> int:

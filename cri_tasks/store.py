@@ -34,7 +34,7 @@ from diskcache.core import MODE_PICKLE
 
 from . import hitindex
 from .errors import CriError
-from .paths import private_dir, write_failed
+from .paths import private_dir, writing
 
 
 #: the layout of the records; a database with another number is moved aside, never misread
@@ -80,7 +80,8 @@ class Store:
     """JSON records in ``<cache_dir>/records``; use as a context manager."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.cache_dir = private_dir(cache_dir)
+        with writing("the cache folder", cache_dir):
+            self.cache_dir = private_dir(cache_dir)
         self.directory = self.cache_dir / "records"
         # Set when the database cannot be opened for writing (a full disk): reads go through
         # ``_reader`` (None: no database yet, so no records) and writes fail cleanly.

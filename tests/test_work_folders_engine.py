@@ -36,6 +36,11 @@ def files_holding(cache: Path, secret: bytes) -> list[Path]:
 def test_a_build_and_a_deploy_of_one_setup_at_once_take_turns(app: Path, engine_settings: dict[str, Any]) -> None:
     edit(app / "zerops.yml", "        - cp entrypoint.sh build/erlang-shipment/\n",
          "        - cp entrypoint.sh build/erlang-shipment/\n        - sleep 4\n")
+    # env files a killed deploy left: this setup's go, another setup's are not this deploy's to judge
+    tmp = Path(str(engine_settings["cache_dir"])) / "tmp"
+    tmp.mkdir(parents=True)
+    (tmp / "env-app.k1ll3d").write_text("API_TOKEN=left-behind\n")
+    (tmp / "env-app-2.k1ll3d").write_text("API_TOKEN=not-ours\n")
     build = start_invoke(app, "build")
     deploy = start_invoke(app, "deploy", "--json")
     (_, build_err), (deploy_out, deploy_err) = build.communicate(timeout=600), deploy.communicate(timeout=600)
@@ -47,6 +52,7 @@ def test_a_build_and_a_deploy_of_one_setup_at_once_take_turns(app: Path, engine_
     assert len(waited) == 1, (build_err, deploy_err)  # exactly one of them waited, and said for what
     url = json.loads(deploy_out)["setups"][0]["urls"][0]
     assert get(url).startswith("Hello from the BEAM, version 1")
+    assert sorted(p.name for p in tmp.glob("env-*")) == ["env-app-2.k1ll3d"]
 
 
 def test_a_build_killed_mid_way_leaves_no_secret_on_disk_and_the_next_run_removes_its_work(

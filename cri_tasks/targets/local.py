@@ -29,6 +29,7 @@ from ..engine import LABEL
 from ..runtime_plan import project_id
 from ..settings import Settings
 from ..paths import private_dir, writing
+from . import env_file_prefix
 
 
 
@@ -107,7 +108,7 @@ class LocalTarget:
         env_dir = private_dir(self.settings.cache_path(self.project.root) / "tmp")
         for k in range(1, n + 1):
             name = f"cri-{self.pid}-{setup.name.lower()}-v{version.number}-{k}-{activation}"
-            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix="env-")
+            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))
             try:
                 with writing("the containers' env file", env_dir), os.fdopen(fd, "w", encoding="utf-8") as f:
                     for key, value in env.items():

@@ -50,6 +50,7 @@ from ..runtime_plan import project_id
 from ..settings import Settings
 from ..store import Store
 from ..paths import private_dir, writing
+from . import env_file_prefix
 from ..engine import LABEL
 from .local import LocalTarget
 
@@ -218,7 +219,7 @@ class SwarmTarget:
             self.report(f"[{setup.name}] docker stack deploy {self.stack}: {service} version {version.number}, "
                         f"{replicas} replica(s), {order}, ports: {mode}")
             env_dir = private_dir(self.settings.cache_path(self.project.root) / "tmp")
-            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix="env-")  # 0600, in an owner-only folder
+            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))  # 0600, in an owner-only folder
             try:
                 with writing("the stack's env and compose files", env_dir, partial=[compose_path]):
                     with os.fdopen(fd, "w", encoding="utf-8") as f:
