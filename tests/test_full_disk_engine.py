@@ -1,7 +1,8 @@
 """A full disk under the cache folder (a tmpfs of a few hundred KiB) against the real engine:
-build and deploy end in a clear error naming the folder and what was being written, remove
-their partial work, leave every record as it was, and status, stop and clean still work on a
-disk that is full to the last byte. (prepare: tests/test_reliability_engine.py)"""
+build, deploy and prepare of the example end in a clear error naming the folder and what was
+being written, remove their partial work, leave every record as it was, and status, stop and
+clean still work on a disk that is full to the last byte. (A prepare whose log fills the disk:
+tests/test_reliability_engine.py)"""
 
 from __future__ import annotations
 
@@ -84,9 +85,18 @@ def test_build_and_deploy_on_a_full_disk_fail_cleanly_and_status_stop_clean_stil
     assert logs(cache) == kept_logs
     assert get(url).startswith("Hello from the BEAM, version 1")  # the active version kept serving
 
-    # 3. a disk full to the last byte: status reads, stop and clean write their records
+    # 3. a disk full to the last byte: a prepare stops cleanly; status reads, stop and clean
+    #    write their records
     fill(cache.parent)
     assert os.statvfs(cache).f_bavail == 0
+    proc = invoke(project, "prepare", "--force")
+    failed_cleanly(proc, "cannot write the runtime build context", str(cache / "context"), "No space left on device")
+    assert leftovers(cache) == []
+    # the stat cache of the addToRunPrepare files (read from the project now, from the built tree
+    # before) was refreshed before the build started; every other record is as it was
+    after = records(cache)
+    assert {k: v for k, v in after.items() if k != "stat/app"} == {k: v for k, v in before.items() if k != "stat/app"}
+    assert logs(cache) == kept_logs
     status = invoke(project, "status", "--json")
     assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
     (entry,) = json.loads(status.stdout)["setups"]
