@@ -190,7 +190,10 @@ class Store:
         except OSError:
             return
         try:
-            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            else:  # real blocks either way: a sparse file would reserve nothing
+                os.write(fd, b"\0" * RESERVE_BYTES)
         except OSError:
             os.unlink(path)  # no room yet: next time
         finally:
