@@ -6,25 +6,28 @@ shell, build.cache kept in a BuildKit cache mount, and the artifact assembled fr
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterator
 
-from . import artifact, engine, envvars, fingerprint
+from . import artifact, engine, envvars, fingerprint, runtime_build
 from .buildlog import Tracker, step_lines
 from .dockerfile import exec_form, render, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
 from .model import Project, Setup
+from .locks import locked, sweep
 from .logfiles import LogFile, new_log
 from .results import Reporter, build_line
 from .runtime_plan import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder, component, path_problem, private_dir
+from .paths import cache_folder, component, path_problem, private_dir, remove, writing
 
 FAILED = "BUILD_FAILED"
 
@@ -114,68 +117,83 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
         "cache_save": _save_script(paths),
     }
     text = render("build.Dockerfile.j2", context)
-    name = component(setup.name, "setup name")
-    work = cache_folder(cache_dir, "build") / name
-    shutil.rmtree(work, ignore_errors=True)
-    private_dir(work)
-    source = work / "context" / "source"
-    report(f"[{setup.name}] build: copying the project to /build/source")
-    env_file = settings.env_file_path(project.root)
-    artifact.stage_source(project.root, source, cache_dir=cache_dir, private=[env_file] if env_file else [])
-    if gleam_file is not None:
-        shutil.copy2(gleam_file, work / "context" / "gleam.tar.gz")
-    (work / "context" / "Dockerfile").write_text(text)
-    secret = work / "build-env"
-    secret.touch(mode=0o600)
-    secret.write_text(env_text)
-    log_path = new_log(cache_dir, setup.name, "build")
-    steps = step_lines(text)
-    tracker = Tracker()
-    stage_of = _stage_of_steps(text)
-    commands = {**{("toolchain", f"RUN {exec_form(c.text)}"): ("build.prepareCommands", i, c) for i, c in enumerate(b.prepare_commands)},
-                **{("build", f"RUN --mount=type=secret,id=cri-build-env,mode=0444 {with_build_env(c.text)}"): ("build.buildCommands", i, c) for i, c in enumerate(b.build_commands)}}
-    start = time.monotonic()
+    with work_folder(cache_dir, setup.name, settings, report) as work:
+        return _build_in(work, project, setup, settings, text, env_text, gleam_file, report=report, store=store)
+
+
+def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, text: str, env_text: str,
+              gleam_file: Path | None, *, report: Reporter, store: Store) -> BuildResult:
+    b = setup.build
+    assert b is not None
+    cache_dir = settings.cache_path(project.root)
+    context_dir = work / "context"
     out_dir = work / "out"
-    report(f"[{setup.name}] build: {len(b.build_commands)} build command(s) on {os_name}")
-    with LogFile(log_path) as log:
-        log.write(text + "\n# ---- docker buildx build ----\n")
-
-        def on_line(line: str) -> None:
-            log.write(line + "\n")
-            build_line(report, setup.name, line)
-            tracker.feed(line)
-            m = _header(line)
-            if m is not None:
-                found = _lookup(m, stage_of, commands)
-                if found is not None:
-                    field, i, c = found
-                    first = c.text.strip().splitlines()[0] if c.text.strip() else ""
-                    total = len(b.build_commands) if field == "build.buildCommands" else len(b.prepare_commands)
-                    report(f"[{setup.name}] {field} {i + 1}/{total} {first[:120]}")
-
-        try:
-            engine.build_export(
-                work / "context",
-                dockerfile=work / "context" / "Dockerfile",
-                dest=out_dir,
-                target="artifact",
-                on_line=on_line,
-                secrets=[f"id=cri-build-env,src={secret}"],
-                builder=settings.builder,
-            )
-        except engine.BuildError as exc:
-            raise _classify(setup, tracker, exc, log_path, stage_of, commands, steps) from None
-        finally:
-            secret.unlink(missing_ok=True)
-            shutil.rmtree(work / "context", ignore_errors=True)
-    dest = work / "artifact"
+    # A failed write (a full disk) removes what this build half made: the staged source, the
+    # exported tree, the artifact; the lock keeps every other process out of ``work`` meanwhile.
+    partial = [context_dir, out_dir, work / "artifact", work / SECRET_FILE]
     try:
-        count = artifact.assemble(out_dir, dest, b.deploy_files, ignore=artifact.ignore_spec(project.root, ".deployignore"))
-    except ConfigError as exc:
-        failure = CommandFailure(setup.name, "build.deployFiles", None, ", ".join(r.value for r in b.deploy_files), None, None, [str(exc)], str(log_path))
-        raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
-    seconds = time.monotonic() - start
-    store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})
+        shutil.rmtree(work, ignore_errors=True)
+        with writing("the build work folder", work, partial=partial):
+            private_dir(work)
+            source = context_dir / "source"
+            report(f"[{setup.name}] build: copying the project to /build/source")
+            env_file = settings.env_file_path(project.root)
+            with writing("the staged project source (/build/source)", source, partial=partial):
+                artifact.stage_source(project.root, source, cache_dir=cache_dir, private=[env_file] if env_file else [])
+            if gleam_file is not None:
+                shutil.copy2(gleam_file, context_dir / "gleam.tar.gz")
+            (context_dir / "Dockerfile").write_text(text)
+            log_path = new_log(cache_dir, setup.name, "build")
+        steps = step_lines(text)
+        tracker = Tracker()
+        stage_of = _stage_of_steps(text)
+        commands = {**{("toolchain", f"RUN {exec_form(c.text)}"): ("build.prepareCommands", i, c) for i, c in enumerate(b.prepare_commands)},
+                    **{("build", f"RUN --mount=type=secret,id=cri-build-env,mode=0444 {with_build_env(c.text)}"): ("build.buildCommands", i, c) for i, c in enumerate(b.build_commands)}}
+        start = time.monotonic()
+        report(f"[{setup.name}] build: {len(b.build_commands)} build command(s) on {b.os}")
+        with LogFile(log_path) as log, build_secret(work, env_text) as secret:
+            log.write(text + "\n# ---- docker buildx build ----\n")
+
+            def on_line(line: str) -> None:
+                log.write(line + "\n")
+                build_line(report, setup.name, line)
+                tracker.feed(line)
+                m = _header(line)
+                if m is not None:
+                    found = _lookup(m, stage_of, commands)
+                    if found is not None:
+                        field, i, c = found
+                        first = c.text.strip().splitlines()[0] if c.text.strip() else ""
+                        total = len(b.build_commands) if field == "build.buildCommands" else len(b.prepare_commands)
+                        report(f"[{setup.name}] {field} {i + 1}/{total} {first[:120]}")
+
+            try:
+                engine.build_export(
+                    context_dir,
+                    dockerfile=context_dir / "Dockerfile",
+                    dest=out_dir,
+                    target="artifact",
+                    on_line=on_line,
+                    secrets=[f"id=cri-build-env,src={secret}"],
+                    builder=settings.builder,
+                )
+            except engine.BuildError as exc:
+                raise _classify(setup, tracker, exc, log_path, stage_of, commands, steps) from None
+            finally:
+                shutil.rmtree(context_dir, ignore_errors=True)
+        dest = work / "artifact"
+        try:
+            with writing("the artifact (deployFiles)", dest, partial=partial):
+                count = artifact.assemble(out_dir, dest, b.deploy_files, ignore=artifact.ignore_spec(project.root, ".deployignore"))
+        except ConfigError as exc:
+            failure = CommandFailure(setup.name, "build.deployFiles", None, ", ".join(r.value for r in b.deploy_files), None, None, [str(exc)], str(log_path))
+            raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
+        seconds = time.monotonic() - start
+        store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})
+    except BaseException:
+        for path in partial:
+            remove(path)
+        raise
     report(f"[{setup.name}] build: artifact of {count} file(s) in {seconds:.1f} s")
     return BuildResult(setup.name, dest, out_dir, count, seconds, str(log_path))
 
@@ -193,6 +211,72 @@ def build_env(project: Project, setup: Setup, settings: Settings) -> dict[str, s
         location=b.location,
         locations={name: loc for name in b.env_variables if (loc := b.where(f"envVariables.{name}"))},
     )
+
+
+#: the build secrets' file when they cannot stay in memory (see :func:`build_secret`)
+SECRET_FILE = "build-env"
+#: what a killed build or deploy may leave in its work folder (the artifact is the build's output)
+LEFTOVERS = ("context", "out", "app-context", SECRET_FILE)
+
+
+def _lock_key(setup: str) -> str:
+    return f"build-{setup}"
+
+
+@contextmanager
+def work_folder(cache_dir: Path, setup: str, settings: Settings, report: Reporter) -> Iterator[Path]:
+    """Hold ``<cache>/build/<setup>`` (a build, or a deploy from its build to its app image) so
+    that two processes never share it; the one that waits says so. What killed processes left
+    in any build folder is removed first."""
+    work = cache_dir / "build" / component(setup, "setup name")
+    waiting = f"[{setup}] waiting for another cri-tasks process (a build or deploy of {setup}) that uses {work}"
+    with locked(cache_dir, _lock_key(setup), timeout=settings.lock_timeout, on_wait=lambda: report(waiting),
+                what=f"another build or deploy of {setup} uses {work}"):
+        remove_leftovers(cache_dir)
+        yield work
+
+
+def remove_leftovers(cache_dir: Path) -> list[Path]:
+    """Remove what builds and deploys killed mid-way left (work folders nobody holds, staged
+    runtime contexts, a build secrets file); work that a live process holds is not touched."""
+    removed = runtime_build.remove_leftovers(cache_dir)
+    try:
+        folders = [e for e in os.scandir(cache_dir / "build") if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for entry in folders:
+        removed += sweep(cache_dir, _lock_key(entry.name), [Path(entry.path) / leftover for leftover in LEFTOVERS])
+    return removed
+
+
+@contextmanager
+def build_secret(work: Path, text: str) -> Iterator[str]:
+    """Where buildx reads the build secrets (``--secret src=``) while the build runs.
+
+    On Linux an anonymous in-memory file (memfd) that buildx reads through ``/proc/<pid>/fd``:
+    the secrets never reach a disk and vanish with this process, even when it is killed.
+    Elsewhere a file created 0600 with O_EXCL in the owner-only work folder, removed in a
+    ``finally`` as soon as the build returns (a killed build's file is removed by
+    :func:`remove_leftovers` at the next build or deploy)."""
+    data = text.encode()
+    if hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd"):
+        fd = os.memfd_create("cri-build-env", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data)
+            yield f"/proc/{os.getpid()}/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    path = work / SECRET_FILE
+    remove(path)
+    try:
+        with writing("the build secrets file", work, partial=[path]):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        yield str(path)
+    finally:
+        remove(path)
 
 
 def _project_env(settings: Settings, project: Project) -> dict[str, str]:

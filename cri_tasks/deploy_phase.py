@@ -35,7 +35,7 @@ from .engine import LABEL
 from .runtime_plan import _now, app_tag, project_id, repository_for
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder, component, path_problem
+from .paths import cache_folder, component, path_problem, private_dir, remove, writing
 
 DEPLOY_FAILED = "DEPLOY_FAILED"
 
@@ -328,23 +328,27 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
     check_env_replace_targets(s)
     cache_dir = settings.cache_path(project.root)
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+        _remove_env_leftovers(cache_dir, s.name)
         # Fail on bad variables before anything is built or started.
         probe_version = Version(0, "", "sha256:000000000000", "")
         run_env(project, s, settings, probe_version)
-        with Store(cache_dir) as store:
-            built = build_phase.build(project, s, settings, report=report, store=store)
-        try:
-            prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
-        finally:
-            shutil.rmtree(built.tree, ignore_errors=True)
-        assert prepared.image is not None
-        target = _target(project, settings, report)
-        with Store(cache_dir) as store:
-            rec = reconcile(project, settings, s, store, target, report)
-            number = int(rec["next"])
-            rec["next"] = number + 1
-            store.set(f"deploy/{s.name}", rec)
-        image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
+        # The build folder is this deploy's from the build until the app image holds the
+        # artifact: an `invoke build` of the same setup waits (and says so) meanwhile.
+        with build_phase.work_folder(cache_dir, s.name, settings, report):
+            with Store(cache_dir) as store:
+                built = build_phase.build(project, s, settings, report=report, store=store)
+            try:
+                prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
+            finally:
+                shutil.rmtree(built.tree, ignore_errors=True)
+            assert prepared.image is not None
+            target = _target(project, settings, report)
+            with Store(cache_dir) as store:
+                rec = reconcile(project, settings, s, store, target, report)
+                number = int(rec["next"])
+                rec["next"] = number + 1
+                store.set(f"deploy/{s.name}", rec)
+            image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
         version = Version(number, image, image_id, prepared.image, _now())
         env = run_env(project, s, settings, version)
         with Store(cache_dir) as store:
@@ -394,6 +398,17 @@ def check(project: Project, settings: Settings, *, setup: str | None = None, rep
     return out
 
 
+def _remove_env_leftovers(cache_dir: Path, setup: str) -> None:
+    """The env files (secrets) of this setup that a killed deploy left: the caller holds the
+    setup's deploy lock, the only one under which targets write them."""
+    import glob
+
+    from .targets import env_file_prefix
+
+    for path in (cache_dir / "tmp").glob(glob.escape(env_file_prefix(setup)) + "*"):
+        remove(path)
+
+
 def _trim(rec: dict[str, Any], keep: int) -> list[str]:
     versions = sorted(rec["versions"], key=lambda v: v["version"])
     dropped = versions[:-keep] if len(versions) > keep else []
@@ -417,22 +432,24 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
     name = component(s.name, "setup name")
     work = cache_folder(settings.cache_path(project.root), "build") / name / "app-context"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    artifact.rename(work / "app")
-    (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
-    pid = project_id(project)
-    tag = app_tag(settings, pid, s.name, number)
-    log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
-    with LogFile(log_path) as log:
-        try:
+    with writing("the app image context", work, partial=[work, artifact]):
+        private_dir(work.parent)
+        work.mkdir()
+        artifact.rename(work / "app")
+        (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
+        pid = project_id(project)
+        tag = app_tag(settings, pid, s.name, number)
+        log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
+    try:
+        with LogFile(log_path) as log:
             image_id = engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
                                     labels={f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app",
                                             f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime},
                                     on_line=lambda line: log.write(line + "\n"), builder=settings.builder)
-        except engine.BuildError as exc:
-            raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(exc.log[-15:]) + f"\n  full log: {log_path}", status=DEPLOY_FAILED) from None
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    except engine.BuildError as exc:
+        raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(exc.log[-15:]) + f"\n  full log: {log_path}", status=DEPLOY_FAILED) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     report(f"[{s.name}] app image {tag}")
     return tag, image_id
 
@@ -444,6 +461,7 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
     start = time.monotonic()
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
         target = _target(project, settings, report)
+        _remove_env_leftovers(cache_dir, s.name)
         with Store(cache_dir) as store:
             rec = reconcile(project, settings, s, store, target, report)
         kept = sorted((v for v in rec["versions"]), key=lambda v: v["version"])

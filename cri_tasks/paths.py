@@ -6,13 +6,18 @@
   created with a ``.gitignore`` of its own.
 - :func:`component`: the one door through which a name (setup, version, fingerprint, phase, lock
   key) enters a path: one safe path component, or a CriError.
+- :func:`writing`: the one place a failed write into the cache folder (a full disk) becomes a
+  clear error, after the partial work is removed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Sequence
 
 from .errors import ConfigError, CriError
 
@@ -141,6 +146,36 @@ def _write_gitignore(folder: Path) -> None:
         return
     with os.fdopen(fd, "w") as f:
         f.write(CACHE_GITIGNORE)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder tree if it is there; never fails (cleanup after a failure)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def write_failed(what: str, folder: Path, exc: OSError) -> CriError:
+    """The error for a write into ``folder`` that failed: what was written, where, and why."""
+    why = exc.strerror or str(exc)
+    return CriError(f"cannot write {what} in {folder}: {why}")
+
+
+@contextmanager
+def writing(what: str, folder: Path, *, partial: Sequence[Path] = ()) -> Iterator[None]:
+    """Run writes into ``folder``; a failed one (a full disk, a read-only file system) removes
+    ``partial`` (the work it leaves half done) and becomes a CriError naming ``what`` and the
+    folder, never a traceback. Records written earlier are not touched."""
+    try:
+        yield
+    except OSError as exc:
+        for path in partial:
+            remove(path)
+        raise write_failed(what, folder, exc) from None
 
 
 def locate(path: str | Path | None, cwd: Path | None) -> tuple[Path, str]:

@@ -5,6 +5,7 @@ under the setup's per-fingerprint lock, classify a failure, then (and only then)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -17,10 +18,10 @@ from .engine import LABEL
 from .buildlog import Tracker, step_lines
 from .dockerfile import exec_form
 from .errors import CommandFailure, CriError, EngineError, StepFailed
-from .locks import locked
+from .locks import locked, sweep
 from .logfiles import LogFile, new_log
 from .model import Command, Project
-from .paths import cache_folder, component
+from .paths import cache_folder, component, private_dir, writing
 from .results import FAILED, PrepareResult, Reporter, build_line
 from .runtime_plan import Plan, _now, _setup_record, image_key, tag_for
 from .runtimes import OPERATING_SYSTEMS
@@ -65,7 +66,7 @@ def _build_one(
     cache_dir = settings.cache_path(project.root)
     tag = tag_for(settings, p.project_id, p.name, p.fingerprint)
     waiting = f"[{p.name}] waiting for another cri-tasks process that builds the same image"
-    with locked(cache_dir, f"{p.name}-{p.fingerprint}", timeout=settings.lock_timeout,
+    with locked(cache_dir, _lock_key(p.name, p.fingerprint), timeout=settings.lock_timeout,
                 on_wait=lambda: report(waiting), what="another process builds the same image"):
         with Store(cache_dir) as store:
             rec = store.get(image_key(p.name, p.fingerprint))
@@ -132,15 +133,45 @@ def _command_steps(dockerfile: str, commands: Sequence[Command]) -> dict[int, in
     return {k + 1: wanted[line] for k, line in enumerate(lines) if line in wanted}
 
 
+def _lock_key(setup: str, fingerprint: str) -> str:
+    """The lock a build of this image holds (its staged context is named after it)."""
+    return f"{setup}-{fingerprint}"
+
+
+# <setup>-<fingerprint>-<pid>: the context of one process's build, guarded by that build's lock
+_CONTEXT_NAME = re.compile(r"^(?P<key>.+-[0-9a-f]{64})-\d+$")
+
+
+def remove_leftovers(cache_dir: Path) -> list[Path]:
+    """Remove the staged contexts of builds that were killed (no process holds their lock);
+    a context a live build uses is left alone."""
+    try:
+        entries = list(os.scandir(cache_dir / "context"))
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for entry in entries:
+        m = _CONTEXT_NAME.match(entry.name)
+        if m is not None:
+            removed += sweep(cache_dir, m.group("key"), [Path(entry.path)])
+    return removed
+
+
 class _staged:
-    """Stage the build context (Dockerfile, addToRunPrepare files, Gleam archive); remove it after."""
+    """Stage the build context (Dockerfile, addToRunPrepare files, Gleam archive); remove it after.
+    Built under the image's lock; a write that fails (a full disk) removes what was staged."""
 
     def __init__(self, b: _Build, cache_dir: Path, commands: Sequence[Command]) -> None:
         self.b, self.commands = b, commands
-        name = component(f"{b.plan.name}-{b.plan.fingerprint[:16]}-{os.getpid()}", "build context folder")
-        self.dir = cache_folder(cache_dir, "context") / name
+        with writing("the runtime build context", cache_dir / "context"):
+            folder = cache_folder(cache_dir, "context")
+        self.dir = folder / component(f"{_lock_key(b.plan.name, b.plan.fingerprint)}-{os.getpid()}", "build context folder")
 
     def __enter__(self) -> Path:
+        with writing("the runtime build context (addToRunPrepare files, Dockerfile)", self.dir, partial=[self.dir]):
+            return self._stage()
+
+    def _stage(self) -> Path:
         b, root = self.b, self.b.plan.files_root
         shutil.rmtree(self.dir, ignore_errors=True)
         files = self.dir / "files"

@@ -23,7 +23,7 @@ from .errors import CriError
 from .model import Project
 from .paths import component
 from .results import FAILED, PrepareResult, Reporter, stderr_reporter
-from .runtime_build import _build_guarded, interrupted
+from .runtime_build import _build_guarded, interrupted, remove_leftovers
 from .runtime_plan import Plan, _setup_record, diff_inputs, image_key, plan, tag_for
 from .settings import Settings
 from .store import Store
@@ -81,6 +81,7 @@ def prepare(
                 todo.append(p)
     errors: list[CriError] = []
     if todo:
+        remove_leftovers(cache_dir)  # contexts that killed builds left behind, before making more
         args: dict[str, Any] = dict(settings=settings, project=project, force=force, no_cache=no_cache, debug=debug,
                                     report=report)
         if len(todo) == 1 or settings.parallel == 1 or debug:

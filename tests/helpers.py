@@ -5,13 +5,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -179,3 +181,72 @@ def rollback_under_load(app: Path, url: str) -> None:
     assert json.loads(rolled.stdout)["setups"][0]["version"] == 1
     assert client.failures == []
     assert get(url).startswith("Hello from the BEAM, version 1")
+
+
+@contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs at ``mount`` (a folder this test made), unmounted afterwards whatever
+    happens; skips the test where this process may not mount one."""
+    import pytest
+
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` to the last byte with a file there; returns it."""
+    path = folder / "filler"
+    with open(path, "ab", buffering=0) as f:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
+    return path
+
+
+def records(cache: Path) -> dict[str, Any]:
+    """Every record in a cache folder's database, read without writing anything."""
+    db = sqlite3.connect(f"file:{cache / 'records' / 'cache.db'}?mode=ro&immutable=1", uri=True)
+    try:
+        return dict(db.execute("SELECT key, value FROM Cache ORDER BY key").fetchall())
+    finally:
+        db.close()
+
+
+def start_invoke(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_log(project: Path, cache: Path, text: str, timeout: float = 120, *, since: frozenset[Path] | set[Path] = frozenset(),
+                 phase: str = "prepare") -> None:
+    """Wait until a ``phase`` log (not one of ``since``: earlier attempts) shows ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for log in (cache / "logs").rglob(f"{phase}-*.log"):
+            if log not in since and text in log.read_text(errors="replace"):
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared in a {phase} log")
+
+
+def buildx_processes(marker: str) -> list[int]:
+    """Processes on this machine whose command line mentions ``marker`` (our image tag)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and "buildx" in cmdline:
+                found.append(int(entry))
+    return found

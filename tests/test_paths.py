@@ -95,6 +95,9 @@ NOT_NAMES = {
     # zerops.yml paths (the loader's path_problem rule), looked up in the project
     ("preflight.py", "r.value.strip()"),
     ("preflight.py", "dp.source"),
+    # the fixed names of a build folder's leftovers (build_phase.LEFTOVERS), swept in folders
+    # found on disk
+    ("build_phase.py", "leftover"),
     # numbers
     ("targets/swarm.py", "self.parallelism"),
     ("targets/swarm.py", "max(interval, 0.001)"),

@@ -4,13 +4,10 @@ many processes at once, and secrets that must never be written anywhere."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers import invoke, make_project, only, prepare_json
+from helpers import buildx_processes, invoke, make_project, only, prepare_json, start_invoke, tmpfs, wait_for_log
 
 pytestmark = pytest.mark.engine
 
@@ -32,36 +29,6 @@ zerops:
         - echo {marker}
         - echo "step-$(id -un)" && sleep {seconds}
 """
-
-
-def start_invoke(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_log(project: Path, cache: Path, text: str, timeout: float = 120, *, since: frozenset[Path] | set[Path] = frozenset()) -> None:
-    """Wait until a prepare log (not one of ``since``: earlier attempts) shows ``text``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for log in (cache / "logs").rglob("prepare-*.log"):
-            if log not in since and text in log.read_text(errors="replace"):
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"{text!r} never appeared in a prepare log")
-
-
-def buildx_processes(marker: str) -> list[int]:
-    """Processes on this machine whose command line mentions ``marker`` (our image tag)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and "buildx" in cmdline:
-                found.append(int(entry))
-    return found
 
 
 @pytest.fixture
@@ -185,13 +152,8 @@ def test_an_unreachable_engine_is_named_without_a_traceback(slow_project: Path, 
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with tmpfs(tmp_path / "tiny", "400k") as mount:
+        yield mount
 
 
 def test_a_full_disk_while_writing_the_log_is_a_clear_error_and_nothing_is_recorded(tmp_path: Path, engine_settings: dict[str, Any], tiny_disk: Path) -> None:
@@ -204,7 +166,9 @@ def test_a_full_disk_while_writing_the_log_is_a_clear_error_and_nothing_is_recor
     assert "cannot write the log" in proc.stderr and "No space left on device" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert buildx_processes(str(engine_settings["repository"])) == []
-    shutil.rmtree(tiny_disk / "cache" / "logs", ignore_errors=True)
+    # the incomplete log and the staged context were removed: nobody has to clear the disk by hand
+    assert list((tiny_disk / "cache" / "logs").rglob("*.log")) == []
+    assert list((tiny_disk / "cache" / "context").iterdir()) == []
     explained = only(prepare_json(proj, "--explain"))
     assert explained["status"] == "would build"
 

@@ -40,6 +40,13 @@ class Target(Protocol):
     def stop(self, setup: Setup) -> list[str]: ...
 
 
+def env_file_prefix(setup: str) -> str:
+    """How the 0600 env files a target hands to docker (in ``<cache>/tmp``) are named. A target
+    writes them only under the setup's deploy lock, so one found while holding that lock was
+    left by a killed process (:func:`cri_tasks.deploy_phase.deploy` removes it)."""
+    return f"env-{setup}."
+
+
 def get(name: str) -> Any:
     from ..errors import ConfigError
 

@@ -29,7 +29,8 @@ from ..results import Reporter
 from ..engine import LABEL
 from ..runtime_plan import project_id
 from ..settings import Settings
-from ..paths import cache_folder, component
+from ..paths import cache_folder, component, writing
+from . import env_file_prefix
 
 
 
@@ -112,9 +113,9 @@ class LocalTarget:
         env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
         for k in range(1, n + 1):
             name = f"cri-{self.pid}-{setup.name.lower()}-v{version.number}-{k}-{activation}"
-            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix="env-")
+            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                with writing("the containers' env file", env_dir), os.fdopen(fd, "w", encoding="utf-8") as f:
                     for key, value in env.items():
                         # docker's env files are one line per variable: a value with a newline
                         # cannot travel this way.
@@ -223,8 +224,10 @@ class LocalTarget:
         tag = f"{self.settings.repository}-proxy/{self.pid}/{os_name}:{fingerprint.digest([templates_digest(), base, base_id])[:12]}"
         if engine.image_ids([tag]).get(tag) is None:
             self.report(f"[{setup.name}] building the front proxy image {tag}")
-            work = cache_folder(self.settings.cache_path(self.project.root), "proxy-build")
-            (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
+            work = self.settings.cache_path(self.project.root) / "proxy-build"
+            with writing("the proxy image's Dockerfile", work, partial=[work / "Dockerfile"]):
+                cache_folder(self.settings.cache_path(self.project.root), "proxy-build")
+                (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
             try:
                 engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.project": self.pid, f"{LABEL}.role": "proxy"},
                              on_line=lambda _l: None, builder=self.settings.builder)
@@ -283,9 +286,11 @@ class LocalTarget:
                 "servers": entries,
             },
         )
-        work = cache_folder(self.settings.cache_path(self.project.root), "tmp")
+        work = self.settings.cache_path(self.project.root) / "tmp"
         path = work / component(f"haproxy-{setup.name}.cfg", "proxy configuration file")
-        path.write_text(text)
+        with writing("the proxy configuration", work, partial=[path]):
+            cache_folder(self.settings.cache_path(self.project.root), "tmp")
+            path.write_text(text)
         engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")
 
     def _switch(self, setup: Setup, proxy: _Proxy, ports: list[Port], servers: list[str], version: Version) -> None:

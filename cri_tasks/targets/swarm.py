@@ -49,7 +49,8 @@ from ..results import Reporter
 from ..runtime_plan import project_id
 from ..settings import Settings
 from ..store import Store
-from ..paths import cache_folder, component
+from ..paths import cache_folder, component, writing
+from . import env_file_prefix
 from ..engine import LABEL
 from .local import LocalTarget
 
@@ -222,12 +223,13 @@ class SwarmTarget:
             self.report(f"[{setup.name}] docker stack deploy {self.stack}: {service} version {version.number}, "
                         f"{replicas} replica(s), {order}, ports: {mode}")
             env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
-            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix="env-")  # 0600, in an owner-only folder
+            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))  # 0600, in an owner-only folder
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.writelines(f"{key}={value}\n" for key, value in env.items())
-                compose_path.write_text(self._compose(setup, version, image, Path(env_path), activation, mode, app_ports,
-                                                      replicas, order, health, proxy))
+                with writing("the stack's env and compose files", env_dir, partial=[compose_path]):
+                    with os.fdopen(fd, "w", encoding="utf-8") as f:
+                        f.writelines(f"{key}={value}\n" for key, value in env.items())
+                    compose_path.write_text(self._compose(setup, version, image, Path(env_path), activation, mode, app_ports,
+                                                          replicas, order, health, proxy))
                 engine.stack_deploy(self.stack, compose_path, on_line=lambda line: self.report(f"[{setup.name}] {line}"))
             finally:
                 os.unlink(env_path)  # the values live in the service spec only from here on
@@ -533,7 +535,8 @@ class SwarmTarget:
         config_name = f"{name}-{digest}"
         work = cache_folder(self.settings.cache_path(self.project.root), "swarm")
         config_file = work / component(f"{self._short(setup)}-haproxy.cfg", "proxy configuration file")
-        config_file.write_text(text)
+        with writing("the proxy configuration", work, partial=[config_file]):
+            config_file.write_text(text)
         spec = existing.get("Spec") if existing else None
         current_image = (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image")
         current_configs = [c.get("ConfigName") for c in (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Configs") or []]
