@@ -235,7 +235,7 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
 
 def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, str]:
     pid = project_id(project)
-    return {
+    plain = {
         "hostname": setup.name,
         "serviceName": setup.name,
         "projectId": pid,
@@ -243,9 +243,14 @@ def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, 
         "appVersionId": f"{setup.name}-v{version.number}-{version.image_id.split(':')[-1][:12]}",
         "appVersionNumber": str(version.number),
     }
+    # Zerops also documents them as ZEROPS_<name> (`zsc execOnce ${ZEROPS_appVersionId}`).
+    return {**plain, **{f"ZEROPS_{k}": v for k, v in plain.items()}}
 
 
-def run_env(project: Project, setup: Setup, settings: Settings, version: Version) -> dict[str, str]:
+def run_env(project: Project, setup: Setup, settings: Settings, version: Version,
+            warnings: list[Problem] | None = None) -> dict[str, str]:
+    """The container's variables; a ``${name}`` that names nothing stays as written and is
+    added to ``warnings``. ``${BUILD_name}`` reads the build's ``envVariables``."""
     path = settings.env_file_path(project.root)
     project_vars = envvars.read_env_file(path) if path is not None else {}
     own = envvars.resolve(
@@ -255,8 +260,20 @@ def run_env(project: Project, setup: Setup, settings: Settings, version: Version
         where=f"zerops[{setup.index}].run.envVariables",
         location=setup.run.location,
         locations={name: loc for name in setup.run.env_variables if (loc := setup.run.where(f"envVariables.{name}"))},
+        other=dict(setup.build.env_variables) if setup.build is not None else None,
+        other_prefix="BUILD_",
+        warnings=warnings,
     )
     return own
+
+
+def env_warnings(project: Project, setup: Setup, settings: Settings) -> list[Problem]:
+    """The ``${name}`` references of the setup's build and run variables that name nothing
+    (kept as written), checked once before a build; a cycle raises ConfigError."""
+    warnings: list[Problem] = []
+    build_phase.build_env(project, setup, settings, warnings=warnings)
+    run_env(project, setup, settings, Version(0, "", "sha256:000000000000", ""), warnings)
+    return warnings
 
 
 def deploy(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter) -> list[DeployResult]:
@@ -328,9 +345,9 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
     check_env_replace_targets(s)
     cache_dir = settings.cache_path(project.root)
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
-        # Fail on bad variables before anything is built or started.
-        probe_version = Version(0, "", "sha256:000000000000", "")
-        run_env(project, s, settings, probe_version)
+        # Fail on bad variables before anything is built or started; say which stay literal.
+        for warning in env_warnings(project, s, settings):
+            report(str(warning))
         with Store(cache_dir) as store:
             built = build_phase.build(project, s, settings, report=report, store=store)
         try:

@@ -1,0 +1,72 @@
+"""Deploy and run-time behaviour on the real engine for real projects' zerops.yml files: no
+readiness gate without a readinessCheck, references that name nothing kept as written, rollback
+to a version's own run configuration, zsc, health checks, crontab (issue 15)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from helpers import TASKS_PY, deploy, get, invoke, stop_and_clean
+
+pytestmark = pytest.mark.engine
+
+CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "zerops-yml"
+GLEAM_RECIPE = CORPUS / "zerops-recipe-apps__gleam-hello-world-app__zerops.yaml.yml"
+
+
+def sh(container: str, script: str, user: str = "zerops") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "exec", "-u", user, container, "sh", "-c", script], capture_output=True, text=True)
+
+
+def env_of(container: str) -> dict[str, str]:
+    out = subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", container],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(item.split("=", 1) for item in json.loads(out))
+
+
+@pytest.fixture
+def recipe(tmp_path: Path, engine_settings: dict[str, Any]) -> Iterator[Path]:
+    """The official Gleam recipe's project, its zerops.yaml unmodified (the Gleam compiler is
+    the stand-in archive of the test settings)."""
+    if not GLEAM_RECIPE.exists():
+        pytest.skip("the zerops.yml corpus is not next to the repository")
+    proj = tmp_path / "gleamrecipe"
+    (proj / "src").mkdir(parents=True)
+    shutil.copyfile(GLEAM_RECIPE, proj / "zerops.yaml")
+    (proj / "src" / "app.gleam").write_text("pub fn main() { Nil }\n")
+    (proj / "gleam.toml").write_text('name = "app"\nversion = "1.0.0"\n')
+    (proj / "manifest.toml").write_text("packages = []\n")
+    (proj / "migrate.sh").write_text("echo migrated\n")
+    (proj / "tasks.py").write_text(TASKS_PY)
+    (proj / "invoke.yaml").write_text(yaml.safe_dump({"cri": dict(engine_settings)}))
+    yield proj
+    stop_and_clean(proj)
+
+
+def test_the_gleam_recipes_dev_setup_deploys_without_a_readiness_gate(recipe: Path) -> None:
+    started = time.monotonic()
+    proc, doc = deploy(recipe, "--setup", "dev")
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = doc["setups"]
+    assert entry["status"] == "active" and entry["version"] == 1
+    # no readinessCheck: the idle container (zsc noop, nothing on port 3000) got traffic at once
+    assert "readiness check did not pass" not in proc.stderr
+    assert "front proxy now sends traffic to version 1" in proc.stderr
+    # ${db_hostname} and the other services' variables name nothing here: kept, with a warning
+    assert "zerops[1].run.envVariables.DB_HOST: ${db_hostname} names no variable: it stays as written" in proc.stderr
+    (container,) = entry["containers"]
+    env = env_of(container)
+    assert env["DB_HOST"] == "${db_hostname}" and env["DB_NAME"] == "db" and env["HOME"] == "/home/zerops"
+    assert env["ZEROPS_appVersionId"] == env["appVersionId"]
+    # the execOnce init command ran (gleam deps download && gleam run -m migrate)
+    assert sh(container, "ls /var/www").stdout.split() == ["gleam.toml", "manifest.toml", "migrate.sh", "src", "zerops.yaml"]
+    print(f"deploy of the recipe's dev setup: {seconds:.1f} s")
