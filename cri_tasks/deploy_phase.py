@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import build_phase, engine, envvars, runtime_image
+from . import build_phase, deployed, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
 from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
@@ -48,12 +48,16 @@ class Version:
     runtime_image: str
     time: str = ""
     adopted: bool = False  # found on the engine by its labels, not recorded by its deploy
+    # the run configuration it was deployed with (deployed.record: zerops.yml values, no secrets)
+    run: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": self.number, "image": self.image, "image_id": self.image_id,
                                "runtime_image": self.runtime_image, "time": self.time}
         if self.adopted:
             out["adopted"] = True
+        if self.run is not None:
+            out["run"] = self.run
         return out
 
 
@@ -132,7 +136,7 @@ def _record(store: Store, setup: str) -> dict[str, Any]:
 
 def _version(entry: dict[str, Any]) -> Version:
     return Version(entry["version"], entry["image"], entry["image_id"], entry["runtime_image"], entry.get("time", ""),
-                   bool(entry.get("adopted")))
+                   bool(entry.get("adopted")), entry.get("run"))
 
 
 def checked_image(setup: str, version: Version) -> str:
@@ -362,7 +366,7 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
             rec["next"] = number + 1
             store.set(f"deploy/{s.name}", rec)
         image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
-        version = Version(number, image, image_id, prepared.image, _now())
+        version = Version(number, image, image_id, prepared.image, _now(), run=deployed.record(s))
         env = run_env(project, s, settings, version)
         with Store(cache_dir) as store:
             rec = _record(store, s.name)
@@ -478,6 +482,11 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
         chosen = _version(target_entry)
         checked_image(s.name, chosen)
         previous = next((_version(v) for v in kept if v["version"] == rec["active"]), None)
+        # The version comes back as it was deployed: its own run configuration and variables
+        # (project env-file values read again now); one recorded without it gets today's.
+        if chosen.run is None:
+            report(f"[{s.name}] version {chosen.number} has no recorded run configuration: using the current zerops.yml's")
+        s = deployed.as_deployed(s, chosen.run)
         env = run_env(project, s, settings, chosen)
         report(f"[{s.name}] rolling back to version {chosen.number}")
         activation = target.activate(s, chosen, env, previous=previous)

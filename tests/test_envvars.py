@@ -57,3 +57,21 @@ def test_zerops_prefixed_builtins_exist_for_every_builtin(tmp_path: Path) -> Non
     assert b["ZEROPS_hostname"] == "app"
     env = resolve({"KEY": "${ZEROPS_appVersionId}"}, project={}, builtins=b)
     assert env["KEY"] == "app-v3-abababababab"
+
+
+def test_a_versions_recorded_run_configuration_round_trips_through_json(tmp_path: Path) -> None:
+    import json
+
+    from cri_tasks.deployed import as_deployed, record
+    from cri_tasks.loader import load_project
+
+    (tmp_path / "zerops.yml").write_text(
+        "zerops:\n  - setup: app\n    build: {deployFiles: ./, envVariables: {B: b}}\n"
+        "    deploy: {readinessCheck: {exec: {command: 'true'}, retryPeriod: 2}}\n"
+        "    run:\n      start: ./app\n      ports: [{port: 8000, httpSupport: true}]\n"
+        "      envVariables: {A: '${B}'}\n      healthCheck: {httpGet: {port: 8000, path: /}, execPeriod: 3}\n"
+        "      crontab: [{timing: '*/5 * * * *', command: date, allContainers: false}]\n")
+    (s,) = load_project(tmp_path / "zerops.yml").setups
+    saved = json.loads(json.dumps(record(s)))
+    assert as_deployed(s, saved) == s
+    assert as_deployed(s, None) is s and as_deployed(s, {"format": 999}) is s

@@ -70,3 +70,40 @@ def test_the_gleam_recipes_dev_setup_deploys_without_a_readiness_gate(recipe: Pa
     # the execOnce init command ran (gleam deps download && gleam run -m migrate)
     assert sh(container, "ls /var/www").stdout.split() == ["gleam.toml", "manifest.toml", "migrate.sh", "src", "zerops.yaml"]
     print(f"deploy of the recipe's dev setup: {seconds:.1f} s")
+
+
+def _files_holding(folder: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_rollback_brings_back_the_run_configuration_the_version_was_deployed_with(app: Path) -> None:
+    from helpers import edit
+
+    secret = "s3cr3t-" + app.parent.name[-6:]
+    (app / "project.env").write_text(f"API_TOKEN={secret}\n")
+    edit(app / "zerops.yml", "GREETING: hello", "GREETING: hello ${API_TOKEN}")
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    url = doc["setups"][0]["urls"][0]
+    assert get(url, "/env") == f"hello {secret}\n"
+    # version 2: another value, another start command
+    edit(app / "zerops.yml", "GREETING: hello ${API_TOKEN}", "GREETING: two")
+    edit(app / "zerops.yml", "start: ./entrypoint.sh run", "start: touch /tmp/started-v2 && ./entrypoint.sh run")
+    edit(app / "src" / "hello.erl", "version 1", "version 2")
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    assert get(url, "/env") == "two\n"
+    assert sh(doc["setups"][0]["containers"][0], "test -f /tmp/started-v2").returncode == 0
+    # the project env file changes between the deploy and the rollback: read again at activation
+    (app / "project.env").write_text("API_TOKEN=rotated\n")
+    rolled = invoke(app, "rollback", "--setup", "app", "--json")
+    assert rolled.returncode == 0, rolled.stderr
+    (back,) = json.loads(rolled.stdout)["setups"]
+    assert back["version"] == 1
+    assert get(url, "/env") == "hello rotated\n"  # version 1's envVariables, not today's "two"
+    assert get(url).startswith("Hello from the BEAM, version 1")
+    assert sh(back["containers"][0], "test -f /tmp/started-v2").returncode == 1  # version 1's start
+    # the records keep zerops.yml's values, never a project env-file value
+    cache = Path(yaml.safe_load((app / "invoke.yaml").read_text())["cri"]["cache_dir"])
+    assert _files_holding(cache, secret.encode()) == [] and _files_holding(cache, b"rotated") == []
+    assert _files_holding(cache, b"hello ${API_TOKEN}") != []
