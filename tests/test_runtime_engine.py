@@ -107,3 +107,34 @@ def test_rollback_brings_back_the_run_configuration_the_version_was_deployed_wit
     cache = Path(yaml.safe_load((app / "invoke.yaml").read_text())["cri"]["cache_dir"])
     assert _files_holding(cache, secret.encode()) == [] and _files_holding(cache, b"rotated") == []
     assert _files_holding(cache, b"hello ${API_TOKEN}") != []
+
+
+def test_exec_once_runs_a_fixed_key_once_ever_and_a_version_key_once_per_version(app: Path) -> None:
+    from helpers import edit
+
+    settings = yaml.safe_load((app / "invoke.yaml").read_text())
+    settings["cri"]["replicas"] = {"app": 2}
+    (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
+    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
+         "      initCommands:\n"
+         "        - zsc execOnce -v wpinit -- sh -c 'echo fixed >> /var/lib/zsc/test-runs'\n"
+         "        - zsc execOnce ${ZEROPS_appVersionId} --retryUntilSuccessful -- sh -c 'echo v$appVersionNumber >> /var/lib/zsc/test-runs'\n"
+         "      start: ./entrypoint.sh run\n")
+
+    def runs(container: str) -> list[str]:
+        return sh(container, "cat /var/lib/zsc/test-runs").stdout.split()
+
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    first, second = doc["setups"][0]["containers"]
+    assert runs(first) == runs(second) == ["fixed", "v1"]  # once across the two containers
+    edit(app / "src" / "hello.erl", "version 1", "version 2")
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    assert runs(doc["setups"][0]["containers"][0]) == ["fixed", "v1", "v2"]  # "wpinit" did not run again
+    rolled = invoke(app, "rollback", "--setup", "app", "--json")
+    assert rolled.returncode == 0, rolled.stderr
+    back = json.loads(rolled.stdout)["setups"][0]["containers"][0]
+    assert runs(back) == ["fixed", "v1", "v2"]  # version 1's key ran already: nothing again
+    logs = subprocess.run(["docker", "logs", back], capture_output=True, text=True).stdout
+    assert "already run successfully; skipping" in logs

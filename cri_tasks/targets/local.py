@@ -101,13 +101,13 @@ class LocalTarget:
             self.report(f"[{setup.name}] switch: {report}")
         elif old:
             engine.remove_containers(old, stop_timeout=self.settings.stop_timeout)
-        self._remove_stale_volumes(setup, keep=activation)
+        self._remove_stale_volumes(setup)
         return Activation(containers=new, urls=urls, switch=report)
 
     def _start(self, setup: Setup, version: Version, env: dict[str, str], activation: str) -> list[str]:
         n = self.settings.replicas_for(setup.name)
-        volume = f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc"
-        engine.ensure_volume(volume, labels=self._labels(setup, activation=activation))
+        volume = self.zsc_volume(setup)
+        engine.ensure_volume(volume, labels=self._labels(setup, role="zsc"))
         names = []
         env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
         for k in range(1, n + 1):
@@ -203,12 +203,20 @@ class LocalTarget:
         return True, ""
 
     def _discard(self, names: list[str], activation: str, setup: Setup) -> None:
+        # the zsc volume stays: keys a failed version ran successfully stay run (as on Zerops)
         engine.remove_containers(names, stop_timeout=2)
-        engine.remove_volume(f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc")
 
-    def _remove_stale_volumes(self, setup: Setup, keep: str) -> None:
+    def zsc_volume(self, setup: Setup) -> str:
+        """The setup's ``zsc execOnce`` store (/var/lib/zsc): one volume for the life of the
+        service, shared by every container of every version, kept by deploys, rollbacks and
+        ``stop`` (which keeps the versions too)."""
+        return f"cri-{self.pid}-{setup.name.lower()}-zsc"
+
+    def _remove_stale_volumes(self, setup: Setup) -> None:
+        """Per-activation volumes of earlier cri-tasks releases (the store was per activation)."""
+        keep = self.zsc_volume(setup)
         for name in engine.list_volumes({f"{LABEL}.project": self.pid, f"{LABEL}.setup": setup.name}):
-            if name.startswith(f"cri-{self.pid}-") and not name.endswith(f"-{keep}-zsc"):
+            if name.startswith(f"cri-{self.pid}-") and name.endswith("-zsc") and name != keep:
                 engine.remove_volume(name)
 
     # -- the proxy ------------------------------------------------------------------------------
@@ -369,7 +377,7 @@ class LocalTarget:
         if engine.state(proxy).exists:
             names.append(proxy)
         engine.remove_containers(names, stop_timeout=self.settings.stop_timeout)
-        self._remove_stale_volumes(setup, keep="-none-")
+        self._remove_stale_volumes(setup)
         # The project's network goes with its last container (another setup of the project may
         # still use it; Docker refuses to remove a network in use anyway).
         if not engine.list_containers({f"{LABEL}.project": self.pid}):
