@@ -71,6 +71,31 @@ def test_the_gleam_recipes_dev_setup_deploys_without_a_readiness_gate(recipe: Pa
     assert sh(container, "ls /var/www").stdout.split() == ["gleam.toml", "manifest.toml", "migrate.sh", "src", "zerops.yaml"]
     print(f"deploy of the recipe's dev setup: {seconds:.1f} s")
 
+    # zsc, the real script in the real container (user zerops, as the recipe's commands run)
+    ok = sh(container, "zsc add gleam@1.5")
+    assert ok.returncode == 0 and "gleam 1.5.1 is installed" in ok.stdout, ok
+    other = sh(container, "zsc add gleam@1.4")
+    assert other.returncode == 1 and "this image has gleam 1.5.1" in other.stderr, other
+    go = sh(container, "zsc add go@latest")
+    assert go.returncode == 2 and "cannot install go" in go.stderr, go
+    scale = sh(container, "zsc scale cpu 2 1h")
+    assert scale.returncode == 2 and "not available on a local engine" in scale.stderr, scale
+    proxy = subprocess.run(["docker", "ps", "-q", "--filter", "label=io.cri-tasks.role=proxy", "--filter",
+                            f"label=io.cri-tasks.setup=dev", "--filter", f"label=io.cri-tasks.project={env['projectId']}",
+                            "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
+    reach = sh(container, f"zsc test tcp {proxy[0]}:3000 --timeout 5s")
+    assert reach.returncode == 0 and "ok" in reach.stdout, reach
+    closed = sh(container, "zsc test tcp 127.0.0.1:1 --timeout 2s")
+    assert closed.returncode == 1 and "no connection within 2 s" in closed.stderr, closed
+    rendered = sh(container, "mkdir -p /tmp/tpl/sub && printf 'db={{.DB_NAME}} home={{ .HOME }} x={{.NOPE}}\\n' > /tmp/tpl/sub/a.conf"
+                             " && printf 'echo hi\\n' > /tmp/tpl/run.sh.0755 && zsc env-replace /tmp/tpl /tmp/out -s"
+                             " && cat /tmp/out/sub/a.conf && stat -c %a /tmp/out/run.sh && cat /tmp/tpl/sub/a.conf")
+    assert rendered.returncode == 0, rendered
+    assert rendered.stdout == "db=db home=/home/zerops x=\n755\ndb={{.DB_NAME}} home={{ .HOME }} x={{.NOPE}}\n"
+    node = sh(container, "sudo -E zsc install nodejs@22")
+    # Debian's own packages are not Node.js 22: it fails loudly, naming what it got
+    assert node.returncode == 1 and "cri-tasks cannot install that version here" in node.stderr, node
+
 
 def _files_holding(folder: Path, needle: bytes) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
