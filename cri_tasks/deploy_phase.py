@@ -27,7 +27,7 @@ from . import build_phase, deployed, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
 from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
-from .model import Project, Setup
+from .model import HealthCheck, HttpGet, Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
 from .results import PrepareResult, Reporter, stderr_reporter
@@ -423,9 +423,45 @@ def _trim(rec: dict[str, Any], keep: int) -> list[str]:
     return [v["image"] for v in dropped]
 
 
+def check_command(http_get: HttpGet | None, exec_text: str | None) -> str:
+    """A readiness or health check as one shell command run inside the container."""
+    if http_get is not None:
+        g = http_get
+        url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
+        header = f" -H 'Host: {g.host}'" if g.host else ""
+        return f"curl -fsS -o /dev/null -L --max-time 5{header} '{url}'"
+    assert exec_text is not None
+    return exec_text
+
+
+@dataclass(frozen=True)
+class HealthTimings:
+    """run.healthCheck's timings in seconds, with the defaults cri-tasks applies."""
+
+    period: float
+    failure: float  # failing this long: the container is restarted
+    disconnect: float  # failing this long: out of the front proxy's rotation (httpGet checks)
+    recovery: float  # passing this long again: back in rotation
+
+    @classmethod
+    def of(cls, hc: HealthCheck) -> HealthTimings:
+        period = float(hc.exec_period or 5)
+        failure = float(hc.failure_timeout or 30)
+        disconnect = float(hc.disconnect_timeout) if hc.disconnect_timeout else min(failure, 2 * period)
+        recovery = float(hc.recovery_timeout) if hc.recovery_timeout else period
+        return cls(period, failure, disconnect, recovery)
+
+
 def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
     run = s.run
+    hc = run.health_check
+    health = None
+    if hc is not None:
+        t = HealthTimings.of(hc)
+        health = {"command": check_command(hc.http_get, hc.exec.text if hc.exec else None),
+                  "period": max(1, round(t.period)), "failure": max(1, round(t.failure))}
     script = render("run.sh.j2", {
+        "health": health,
         "setup": s.name,
         "env_replace": {"delimiters": list(run.env_replace.delimiters), "targets": [t.value for t in run.env_replace.targets]} if run.env_replace else None,
         "init_commands": [c.text for c in run.init_commands],

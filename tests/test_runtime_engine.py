@@ -163,3 +163,50 @@ def test_exec_once_runs_a_fixed_key_once_ever_and_a_version_key_once_per_version
     assert runs(back) == ["fixed", "v1", "v2"]  # version 1's key ran already: nothing again
     logs = subprocess.run(["docker", "logs", back], capture_output=True, text=True).stdout
     assert "already run successfully; skipping" in logs
+
+
+def _restarts(container: str) -> int:
+    return int(subprocess.run(["docker", "inspect", "--format", "{{.RestartCount}}", container],
+                              capture_output=True, text=True, check=True).stdout.strip())
+
+
+def _wait(what: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_health_check_takes_containers_out_of_rotation_and_restarts_them(app: Path) -> None:
+    from helpers import Client, edit
+
+    settings = yaml.safe_load((app / "invoke.yaml").read_text())
+    settings["cri"]["replicas"] = {"app": 2}
+    (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
+    # an exec check on a file the app's start creates; short periods to keep the test short
+    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
+         "      healthCheck:\n        exec:\n          command: test -f /tmp/alive\n"
+         "        execPeriod: 1\n        failureTimeout: 3\n"
+         "      start: touch /tmp/alive && ./entrypoint.sh run\n")
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    url = doc["setups"][0]["urls"][0]
+    one, two = doc["setups"][0]["containers"]
+    policy = subprocess.run(["docker", "inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", one],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert policy == "unless-stopped"
+    with Client(url) as client:
+        # the health check starts failing in one container: restarted, then serving again
+        assert sh(one, "rm /tmp/alive").returncode == 0
+        assert _wait(lambda: _restarts(one) >= 1, 20), "the unhealthy container was not restarted"
+        # the app process of the other crashes: the container is started again
+        assert sh(two, "pkill -KILL -x beam.smp", user="root").returncode == 0
+        assert _wait(lambda: _restarts(two) >= 1, 20), "the crashed container was not restarted"
+        assert _wait(lambda: sh(one, "test -f /tmp/alive").returncode == 0 and sh(two, "test -f /tmp/alive").returncode == 0, 20)
+        time.sleep(2)
+    assert client.failures == [], client.failures[:3]  # the proxy sent no request to a container that was down
+    logs = subprocess.run(["docker", "logs", one], capture_output=True, text=True).stderr
+    assert "run.healthCheck failed for 3 s: restarting the container" in logs
+    assert get(url).startswith("Hello from the BEAM, version 1")

@@ -9,6 +9,7 @@ stops the old containers first. Every switch is measured by a probe on the publi
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import engine, fingerprint
-from ..deploy_phase import Activation, Version, deploy_error
+from ..deploy_phase import Activation, HealthTimings, Version, check_command, deploy_error
 from ..dockerfile import render, templates_digest
 from ..errors import ConfigError, EngineError, Problem
 from ..model import Port, Project, Setup
@@ -72,6 +73,9 @@ class LocalTarget:
         new = self._start(setup, version, env, activation)
         try:
             self._wait_ready(setup, new)
+            # Only a container that got ready is restarted when it exits (its app crashed, or its
+            # health check stopped it): one that exits before stays the deploy's failure.
+            engine.set_restart_policy(new, "unless-stopped")
         except BaseException:  # a failed check or Ctrl-C: the new containers go, the old stay
             self._discard(new, activation, setup)
             raise
@@ -138,20 +142,16 @@ class LocalTarget:
         return names
 
     def _health(self, setup: Setup) -> dict[str, Any]:
+        """Docker's view of run.healthCheck (``status`` shows it); acting on it is the start
+        script's watchdog (restart) and the front proxy's checks (rotation)."""
         hc = setup.run.health_check
         if hc is None:
             return {}
-        if hc.http_get is not None:
-            g = hc.http_get
-            url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
-            header = f" -H 'Host: {g.host}'" if g.host else ""
-            cmd = f"curl -fsS -o /dev/null -L --max-time 5{header} '{url}'"
-        else:
-            assert hc.exec is not None
-            cmd = hc.exec.text
-        period = hc.exec_period or 5
-        retries = max(1, int((hc.failure_timeout or 30) // period))
-        return {"health_cmd": cmd, "health_interval": f"{period}s", "health_timeout": "5s", "health_retries": retries}
+        cmd = check_command(hc.http_get, hc.exec.text if hc.exec else None)
+        t = HealthTimings.of(hc)
+        retries = max(1, int(t.failure // t.period))
+        # whole seconds: python-on-whales passes ints as "<n>s" (it appended "s" to a string too)
+        return {"health_cmd": cmd, "health_interval": max(1, round(t.period)), "health_timeout": 5, "health_retries": retries}
 
     def _wait_ready(self, setup: Setup, names: list[str]) -> None:
         """Wait for ``deploy.readinessCheck`` when there is one; without one a container counts as
@@ -286,6 +286,7 @@ class LocalTarget:
                 "version": version.number,
                 "ports": [{"port": p.port, "mode": "http" if p.http_support else "tcp"} for p in ports],
                 "servers": entries,
+                "health": proxy_health(setup),
             },
         )
         work = cache_folder(self.settings.cache_path(self.project.root), "tmp")
@@ -383,6 +384,25 @@ class LocalTarget:
         if not engine.list_containers({f"{LABEL}.project": self.pid}):
             engine.remove_network(self.network)
         return names
+
+
+def proxy_health(setup: Setup) -> dict[str, Any] | None:
+    """How the front proxy checks each server. An httpGet run.healthCheck is HAProxy's own HTTP
+    check (out of rotation after disconnectTimeout, back after recoveryTimeout); without one, or
+    for an exec check (HAProxy cannot run a command in the container), a TCP connect every
+    second: a crashed or restarting container leaves the rotation, and an exec check that keeps
+    failing restarts its container (run.sh's watchdog), which takes it out the same way."""
+    hc = setup.run.health_check
+    if hc is None or hc.http_get is None:
+        return None
+    t = HealthTimings.of(hc)
+    g = hc.http_get
+    return {
+        "port": g.port, "path": g.path, "host": g.host, "ssl": (g.scheme or "http") == "https",
+        "inter": f"{max(t.period, 0.1):g}s",
+        "fall": max(1, math.ceil(t.disconnect / t.period)),
+        "rise": max(1, math.ceil(t.recovery / t.period)),
+    }
 
 
 def _free_port(address: str) -> int:
