@@ -210,3 +210,30 @@ def test_health_check_takes_containers_out_of_rotation_and_restarts_them(app: Pa
     logs = subprocess.run(["docker", "logs", one], capture_output=True, text=True).stderr
     assert "run.healthCheck failed for 3 s: restarting the container" in logs
     assert get(url).startswith("Hello from the BEAM, version 1")
+
+
+def test_an_http_health_check_takes_a_container_that_stops_answering_out_of_rotation(app: Path) -> None:
+    from helpers import edit
+
+    settings = yaml.safe_load((app / "invoke.yaml").read_text())
+    settings["cri"]["replicas"] = {"app": 2}
+    (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
+    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
+         "      healthCheck:\n        httpGet:\n          port: 8000\n          path: /health\n"
+         "        execPeriod: 1\n        disconnectTimeout: 2\n        failureTimeout: 60\n"
+         "      start: ./entrypoint.sh run\n")
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    url = doc["setups"][0]["urls"][0]
+    one, _two = doc["setups"][0]["containers"]
+    # a frozen container still accepts TCP connections (the kernel does) but never answers:
+    # only an HTTP check can tell; the proxy's timeouts are 60 s, the client's 5 s
+    subprocess.run(["docker", "pause", one], check=True, capture_output=True)
+    try:
+        time.sleep(5)  # disconnectTimeout plus a check's own timeout
+        started = time.monotonic()
+        bodies = [get(url) for _ in range(10)]
+        assert all(b.startswith("Hello from the BEAM") for b in bodies)
+        assert time.monotonic() - started < 5
+    finally:
+        subprocess.run(["docker", "unpause", one], capture_output=True)
