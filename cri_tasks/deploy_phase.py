@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import build_phase, deployed, engine, envvars, runtime_image
+from . import build_phase, cron, deployed, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
 from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
@@ -460,7 +460,15 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
         t = HealthTimings.of(hc)
         health = {"command": check_command(hc.http_get, hc.exec.text if hc.exec else None),
                   "period": max(1, round(t.period)), "failure": max(1, round(t.failure))}
+    jobs = []
+    for cron_job in run.crontab:
+        sched = cron.parse(cron_job.timing)  # preflight refused a bad timing before the build
+        jobs.append({"command": cron_job.command.text, "working_dir": cron_job.working_dir or "/var/www",
+                     "all_containers": cron_job.all_containers, "either_day": sched.either_day,
+                     **{k: " ".join(str(v) for v in getattr(sched, k)) for k in ("minutes", "hours", "days", "months", "weekdays")}})
+    cron_script = render("cron.sh.j2", {"setup": s.name, "jobs": jobs, "first_host": f"{s.name.lower()}-1"}) if jobs else None
     script = render("run.sh.j2", {
+        "cron": bool(jobs),
         "health": health,
         "setup": s.name,
         "env_replace": {"delimiters": list(run.env_replace.delimiters), "targets": [t.value for t in run.env_replace.targets]} if run.env_replace else None,
@@ -476,7 +484,8 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     artifact.rename(work / "app")
-    (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
+    (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script,
+                                                                  "cron_script": cron_script}))
     pid = project_id(project)
     tag = app_tag(settings, pid, s.name, number)
     log_path = new_log(settings.cache_path(project.root), s.name, "app-image")

@@ -78,6 +78,15 @@ def _setup_problems(project: Project, s: Setup, settings: Settings, task: str, w
         ask(lambda: gleam_version(s.run.base, where=s.run.where("base"), path=f"zerops[{s.index}].run.base"))
     if task in ("build", "deploy"):
         problems.extend(_build_problems(project, s, settings, ask, warnings))
+    if task in ("validate", "deploy"):
+        from .cron import CronError, parse
+
+        for i, job in enumerate(s.run.crontab):
+            try:
+                parse(job.timing)
+            except CronError as exc:
+                problems.append(Problem(str(exc), path=f"zerops[{s.index}].run.crontab[{i}].timing",
+                                        location=s.run.where("crontab")))
     if task == "deploy":
         run = s.run
         if run.start is None and not run.start_commands:

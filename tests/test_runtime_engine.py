@@ -237,3 +237,32 @@ def test_an_http_health_check_takes_a_container_that_stops_answering_out_of_rota
         assert time.monotonic() - started < 5
     finally:
         subprocess.run(["docker", "unpause", one], capture_output=True)
+
+
+def test_crontab_jobs_run_in_the_app_containers_on_their_schedule(app: Path) -> None:
+    from helpers import edit
+
+    settings = yaml.safe_load((app / "invoke.yaml").read_text())
+    settings["cri"]["replicas"] = {"app": 2}
+    (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
+    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
+         "      crontab:\n"
+         "        - timing: '*/5 * * * *'\n          command: pwd > /tmp/cron-every5; echo \"$GREETING\" >> /tmp/cron-every5\n"
+         "          allContainers: true\n          workingDir: /tmp\n"
+         "        - timing: '0 3 * * *'\n          command: hostname > /tmp/cron-nightly\n          allContainers: false\n"
+         "      start: ./entrypoint.sh run\n")
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    one, two = doc["setups"][0]["containers"]
+    for c in (one, two):
+        # the minute loop runs beside the app (its shell's command line names it)
+        assert "cri-cron loop" in sh(c, "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '").stdout
+    # one tick for 03:00 on a Tuesday, in each container: the script the loop runs every minute
+    for c in (one, two):
+        ran = sh(c, "cri-cron tick 0 3 1 12 2")
+        assert ran.returncode == 0, ran
+        assert sh(c, "cat /tmp/cron-every5").stdout == "/tmp\nhello\n"  # workingDir, the app's env
+    assert sh(one, "cat /tmp/cron-nightly").stdout.strip() == "app-1"  # allContainers: false
+    assert sh(two, "test -e /tmp/cron-nightly").returncode == 1
+    # 03:01: nothing is due
+    assert sh(one, "rm /tmp/cron-every5 /tmp/cron-nightly && cri-cron tick 1 3 1 12 2 && ls /tmp/cron-*").returncode != 0
