@@ -451,6 +451,10 @@ class HealthTimings:
         recovery = float(hc.recovery_timeout) if hc.recovery_timeout else period
         return cls(period, failure, disconnect, recovery)
 
+    def checks(self, span: float) -> int:
+        """How many checks, one per period, cover ``span`` seconds (at least one)."""
+        return max(1, int(-(-span // self.period)))
+
 
 def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
     run = s.run

@@ -9,7 +9,6 @@ stops the old containers first. Every switch is measured by a probe on the publi
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import secrets
@@ -400,8 +399,8 @@ def proxy_health(setup: Setup) -> dict[str, Any] | None:
     return {
         "port": g.port, "path": g.path, "host": g.host, "ssl": (g.scheme or "http") == "https",
         "inter": f"{max(t.period, 0.1):g}s",
-        "fall": max(1, math.ceil(t.disconnect / t.period)),
-        "rise": max(1, math.ceil(t.recovery / t.period)),
+        "fall": t.checks(t.disconnect),
+        "rise": t.checks(t.recovery),
     }
 
 
