@@ -116,11 +116,12 @@ def problem_json(p: Problem) -> dict[str, Any]:
     }
 
 
-def _preflight(project: Project, s: Settings, setup: str | None, task: str) -> None:
-    """What ``task`` would refuse later (the file system, the task's own needs), before any work."""
+def _preflight(project: Project, s: Settings, setup: str | None, task: str) -> list[Problem]:
+    """What ``task`` would refuse later (the file system, the task's own needs), before any work;
+    the warnings it found."""
     from .preflight import check
 
-    check(project, project.select(setup), s, task)
+    return check(project, project.select(setup), s, task)
 
 
 def validate(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Validation:
@@ -214,7 +215,8 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
 
     s = _settings(settings)
     project = load(file, s)
-    _preflight(project, s, setup, "build")
+    for warning in _preflight(project, s, setup, "build"):
+        report(str(warning))
     with Store(s.cache_path(project.root)) as store:
         return [build_phase.build(project, st, s, report=report, store=store) for st in project.select(setup)]
 

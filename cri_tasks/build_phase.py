@@ -198,8 +198,9 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
     return BuildResult(setup.name, dest, out_dir, count, seconds, str(log_path))
 
 
-def build_env(project: Project, setup: Setup, settings: Settings) -> dict[str, str]:
-    """build.envVariables with every ``${name}`` resolved; an unknown reference is a ConfigError."""
+def build_env(project: Project, setup: Setup, settings: Settings, warnings: list[Problem] | None = None) -> dict[str, str]:
+    """build.envVariables with every ``${name}`` resolved (``${RUNTIME_name}``: run.envVariables);
+    one that names nothing stays as written and goes to ``warnings`` (envvars.resolve)."""
     b = setup.build
     if b is None:
         return {}
@@ -210,6 +211,7 @@ def build_env(project: Project, setup: Setup, settings: Settings) -> dict[str, s
         where=f"zerops[{setup.index}].build.envVariables",
         location=b.location,
         locations={name: loc for name in b.env_variables if (loc := b.where(f"envVariables.{name}"))},
+        other=dict(setup.run.env_variables), other_prefix="RUNTIME_", warnings=warnings,
     )
 
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import build_phase, engine, envvars, runtime_image
+from . import build_phase, cron, deployed, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
 from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
-from .model import Project, Setup
+from .model import HealthCheck, HttpGet, Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
 from .results import PrepareResult, Reporter, stderr_reporter
@@ -48,12 +48,16 @@ class Version:
     runtime_image: str
     time: str = ""
     adopted: bool = False  # found on the engine by its labels, not recorded by its deploy
+    # the run configuration it was deployed with (deployed.record: zerops.yml values, no secrets)
+    run: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": self.number, "image": self.image, "image_id": self.image_id,
                                "runtime_image": self.runtime_image, "time": self.time}
         if self.adopted:
             out["adopted"] = True
+        if self.run is not None:
+            out["run"] = self.run
         return out
 
 
@@ -132,7 +136,7 @@ def _record(store: Store, setup: str) -> dict[str, Any]:
 
 def _version(entry: dict[str, Any]) -> Version:
     return Version(entry["version"], entry["image"], entry["image_id"], entry["runtime_image"], entry.get("time", ""),
-                   bool(entry.get("adopted")))
+                   bool(entry.get("adopted")), entry.get("run"))
 
 
 def checked_image(setup: str, version: Version) -> str:
@@ -235,7 +239,7 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
 
 def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, str]:
     pid = project_id(project)
-    return {
+    plain = {
         "hostname": setup.name,
         "serviceName": setup.name,
         "projectId": pid,
@@ -243,9 +247,14 @@ def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, 
         "appVersionId": f"{setup.name}-v{version.number}-{version.image_id.split(':')[-1][:12]}",
         "appVersionNumber": str(version.number),
     }
+    # Zerops also documents them as ZEROPS_<name> (`zsc execOnce ${ZEROPS_appVersionId}`).
+    return {**plain, **{f"ZEROPS_{k}": v for k, v in plain.items()}}
 
 
-def run_env(project: Project, setup: Setup, settings: Settings, version: Version) -> dict[str, str]:
+def run_env(project: Project, setup: Setup, settings: Settings, version: Version,
+            warnings: list[Problem] | None = None) -> dict[str, str]:
+    """The container's variables; a ``${name}`` that names nothing stays as written and is
+    added to ``warnings``. ``${BUILD_name}`` reads the build's ``envVariables``."""
     path = settings.env_file_path(project.root)
     project_vars = envvars.read_env_file(path) if path is not None else {}
     own = envvars.resolve(
@@ -255,8 +264,20 @@ def run_env(project: Project, setup: Setup, settings: Settings, version: Version
         where=f"zerops[{setup.index}].run.envVariables",
         location=setup.run.location,
         locations={name: loc for name in setup.run.env_variables if (loc := setup.run.where(f"envVariables.{name}"))},
+        other=dict(setup.build.env_variables) if setup.build is not None else None,
+        other_prefix="BUILD_",
+        warnings=warnings,
     )
     return own
+
+
+def env_warnings(project: Project, setup: Setup, settings: Settings) -> list[Problem]:
+    """The ``${name}`` references of the setup's build and run variables that name nothing
+    (kept as written), checked once before a build; a cycle raises ConfigError."""
+    warnings: list[Problem] = []
+    build_phase.build_env(project, setup, settings, warnings=warnings)
+    run_env(project, setup, settings, Version(0, "", "sha256:000000000000", ""), warnings)
+    return warnings
 
 
 def deploy(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter) -> list[DeployResult]:
@@ -329,9 +350,9 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
     cache_dir = settings.cache_path(project.root)
     with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
         _remove_env_leftovers(cache_dir, s.name)
-        # Fail on bad variables before anything is built or started.
-        probe_version = Version(0, "", "sha256:000000000000", "")
-        run_env(project, s, settings, probe_version)
+        # Fail on bad variables before anything is built or started; say which stay literal.
+        for warning in env_warnings(project, s, settings):
+            report(str(warning))
         # The build folder is this deploy's from the build until the app image holds the
         # artifact: an `invoke build` of the same setup waits (and says so) meanwhile.
         with build_phase.work_folder(cache_dir, s.name, settings, report):
@@ -349,7 +370,7 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
                 rec["next"] = number + 1
                 store.set(f"deploy/{s.name}", rec)
             image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
-        version = Version(number, image, image_id, prepared.image, _now())
+        version = Version(number, image, image_id, prepared.image, _now(), run=deployed.record(s))
         env = run_env(project, s, settings, version)
         with Store(cache_dir) as store:
             rec = _record(store, s.name)
@@ -417,9 +438,57 @@ def _trim(rec: dict[str, Any], keep: int) -> list[str]:
     return [v["image"] for v in dropped]
 
 
+def check_command(http_get: HttpGet | None, exec_text: str | None) -> str:
+    """A readiness or health check as one shell command run inside the container."""
+    if http_get is not None:
+        g = http_get
+        url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
+        header = f" -H 'Host: {g.host}'" if g.host else ""
+        return f"curl -fsS -o /dev/null -L --max-time 5{header} '{url}'"
+    assert exec_text is not None
+    return exec_text
+
+
+@dataclass(frozen=True)
+class HealthTimings:
+    """run.healthCheck's timings in seconds, with the defaults cri-tasks applies."""
+
+    period: float
+    failure: float  # failing this long: the container is restarted
+    disconnect: float  # failing this long: out of the front proxy's rotation (httpGet checks)
+    recovery: float  # passing this long again: back in rotation
+
+    @classmethod
+    def of(cls, hc: HealthCheck) -> HealthTimings:
+        period = float(hc.exec_period or 5)
+        failure = float(hc.failure_timeout or 30)
+        disconnect = float(hc.disconnect_timeout) if hc.disconnect_timeout else min(failure, 2 * period)
+        recovery = float(hc.recovery_timeout) if hc.recovery_timeout else period
+        return cls(period, failure, disconnect, recovery)
+
+    def checks(self, span: float) -> int:
+        """How many checks, one per period, cover ``span`` seconds (at least one)."""
+        return max(1, int(-(-span // self.period)))
+
+
 def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
     run = s.run
+    hc = run.health_check
+    health = None
+    if hc is not None:
+        t = HealthTimings.of(hc)
+        health = {"command": check_command(hc.http_get, hc.exec.text if hc.exec else None),
+                  "period": max(1, round(t.period)), "failure": max(1, round(t.failure))}
+    jobs = []
+    for cron_job in run.crontab:
+        sched = cron.parse(cron_job.timing)  # preflight refused a bad timing before the build
+        jobs.append({"command": cron_job.command.text, "working_dir": cron_job.working_dir or "/var/www",
+                     "all_containers": cron_job.all_containers, "either_day": sched.either_day,
+                     **{k: " ".join(str(v) for v in getattr(sched, k)) for k in ("minutes", "hours", "days", "months", "weekdays")}})
+    cron_script = render("cron.sh.j2", {"setup": s.name, "jobs": jobs, "first_host": f"{s.name.lower()}-1"}) if jobs else None
     script = render("run.sh.j2", {
+        "cron": bool(jobs),
+        "health": health,
         "setup": s.name,
         "env_replace": {"delimiters": list(run.env_replace.delimiters), "targets": [t.value for t in run.env_replace.targets]} if run.env_replace else None,
         "init_commands": [c.text for c in run.init_commands],
@@ -436,7 +505,8 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
         private_dir(work.parent)
         work.mkdir()
         artifact.rename(work / "app")
-        (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script}))
+        (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script,
+                                                                      "cron_script": cron_script}))
         pid = project_id(project)
         tag = app_tag(settings, pid, s.name, number)
         log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
@@ -479,6 +549,11 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
         chosen = _version(target_entry)
         checked_image(s.name, chosen)
         previous = next((_version(v) for v in kept if v["version"] == rec["active"]), None)
+        # The version comes back as it was deployed: its own run configuration and variables
+        # (project env-file values read again now); one recorded without it gets today's.
+        if chosen.run is None:
+            report(f"[{s.name}] version {chosen.number} has no recorded run configuration: using the current zerops.yml's")
+        s = deployed.as_deployed(s, chosen.run)
         env = run_env(project, s, settings, chosen)
         report(f"[{s.name}] rolling back to version {chosen.number}")
         activation = target.activate(s, chosen, env, previous=previous)

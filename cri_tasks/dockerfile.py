@@ -113,11 +113,23 @@ def read_file(name: str) -> str:
     return (template_dir() / name).read_text(encoding="utf-8")
 
 
+def zsc_script(gleam: Mapping[str, Any] | None) -> str:
+    """templates/zsc.sh with what ``zsc install gleam@V`` needs to know: the base aliases
+    (``1.5`` means 1.5.1) and, when the image's Gleam comes from the release URL, that URL with
+    ``{version}`` left open (a local archive has one version: the one installed)."""
+    from .runtimes import GLEAM_VERSIONS, gleam_release_url
+
+    aliases = " ".join(f"{k.split('@', 1)[1]}={v}" for k, v in GLEAM_VERSIONS.items())
+    url = gleam_release_url("{version}") if gleam is not None and gleam.get("source") == "release" else ""
+    config = f"CRI_GLEAM_ALIASES='{aliases}'\nCRI_GLEAM_URL='{url}'\n"
+    return read_file("zsc.sh").replace("# @cri-config@\n", config, 1)
+
+
 def render(template: str, context: Mapping[str, Any]) -> str:
     import jinja2
 
     env = _environment(str(template_dir()))
-    full = {"zsc_script": read_file("zsc.sh"), "stage": None, **context}
+    full = {"zsc_script": zsc_script(context.get("gleam")), "stage": None, **context}
     try:
         return env.get_template(template).render(**full)
     except jinja2.TemplateError as exc:

@@ -552,6 +552,17 @@ def copy_into(container: str, local: Path, path: str) -> None:
         docker.container.copy(str(local), (container, path))
 
 
+def set_restart_policy(containers: Sequence[str], policy: str) -> None:
+    """``docker update --restart``: applied to running containers, no restart now."""
+    if not containers:
+        return
+    cmd = [_docker_binary(), "container", "update", "--restart", policy, *containers]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise EngineError(f"could not set the restart policy of {', '.join(containers)}: {proc.stderr.strip()[-800:]}",
+                          command=cmd)
+
+
 def signal(container: str, sig: str) -> None:
     with _docker(f"could not signal {container}") as docker:
         docker.container.kill(container, signal=sig)

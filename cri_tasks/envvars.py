@@ -74,27 +74,54 @@ def resolve(
     where: str = "run.envVariables",
     location: Location | None = None,
     locations: Mapping[str, Location] | None = None,
+    other: Mapping[str, str] | None = None,
+    other_prefix: str = "",
+    warnings: list[Problem] | None = None,
 ) -> dict[str, str]:
     """The container's environment: built-ins, then project variables, then the setup's own,
-    with every ``${name}`` resolved (recursively). An unknown reference or a cycle is an error
-    naming the variable, before anything starts."""
+    with every ``${name}`` resolved (recursively).
+
+    ``other`` are the other phase's variables, reachable as ``${<other_prefix>name}`` (Zerops'
+    ``${RUNTIME_name}`` in the build, ``${BUILD_name}`` at run time); a variable of this phase
+    with that very name wins. A reference to nothing stays as written, as on Zerops (most
+    recipes name other services' variables such as ``${db_hostname}``), and is appended to
+    ``warnings``. A cycle is an error naming the variable, before anything starts."""
     scope: dict[str, str] = {**builtins, **project, **own}
+    cross: dict[str, str] = {}
+    if other:
+        # The other phase's values as that phase sees them (its own references resolved, its
+        # unknown references kept), never the other way round: no cycle across phases.
+        try:
+            seen = resolve(other, project=project, builtins=builtins)
+        except ConfigError:
+            seen = {}  # a cycle there is that phase's error, reported where it is resolved
+        cross = {f"{other_prefix}{k}": v for k, v in seen.items() if k in other and f"{other_prefix}{k}" not in scope}
     done: dict[str, str] = {}
     problems: list[Problem] = []
+    unknown: list[Problem] = []
 
     def expand(name: str, chain: tuple[str, ...]) -> str:
         if name in done:
             return done[name]
         if name in chain:
             cycle = " -> ".join((*chain, name))
-            raise _Cycle(f"{where}.{chain[0]}: reference cycle {cycle}")
+            raise _Cycle(chain[0], f"reference cycle {cycle}")
         value = scope[name]
 
         def sub(m: re.Match[str]) -> str:
             ref = m.group(1)
-            if ref not in scope:
-                raise _Unknown(name, ref)
-            return expand(ref, (*chain, name))
+            if ref in scope:
+                return expand(ref, (*chain, name))
+            if ref in cross:
+                return cross[ref]
+            unknown.append(Problem(
+                f"${{{ref}}} names no variable: it stays as written (as on Zerops; project variables "
+                f"go in cri.env_file)",
+                path=f"{where}.{name}",
+                location=(locations or {}).get(name, location),
+                severity="warning",
+            ))
+            return m.group(0)
 
         done[name] = _REF.sub(sub, value)
         return done[name]
@@ -102,19 +129,12 @@ def resolve(
     for name in scope:
         try:
             expand(name, ())
-        except _Unknown as exc:
-            known = ", ".join(sorted(scope)) or "none"
-            problems.append(
-                Problem(
-                    f"unknown reference ${{{exc.ref}}} (known: {known}; project variables go in cri.env_file)",
-                    path=f"{where}.{exc.name}",
-                    location=(locations or {}).get(exc.name, location),
-                )
-            )
         except _Cycle as exc:
-            problems.append(Problem(str(exc), location=location))
+            problems.append(Problem(str(exc), path=f"{where}.{exc.name}", location=(locations or {}).get(exc.name, location)))
     if problems:
         raise ConfigError(_unique(problems))
+    if warnings is not None:
+        warnings.extend(p for p in _unique(unknown) if str(p) not in {str(w) for w in warnings})
     return done
 
 
@@ -128,10 +148,7 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-class _Unknown(Exception):
-    def __init__(self, name: str, ref: str) -> None:
-        self.name, self.ref = name, ref
-
-
 class _Cycle(Exception):
-    pass
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name

@@ -8,7 +8,8 @@ cannot check lives here, in the one function :func:`check` that ``validate``, ``
   the project (or a device, socket or pipe), a ``deployFiles`` entry that resolves outside it;
 - what needs the task: deploy wants a build section, ``run.start``/``startCommands`` and a
   known target with sound settings; prepare, build and deploy want a Gleam base cri-tasks can
-  build; build and deploy resolve the ``${name}`` references of the env variables.
+  build; build and deploy resolve the ``${name}`` references of the env variables (a cycle is
+  refused; a reference that names nothing stays as written, as on Zerops: a warning).
 
 The phases keep their own checks as a second wall; this only moves the moment of refusal from
 after a build to before it. Nothing here writes anything.
@@ -28,12 +29,14 @@ from .settings import Settings
 TASKS = ("validate", "prepare", "build", "deploy")
 
 
-def check(project: Project, setups: Sequence[Setup], settings: Settings, task: str) -> None:
-    """Raise one ConfigError with every problem ``task`` would meet later in ``setups``."""
+def check(project: Project, setups: Sequence[Setup], settings: Settings, task: str) -> list[Problem]:
+    """Raise one ConfigError with every problem ``task`` would meet later in ``setups``; return
+    the warnings (``${name}`` references that name nothing stay as written, as on Zerops)."""
     assert task in TASKS, task
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     for s in setups:
-        problems.extend(_setup_problems(project, s, settings, task))
+        problems.extend(_setup_problems(project, s, settings, task, warnings))
     if task == "deploy":
         # The deploy target and its settings (cri.target, cri.swarm.*): its constructor checks
         # them without the engine; the deploy made it only after the build.
@@ -45,6 +48,7 @@ def check(project: Project, setups: Sequence[Setup], settings: Settings, task: s
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(sorted(problems, key=_place))
+    return sorted(warnings, key=_place)
 
 
 def _place(problem: Problem) -> tuple[int, int]:
@@ -52,7 +56,7 @@ def _place(problem: Problem) -> tuple[int, int]:
     return (where.line, where.column) if where is not None else (0, 0)
 
 
-def _setup_problems(project: Project, s: Setup, settings: Settings, task: str) -> list[Problem]:
+def _setup_problems(project: Project, s: Setup, settings: Settings, task: str, warnings: list[Problem]) -> list[Problem]:
     problems: list[Problem] = []
 
     def ask(what: Callable[[], object]) -> None:
@@ -73,7 +77,16 @@ def _setup_problems(project: Project, s: Setup, settings: Settings, task: str) -
 
         ask(lambda: gleam_version(s.run.base, where=s.run.where("base"), path=f"zerops[{s.index}].run.base"))
     if task in ("build", "deploy"):
-        problems.extend(_build_problems(project, s, settings, ask))
+        problems.extend(_build_problems(project, s, settings, ask, warnings))
+    if task in ("validate", "deploy"):
+        from .cron import CronError, parse
+
+        for i, job in enumerate(s.run.crontab):
+            try:
+                parse(job.timing)
+            except CronError as exc:
+                problems.append(Problem(str(exc), path=f"zerops[{s.index}].run.crontab[{i}].timing",
+                                        location=s.run.where("crontab")))
     if task == "deploy":
         run = s.run
         if run.start is None and not run.start_commands:
@@ -82,11 +95,12 @@ def _setup_problems(project: Project, s: Setup, settings: Settings, task: str) -
         else:
             from .deploy_phase import Version, run_env
 
-            ask(lambda: run_env(project, s, settings, Version(0, "", "sha256:000000000000", "")))
+            ask(lambda: run_env(project, s, settings, Version(0, "", "sha256:000000000000", ""), warnings))
     return problems
 
 
-def _build_problems(project: Project, s: Setup, settings: Settings, ask: Callable[[Callable[[], object]], None]) -> list[Problem]:
+def _build_problems(project: Project, s: Setup, settings: Settings, ask: Callable[[Callable[[], object]], None],
+                    warnings: list[Problem]) -> list[Problem]:
     b = s.build
     if b is None:
         message = "has no build section: nothing to build or deploy (it needs build.deployFiles)"
@@ -96,7 +110,7 @@ def _build_problems(project: Project, s: Setup, settings: Settings, ask: Callabl
 
     base = b.base[0] if b.base else None
     ask(lambda: gleam_version(base, where=b.where("base"), path=f"zerops[{s.index}].build.base"))
-    ask(lambda: build_env(project, s, settings))
+    ask(lambda: build_env(project, s, settings, warnings))
     return []
 
 

@@ -95,7 +95,13 @@ def stop_and_clean(project: Path) -> None:
     from cri_tasks.runtime_plan import project_id
 
     invoke(project, "stop")
-    sp.run(["docker", "network", "rm", f"cri-{project_id(Project(project / 'zerops.yml', ()))}"], capture_output=True)
+    pid = project_id(Project(project / 'zerops.yml', ()))
+    sp.run(["docker", "network", "rm", f"cri-{pid}"], capture_output=True)
+    # the zsc execOnce stores (kept by stop, as the versions are)
+    listed = sp.run(["docker", "volume", "ls", "-q", "--filter", f"label=io.cri-tasks.project={pid}"],
+                    capture_output=True, text=True).stdout.split()
+    if listed:
+        sp.run(["docker", "volume", "rm", *listed], capture_output=True)
 
 
 def get(url: str, path: str = "/") -> str:

@@ -169,16 +169,18 @@ def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, 
         stop_and_clean(proj)
 
 
-def test_an_unknown_env_reference_fails_before_anything_starts(app: Path) -> None:
+def test_an_unknown_env_reference_stays_as_written_until_the_project_env_file_names_it(app: Path) -> None:
     edit(app / "zerops.yml", "GREETING: hello", "GREETING: ${db_hostname}")
-    proc, _ = deploy(app)
-    assert proc.returncode == 1
-    assert "run.envVariables.GREETING: unknown reference ${db_hostname}" in proc.stderr
-    assert "[app] build" not in proc.stderr  # nothing was built
+    proc, doc = deploy(app)
+    assert proc.returncode == 0, proc.stderr
+    assert "run.envVariables.GREETING: ${db_hostname} names no variable: it stays as written" in proc.stderr
+    url = doc["setups"][0]["urls"][0]
+    assert get(url, "/env") == "${db_hostname}\n"  # as on Zerops: the reference, literally
     (app / "project.env").write_text("db_hostname=db.internal\n")
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
-    assert "db.internal" in get(doc["setups"][0]["urls"][0])
+    assert "names no variable" not in proc.stderr
+    assert get(url, "/env") == "db.internal\n"
 
 
 def test_a_container_stops_on_sigterm_instead_of_waiting_for_sigkill(app: Path) -> None:

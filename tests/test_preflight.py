@@ -93,7 +93,7 @@ def test_deploy_refuses_every_setup_it_cannot_deploy_before_building_any(tmp_pat
             run: {start: ./app}
           - setup: badref
             build: {deployFiles: ./}
-            run: {start: ./app, envVariables: {A: "${nope}"}}
+            run: {start: ./app, envVariables: {A: "${A}", C: "${nope}"}}
           - setup: node
             build: {deployFiles: ./, base: nodejs@20}
             run: {start: ./app, base: nodejs@20}
@@ -104,7 +104,8 @@ def test_deploy_refuses_every_setup_it_cannot_deploy_before_building_any(tmp_pat
     assert lines[0] == "zerops.yml:5:5: zerops[1].run: run.start or run.startCommands is needed to deploy"
     assert lines[1] == ("zerops.yml:7:5: zerops[2]: has no build section: nothing to build or deploy "
                         "(it needs build.deployFiles)")
-    assert lines[2].startswith("zerops.yml:11:43: zerops[3].run.envVariables.A: unknown reference ${nope}")
+    # a cycle can never resolve; a reference that names nothing only warns (deploy_phase)
+    assert lines[2] == "zerops.yml:11:43: zerops[3].run.envVariables.A: reference cycle A -> A"
     assert lines[3].startswith("zerops.yml:13:36: zerops[4].build.base: unsupported base 'nodejs@20'")
     assert lines[4].startswith("zerops.yml:14:31: zerops[4].run.base: unsupported base 'nodejs@20'")
     assert len(lines) == 5

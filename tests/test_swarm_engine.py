@@ -253,7 +253,7 @@ zerops:
     assert hc["test"][0] == "CMD-SHELL"
     assert "http://127.0.0.1:8000/ready" in hc["test"][1] and "test -e /tmp/$$ALIVE" in hc["test"][1]
     assert hc["interval"] == "2000ms" and hc["start_period"] == "20000ms" and hc["retries"] == 3
-    assert doc["volumes"]["zsc"]["name"].endswith("-web-a1b2c3-zsc")
+    assert doc["volumes"]["zsc"]["name"].endswith("-web-zsc")  # one execOnce store per service
     assert "environment" not in web  # values only ever travel in the env file
 
     cfg = render("swarm-haproxy.cfg.j2", {"setup": "web", "service": "s_web", "slots": 32,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import engine, fingerprint
-from ..deploy_phase import Activation, Version, deploy_error
+from ..deploy_phase import Activation, HealthTimings, Version, check_command, deploy_error
 from ..dockerfile import render, templates_digest
 from ..errors import ConfigError, EngineError, Problem
 from ..model import Port, Project, Setup
@@ -73,6 +73,9 @@ class LocalTarget:
         new = self._start(setup, version, env, activation)
         try:
             self._wait_ready(setup, new)
+            # Only a container that got ready is restarted when it exits (its app crashed, or its
+            # health check stopped it): one that exits before stays the deploy's failure.
+            engine.set_restart_policy(new, "unless-stopped")
         except BaseException:  # a failed check or Ctrl-C: the new containers go, the old stay
             self._discard(new, activation, setup)
             raise
@@ -102,13 +105,13 @@ class LocalTarget:
             self.report(f"[{setup.name}] switch: {report}")
         elif old:
             engine.remove_containers(old, stop_timeout=self.settings.stop_timeout)
-        self._remove_stale_volumes(setup, keep=activation)
+        self._remove_stale_volumes(setup)
         return Activation(containers=new, urls=urls, switch=report)
 
     def _start(self, setup: Setup, version: Version, env: dict[str, str], activation: str) -> list[str]:
         n = self.settings.replicas_for(setup.name)
-        volume = f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc"
-        engine.ensure_volume(volume, labels=self._labels(setup, activation=activation))
+        volume = self.zsc_volume(setup)
+        engine.ensure_volume(volume, labels=self._labels(setup, role="zsc"))
         names = []
         env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
         for k in range(1, n + 1):
@@ -139,22 +142,20 @@ class LocalTarget:
         return names
 
     def _health(self, setup: Setup) -> dict[str, Any]:
+        """Docker's view of run.healthCheck (``status`` shows it); acting on it is the start
+        script's watchdog (restart) and the front proxy's checks (rotation)."""
         hc = setup.run.health_check
         if hc is None:
             return {}
-        if hc.http_get is not None:
-            g = hc.http_get
-            url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
-            header = f" -H 'Host: {g.host}'" if g.host else ""
-            cmd = f"curl -fsS -o /dev/null -L --max-time 5{header} '{url}'"
-        else:
-            assert hc.exec is not None
-            cmd = hc.exec.text
-        period = hc.exec_period or 5
-        retries = max(1, int((hc.failure_timeout or 30) // period))
-        return {"health_cmd": cmd, "health_interval": f"{period}s", "health_timeout": "5s", "health_retries": retries}
+        cmd = check_command(hc.http_get, hc.exec.text if hc.exec else None)
+        t = HealthTimings.of(hc)
+        retries = max(1, int(t.failure // t.period))
+        # whole seconds: python-on-whales passes ints as "<n>s" (it appended "s" to a string too)
+        return {"health_cmd": cmd, "health_interval": max(1, round(t.period)), "health_timeout": 5, "health_retries": retries}
 
     def _wait_ready(self, setup: Setup, names: list[str]) -> None:
+        """Wait for ``deploy.readinessCheck`` when there is one; without one a container counts as
+        ready once it runs (only a container that already exited fails here)."""
         rc = setup.deploy.readiness_check
         retry = rc.retry_period if rc else 1.0
         timeout = rc.failure_timeout if rc else 60.0
@@ -197,22 +198,25 @@ class LocalTarget:
         if rc is not None and rc.exec is not None:
             code, out = engine.exec_in(name, ["timeout", "5", "/bin/sh", "-c", rc.exec.text], user="zerops", workdir="/var/www", timeout=10)
             return code == 0, f"exec exited {code}: {out[-200:]}"
-        ports = [p for p in setup.run.ports if p.protocol == "tcp"]
-        if not ports or ip is None:
-            return True, ""
-        try:
-            with socket.create_connection((ip, ports[0].port), timeout=2):
-                return True, ""
-        except OSError as exc:
-            return False, f"port {ports[0].port} not accepting connections: {exc}"
+        # No deploy.readinessCheck: no readiness gate, as on Zerops (a started container gets
+        # traffic; the official Gleam recipe's `dev` setup idles with `zsc noop` on port 3000).
+        return True, ""
 
     def _discard(self, names: list[str], activation: str, setup: Setup) -> None:
+        # the zsc volume stays: keys a failed version ran successfully stay run (as on Zerops)
         engine.remove_containers(names, stop_timeout=2)
-        engine.remove_volume(f"cri-{self.pid}-{setup.name.lower()}-{activation}-zsc")
 
-    def _remove_stale_volumes(self, setup: Setup, keep: str) -> None:
+    def zsc_volume(self, setup: Setup) -> str:
+        """The setup's ``zsc execOnce`` store (/var/lib/zsc): one volume for the life of the
+        service, shared by every container of every version, kept by deploys, rollbacks and
+        ``stop`` (which keeps the versions too)."""
+        return f"cri-{self.pid}-{setup.name.lower()}-zsc"
+
+    def _remove_stale_volumes(self, setup: Setup) -> None:
+        """Per-activation volumes of earlier cri-tasks releases (the store was per activation)."""
+        keep = self.zsc_volume(setup)
         for name in engine.list_volumes({f"{LABEL}.project": self.pid, f"{LABEL}.setup": setup.name}):
-            if name.startswith(f"cri-{self.pid}-") and not name.endswith(f"-{keep}-zsc"):
+            if name.startswith(f"cri-{self.pid}-") and name.endswith("-zsc") and name != keep:
                 engine.remove_volume(name)
 
     # -- the proxy ------------------------------------------------------------------------------
@@ -284,6 +288,7 @@ class LocalTarget:
                 "version": version.number,
                 "ports": [{"port": p.port, "mode": "http" if p.http_support else "tcp"} for p in ports],
                 "servers": entries,
+                "health": proxy_health(setup),
             },
         )
         work = self.settings.cache_path(self.project.root) / "tmp"
@@ -377,12 +382,31 @@ class LocalTarget:
         if engine.state(proxy).exists:
             names.append(proxy)
         engine.remove_containers(names, stop_timeout=self.settings.stop_timeout)
-        self._remove_stale_volumes(setup, keep="-none-")
+        self._remove_stale_volumes(setup)
         # The project's network goes with its last container (another setup of the project may
         # still use it; Docker refuses to remove a network in use anyway).
         if not engine.list_containers({f"{LABEL}.project": self.pid}):
             engine.remove_network(self.network)
         return names
+
+
+def proxy_health(setup: Setup) -> dict[str, Any] | None:
+    """How the front proxy checks each server. An httpGet run.healthCheck is HAProxy's own HTTP
+    check (out of rotation after disconnectTimeout, back after recoveryTimeout); without one, or
+    for an exec check (HAProxy cannot run a command in the container), a TCP connect every
+    second: a crashed or restarting container leaves the rotation, and an exec check that keeps
+    failing restarts its container (run.sh's watchdog), which takes it out the same way."""
+    hc = setup.run.health_check
+    if hc is None or hc.http_get is None:
+        return None
+    t = HealthTimings.of(hc)
+    g = hc.http_get
+    return {
+        "port": g.port, "path": g.path, "host": g.host, "ssl": (g.scheme or "http") == "https",
+        "inter": f"{max(t.period, 0.1):g}s",
+        "fall": t.checks(t.disconnect),
+        "rise": t.checks(t.recovery),
+    }
 
 
 def _free_port(address: str) -> int:

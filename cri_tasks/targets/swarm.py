@@ -289,7 +289,6 @@ class SwarmTarget:
             engine.remove_services(services)
             for name in services:
                 engine.wait_containers_gone({"com.docker.swarm.service.name": name}, timeout=self.settings.stop_timeout + 30)
-            engine.remove_volume(f"cri-{self.pid}-{self._short(setup)}-{activation}-zsc")
             if not engine.list_services({"com.docker.stack.namespace": self.stack}):
                 engine.remove_stack(self.stack)
         except CriError as exc:
@@ -571,6 +570,12 @@ class SwarmTarget:
                 out.append(f"{scheme}://{self.settings.publish_address}:{published[p.port]}/")
         return out
 
+    def zsc_volume(self, setup: Setup) -> str:
+        """The setup's ``zsc execOnce`` store, one volume name for the life of the service (as
+        on the local target). A Docker volume is local to its node: on a swarm of several nodes
+        each node has its own store (docs/swarm.md)."""
+        return f"cri-{self.pid}-{self._short(setup)}-zsc"
+
     # -- the compose file -----------------------------------------------------------------------
 
     def _compose(self, setup: Setup, version: Version, image: str, env_file: Path, activation: str, mode: str,
@@ -578,7 +583,7 @@ class SwarmTarget:
                  proxy: _Proxy | None) -> str:
         service = self.service_name(setup)
         labels = self._labels(setup, role="app", version=str(version.number), activation=activation, service=service)
-        volume_labels = self._labels(setup, role="zsc", activation=activation)
+        volume_labels = self._labels(setup, role="zsc")
         constraints = self._constraints_for(setup)
         by_port = {p.port: p for p in setup.run.ports}
         return render("swarm-stack.yml.j2", {
@@ -589,7 +594,7 @@ class SwarmTarget:
             "parallelism": self.parallelism,
             "monitor": _q(_ms(self.monitor)),
             "network_label": (_q(f"{LABEL}.project"), _q(self.pid)),
-            "volume": {"name": _q(f"cri-{self.pid}-{self._short(setup)}-{activation}-zsc"),
+            "volume": {"name": _q(self.zsc_volume(setup)),
                        "labels": [(_q(k), _q(v)) for k, v in volume_labels.items()]},
             "app": {
                 "name": _q(self._short(setup)),
@@ -630,9 +635,10 @@ class SwarmTarget:
                 pass
 
     def _tidy(self, setup: Setup, activation: str, proxy: _Proxy | None) -> None:
-        """Volumes of earlier activations and proxy configs no longer used (in-use ones stay)."""
+        """Per-activation zsc volumes of earlier releases and proxy configs no longer used
+        (in-use ones stay)."""
         for name in engine.list_volumes(self._labels(setup, role="zsc")):
-            if not name.endswith(f"-{activation}-zsc"):
+            if name != self.zsc_volume(setup):
                 engine.remove_volume(name)
         current = json.loads(proxy.spec["config_name"]) if proxy is not None else None
         engine.remove_configs([c for c in engine.list_configs(self._labels(setup, role="proxy-config")) if c != current])
@@ -716,14 +722,15 @@ class SwarmTarget:
         }
 
     def stop(self, setup: Setup) -> list[str]:
-        """Remove the setup's services (app and front proxy), then its volumes and proxy configs on
-        this engine; the stack's network goes with its last service. Versions and images stay."""
+        """Remove the setup's services (app and front proxy), then its proxy configs on this
+        engine; the stack's network goes with its last service. Versions, images and the zsc
+        execOnce store stay."""
         names = [n for n in (self.service_name(setup), self.proxy_name(setup)) if engine.service_state(n) is not None]
         engine.remove_services(names)
         for n in names:
             engine.wait_containers_gone({"com.docker.swarm.service.name": n}, timeout=self.settings.stop_timeout + 30)
-        for name in engine.list_volumes(self._labels(setup, role="zsc")):
-            engine.remove_volume(name)
+        # the zsc execOnce store stays, as on the local target: keys run once for the life of the
+        # service, and stop keeps the versions too
         engine.remove_configs(engine.list_configs(self._labels(setup, role="proxy-config")))
         if not engine.list_services({"com.docker.stack.namespace": self.stack}):
             engine.remove_stack(self.stack)
