@@ -43,3 +43,15 @@ def test_the_watchdog_is_in_the_start_script_only_with_a_health_check() -> None:
     assert "run.healthCheck failed for 3 s: restarting the container" in with_check
     assert "'test -f /tmp/ok'" in with_check and "kill -TERM 1" in with_check
     assert "healthCheck" not in render("run.sh.j2", {**base, "health": None})
+
+
+def test_the_swarm_service_has_no_gate_without_a_readiness_or_health_check(tmp_path: Path) -> None:
+    from typing import Any, cast
+
+    from cri_tasks.targets.swarm import SwarmTarget
+
+    # No readinessCheck, no healthCheck, a TCP port: a started task gets traffic (no TCP gate).
+    assert SwarmTarget._health(cast(Any, None), _setup(tmp_path, "")) is None
+    readiness = _setup(tmp_path, "    deploy:\n      readinessCheck:\n        exec: {command: test -f /tmp/up}\n")
+    health = SwarmTarget._health(cast(Any, None), readiness)
+    assert health is not None and "test -f /tmp/up" in health["test"]

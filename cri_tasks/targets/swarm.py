@@ -436,17 +436,13 @@ class SwarmTarget:
 
         Swarm goes on with a start-first update only when the new task is healthy; a task that
         turns unhealthy is replaced, and within the monitor window that fails the update
-        (rollback). Without either, readiness is a TCP connect to the
-        first TCP port, as on the local target."""
+        (rollback). Without either there is no check: a started task gets traffic, as on
+        Zerops without a readinessCheck (and on the local target)."""
         rc = setup.deploy.readiness_check
         hc = setup.run.health_check
-        tcp = [p for p in setup.run.ports if p.protocol == "tcp"]
         ready: str | None = None
         if rc is not None:
             ready = _check_command(rc.http_get, rc.exec.text if rc.exec else None)
-        elif tcp and hc is None:  # with a healthCheck, Swarm waits for it to pass: that gates
-            port = tcp[0].port
-            ready = (f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null || nc -z 127.0.0.1 {port}")
         health = _check_command(hc.http_get, hc.exec.text if hc.exec else None) if hc is not None else None
         if ready is None and health is None:
             return None
