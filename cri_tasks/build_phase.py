@@ -21,7 +21,7 @@ from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .results import Reporter
 from .runtime_plan import _now, gleam_source_for, project_id
-from .runtimes import OPERATING_SYSTEMS, gleam_version
+from .runtimes import OPERATING_SYSTEMS, build_toolchain
 from .settings import Settings
 from .store import Store
 from .paths import cache_folder, component, path_problem, private_dir
@@ -92,8 +92,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     os_name = b.os
     if os_name not in OPERATING_SYSTEMS:
         raise ConfigError(f"[{setup.name}] build.os {os_name!r} is not supported")
-    base = b.base[0] if b.base else "gleam@1.5"
-    version = gleam_version(base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
+    version = build_toolchain(b.base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
     cache_dir = settings.cache_path(project.root)
     env = build_env(project, setup, settings)
