@@ -131,7 +131,7 @@ def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, 
     proj.mkdir()
     (proj / "zerops.yml").write_text(FEATURES.lstrip())
     (proj / "config.tmpl").write_text("greeting=%%GREETING%%\nkeep=%%UNKNOWN%%\n")
-    (proj / "secret.log").write_text("x")  # .deployignore keeps it out of /build/source too
+    (proj / "secret.log").write_text("x")  # .deployignore keeps it out of the artifact only
     (proj / ".deployignore").write_text("*.log\n")
     (proj / "tasks.py").write_text("from cri_tasks import collection\nns = collection()\n")
     settings = {**engine_settings, "gleam": {"source": "none"}, "replicas": {"web": 2}}
