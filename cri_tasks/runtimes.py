@@ -76,6 +76,13 @@ GLEAM_VERSIONS: dict[str, str] = {
 }
 DEFAULT_BASE = "gleam@1.5"
 
+#: The oldest Erlang/OTP release each Gleam release gets here: the one Zerops ships with it
+#: (``gleam@1.5`` comes with Erlang/OTP 26, as the official Gleam recipe states). Gleam's
+#: packages use OTP 26 interfaces (gleam_otp's ``get_state`` needs 26.1), while Ubuntu 24.04
+#: and Debian 12 ship OTP 25: the OS templates then take Erlang from a newer source
+#: (``templates/_base_ubuntu.j2``) and every runtime image checks what it got.
+GLEAM_MIN_OTP: dict[str, int] = {"1.5.1": 26}
+
 GLEAM_RELEASE_URL = (
     "https://github.com/gleam-lang/gleam/releases/download/"
     "v{version}/gleam-v{version}-{arch}-unknown-linux-musl.tar.gz"
@@ -94,7 +101,7 @@ class OsInfo:
 
 OPERATING_SYSTEMS: dict[str, OsInfo] = {
     "alpine": OsInfo("alpine", "alpine.Dockerfile.j2", "alpine:3.20", "Erlang/OTP 26.2 (apk erlang)"),
-    "ubuntu": OsInfo("ubuntu", "ubuntu.Dockerfile.j2", "ubuntu:24.04", "Erlang/OTP 25.3 (apt erlang-nox)"),
+    "ubuntu": OsInfo("ubuntu", "ubuntu.Dockerfile.j2", "ubuntu:24.04", "Erlang/OTP 26+ (erlang-nox; the distribution's own when new enough, else a newer source)"),
 }
 
 
@@ -109,6 +116,11 @@ def gleam_version(base: str | None, *, where: Location | None = None, path: str 
         from .errors import Problem
 
         raise ConfigError([Problem(message, path=path, location=where)]) from None
+
+
+def min_otp(gleam: str) -> int:
+    """The oldest Erlang/OTP major release that fits Gleam release ``gleam``."""
+    return GLEAM_MIN_OTP.get(gleam, max(GLEAM_MIN_OTP.values()))
 
 
 def gleam_arch(machine: str | None = None) -> str:

@@ -1,7 +1,8 @@
-"""The build container as Zerops describes it, on the real engine (issue 15, items 6, 7, 8, 10, 12):
+"""The build container as Zerops describes it, on the real engine (issue 15, items 6, 7, 8, 10, 12, 13):
 the source in /build/source before build.prepareCommands, which a source change does not re-run;
 .deployignore filtering the artifact only; deployFiles "/" and "/~"; build.cache patterns kept
-between builds and dropped with the base layer; bash in the build container."""
+between builds and dropped with the base layer; bash and Erlang/OTP 26+ in the build container
+(``ubuntu`` mapped to Debian 12, as in every engine test here)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ zerops:
       buildCommands:
         - bash -c 'shopt -s extglob; echo bash ok' > bash.txt
         - cat src/main.txt > out.txt
+        - erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().' > otp.txt
         - cp /home/zerops/prepared-from /home/zerops/prepare-stamp .
         - mkdir -p deps sub && (cat deps/n 2>/dev/null || echo 0) > prev.txt && echo $(( $(cat prev.txt) + 1 )) > deps/n
         - (cat sub/a.txt 2>/dev/null || echo none) > prev-sub.txt; (test -e sub/b.md && echo yes || echo no) > had-md.txt
@@ -65,6 +67,7 @@ def test_the_source_is_there_for_prepare_commands_which_a_source_change_does_not
     assert first["out.txt"] == "v1\n"  # item 7: ".deployignore: src/" did not hide src/ from the build
     assert not any(k.startswith("src/") for k in first)  # ... but it filters the artifact
     assert first["bash.txt"] == "bash ok\n"  # item 12: bash in the build container
+    assert int(first["otp.txt"]) >= 26  # item 13: the Erlang/OTP Zerops ships with gleam@1.5, or newer
     assert (first["prev.txt"], first["prev-sub.txt"], first["had-md.txt"]) == ("0\n", "none\n", "no\n")
     assert {"VERSION", "zerops.yml", "deps/n"} <= first.keys()  # item 8: "/" is the whole build folder
 
