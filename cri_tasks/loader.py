@@ -1012,7 +1012,7 @@ class _Base(_Spec):
             choices = ", ".join(f'"{c}"' for c in OS_CHOICES)
             ctx.error(node, path, f'unknown OS "{_clip(os_name)}" in base "{_clip(value)}": one of {choices}, then "/"')
             return _INVALID
-        plain = ScalarNode(node.tag, bare, node.start_mark, node.end_mark, node.style)
+        plain = ScalarNode(node.tag, bare, node.start_mark, node.end_mark)
         return _INVALID if self.enum.check(ctx, plain, path) is _INVALID else value.strip()
 
 

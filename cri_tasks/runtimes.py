@@ -77,8 +77,7 @@ GLEAM_VERSIONS: dict[str, str] = {
 DEFAULT_BASE = "gleam@1.5"
 
 #: The oldest Erlang/OTP release each Gleam release gets here: the one Zerops ships with it
-#: (``gleam@1.5`` comes with Erlang/OTP 26, as the official Gleam recipe states). Gleam's
-#: packages use OTP 26 interfaces (gleam_otp's ``get_state`` needs 26.1), while Ubuntu 24.04
+#: (``gleam@1.5`` comes with Erlang/OTP 26, as the official Gleam recipe states). Ubuntu 24.04
 #: and Debian 12 ship OTP 25: the OS templates then take Erlang from a newer source
 #: (``templates/_base_ubuntu.j2``) and every runtime image checks what it got.
 GLEAM_MIN_OTP: dict[str, int] = {"1.5.1": 26}

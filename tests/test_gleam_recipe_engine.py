@@ -91,7 +91,7 @@ def recipe(tmp_path: Path, engine_settings: dict[str, Any]) -> Iterator[Path]:
         EXAMPLE_APP.read_text().replace("-module(hello).", "-module(app).").replace('"8000"', '"3000"')
     )
     (proj / "src" / "migrate.erl").write_text(MIGRATE_ERL)
-    (proj / "migrate.sh").write_text('#!/bin/sh\necho "migrated for $DB_NAME at $DB_HOST" > /var/www/migrated.txt\n')
+    (proj / "migrate.sh").write_text('#!/bin/sh\necho "migrated for $DB_NAME at $DB_HOST, HOME ${HOME-unset}" > /var/www/migrated.txt\n')
     (proj / "project.env").write_text("db_hostname=db\ndb_port=5432\ndb_user=db\ndb_password=secret\n")
     (proj / "tasks.py").write_text("from cri_tasks import collection\nns = collection()\n")
     settings = {**engine_settings, "gleam": {"source": str(_gleam_archive(tmp_path / "gleam.tar.gz"))}, "env_file": "project.env"}
@@ -118,7 +118,8 @@ def test_the_official_gleam_recipe_validates_prepares_and_deploys_both_setups_un
     # build/erlang-shipment/~ landed at /var/www, migrate.sh beside entrypoint.sh; the
     # execOnce init command ran it with the recipe's env (DB_HOST from ${db_hostname})
     assert _sh(container, "cd /var/www && ls entrypoint.sh migrate.sh app/ebin/app.beam") != ""
-    assert _sh(container, "cat /var/www/migrated.txt") == "migrated for db at db\n"
+    # item 12: no HOME in the runtime container unless run.envVariables set one (prod does not)
+    assert _sh(container, "cat /var/www/migrated.txt") == "migrated for db at db, HOME unset\n"
 
     proc, doc = deploy(recipe, "--setup", "dev")
     if proc.returncode != 0 and "readiness" in proc.stderr:
@@ -133,3 +134,4 @@ def test_the_official_gleam_recipe_validates_prepares_and_deploys_both_setups_un
     # the gleam of run.prepareCommands (zsc add gleam@1.5) and the recipe's own HOME
     assert _sh(container, "cd /var/www && ls src/app.erl gleam.toml zerops.yaml build/packages/packages.toml") != ""
     assert _sh(container, "cat /var/www/migrated-by-gleam-run") == "db"
+    assert _sh(container, "cat /proc/1/environ | tr '\\0' '\\n' | grep ^HOME=") == "HOME=/home/zerops\n"
