@@ -1,7 +1,8 @@
 """Files in and out of the build (pure file operations, no Docker).
 
 - :func:`stage_source`: the project as the build container sees it in /build/source: without what
-  ``.gitignore`` and ``.deployignore`` exclude, ``.git`` and the tool's own cache folder.
+  ``.gitignore`` excludes, ``.git`` and the tool's own cache folder. ``.deployignore`` is not
+  applied here: on Zerops it filters the deploy artifact only, never what the build sees.
 - :func:`assemble`: the deploy artifact from the built tree, by ``deployFiles`` (with the ``~``
   rule) filtered by ``.deployignore``.
 
@@ -80,11 +81,12 @@ def copy_tree(src_root: Path, dst_root: Path, rels: Iterable[tuple[str, os.DirEn
 def stage_source(root: Path, dest: Path, *, cache_dir: Path, private: Sequence[Path] = ()) -> int:
     """Copy the project into ``dest`` as the build sees it; returns the number of entries.
 
-    Left out: what .gitignore/.deployignore exclude, .git, the cache folder and ``private``
-    files (the project env file: its values reach containers at run time only)."""
+    Left out: what .gitignore excludes, .git, the cache folder and ``private`` files (the
+    project env file: its values reach containers at run time only). Not .deployignore: it
+    filters the artifact (:func:`assemble`), never what the build sees."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    skip = ignore_spec(root, ".gitignore", ".deployignore")
+    skip = ignore_spec(root, ".gitignore")
     always = {".git"}
     for path in (cache_dir, *private):
         try:

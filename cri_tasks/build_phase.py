@@ -17,14 +17,14 @@ from typing import Any, Iterator
 
 from . import artifact, engine, envvars, fingerprint, runtime_build
 from .buildlog import Tracker, step_lines
-from .dockerfile import exec_form, render, with_build_env
+from .dockerfile import exec_form, render, templates_digest, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
 from .model import Project, Setup
 from .locks import locked, sweep
 from .logfiles import LogFile, new_log
 from .results import Reporter, build_line
 from .runtime_plan import _now, gleam_source_for, project_id
-from .runtimes import OPERATING_SYSTEMS, gleam_version
+from .runtimes import OPERATING_SYSTEMS, build_toolchain
 from .settings import Settings
 from .store import Store
 from .paths import cache_folder, component, path_problem, private_dir, remove, writing
@@ -43,47 +43,68 @@ class BuildResult:
 
 
 def cache_paths(setup: Setup) -> list[str]:
-    """build.cache as paths relative to /build/source ("." for everything)."""
+    """build.cache as patterns relative to /build/source ("*" for everything).
+
+    Zerops matches them with Go's ``filepath.Match`` (``*`` and ``?`` never cross a ``/``,
+    ``[...]``/``[^...]`` classes, ``\\`` escapes; a leading dot is not special) and treats
+    ``./node_modules``, ``node_modules`` and ``node_modules/`` alike."""
     build = setup.build
     if build is None or build.cache is False:
         return []
     if build.cache is True:
-        return ["."]
+        return ["*"]
     out = []
     for ref in build.cache:
         why = path_problem(ref.value, "/build/source")  # the loader's rule, asked again
         if why is not None:
             raise ConfigError([Problem(f"{ref.value!r} {why}", path=ref.path, location=ref.location)])
-        out.append(PurePosixPath(ref.value.strip()).as_posix())
+        value = ref.value.strip()
+        while value.startswith("./"):
+            value = value[2:]
+        value = value.rstrip("/")
+        out.append(value if value not in ("", ".") else "*")
     return out
 
 
+def glob_word(pattern: str) -> str:
+    """A Go ``filepath.Match`` pattern as one unquoted bash word that expands the same way
+    (with ``dotglob``): glob characters stay, every other character is escaped."""
+    out = []
+    chars = iter(pattern)
+    for c in chars:
+        if c == "\\":
+            out.append("\\" + next(chars, "\\"))
+        elif c in "*?[]^" or c.isascii() and (c.isalnum() or c in "._/-+@%,:="):
+            out.append(c)
+        else:
+            out.append("\\" + c)
+    return "".join(out)
+
+
+def _bash(script: str) -> str:
+    # bash for its globbing: dotglob (Go's "*" matches a leading dot), nullglob (no match, no
+    # word); both runtime images have bash.
+    return f"bash -O dotglob -O nullglob -e -c {shlex.quote(script)}"
+
+
 def _restore_script(paths: list[str]) -> str:
-    lines = []
-    for p in paths:
-        if p == ".":
-            lines.append('if [ -n "$(ls -A /build/cri-cache)" ]; then cp -a -n /build/cri-cache/. ./ && chown -R zerops:zerops . && echo "cri: build cache restored: ."; fi')
-            continue
-        q, parent = shlex.quote(p), shlex.quote(PurePosixPath(p).parent.as_posix())
-        lines.append(
-            f"if [ -e /build/cri-cache/{q} ]; then mkdir -p {parent} && cp -a -n /build/cri-cache/{q} {parent}/ "
-            f"&& chown -R zerops:zerops {q} && echo cri: build cache restored: {q}; else echo cri: build cache empty: {q}; fi"
-        )
-    return "\n".join(lines)
+    """Restore what the last build saved, no-clobber: the source's own files win (Zerops)."""
+    words = " ".join(glob_word(p) for p in paths)
+    return _bash(
+        f"cd /build/cri-cache; n=0; for p in {words}; do [ -e \"$p\" ] || [ -L \"$p\" ] || continue; echo \"cri: build cache restored: $p\"; n=1; done\n"
+        "[ $n = 1 ] || echo 'cri: build cache empty'\n"
+        "cd /build/source; cp -a -n /build/cri-cache/. ./; chown -R zerops:zerops ."
+    )
 
 
 def _save_script(paths: list[str]) -> str:
-    lines = []
-    for p in paths:
-        if p == ".":
-            lines.append("find /build/cri-cache -mindepth 1 -delete && cp -a ./. /build/cri-cache/")
-            continue
-        q, parent = shlex.quote(p), shlex.quote(PurePosixPath(p).parent.as_posix())
-        lines.append(
-            f"rm -rf /build/cri-cache/{q} && mkdir -p /build/cri-cache/{parent} "
-            f"&& if [ -e {q} ]; then cp -a {q} /build/cri-cache/{parent}/; fi"
-        )
-    return "\n".join(lines)
+    """Keep what the patterns match in /build/source for the next build, nothing else."""
+    words = " ".join(glob_word(p) for p in paths)
+    return _bash(
+        "find /build/cri-cache -mindepth 1 -delete; cd /build/source\n"
+        f"for p in {words}; do [ -e \"$p\" ] || [ -L \"$p\" ] || continue; d=$(dirname -- \"$p\"); mkdir -p \"/build/cri-cache/$d\"; "
+        "cp -a -- \"$p\" \"/build/cri-cache/$d/\"; echo \"cri: build cache saved: $p\"; done"
+    )
 
 
 def build(project: Project, setup: Setup, settings: Settings, *, report: Reporter, store: Store) -> BuildResult:
@@ -95,18 +116,26 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     os_name = b.os
     if os_name not in OPERATING_SYSTEMS:
         raise ConfigError(f"[{setup.name}] build.os {os_name!r} is not supported")
-    base = b.base[0] if b.base else "gleam@1.5"
-    version = gleam_version(base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
+    version = build_toolchain(b.base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
     cache_dir = settings.cache_path(project.root)
     env = build_env(project, setup, settings)
     env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     paths = cache_paths(setup)
-    cache_key = fingerprint.digest([os_name, list(b.base), [c.text for c in b.prepare_commands], paths])
+    base_image = settings.image_for(os_name)
+    # The base-layer key: what Zerops names as invalidating the build cache (os, base,
+    # prepareCommands, cache), plus what cri-tasks puts in that layer itself.
+    cache_key = fingerprint.digest(
+        [os_name, list(b.base), [c.text for c in b.prepare_commands], paths, gleam, settings.zcli_enabled,
+         base_image, engine.image_ids([base_image]).get(base_image), templates_digest()]
+    )
+    # A builder other than the engine's own cannot start FROM an image of the engine.
+    toolchain_image = None if settings.builder else f"{settings.repository}-build/{project_id(project)}/{setup.name.lower()}:{cache_key[:16]}"
     context = {
         "os": os_name,
         "stage": "toolchain",
-        "base_image": settings.image_for(os_name),
+        "toolchain_image": toolchain_image,
+        "base_image": base_image,
         "gleam": {**gleam, "context_name": "gleam.tar.gz"},
         "zcli": {"enabled": settings.zcli_enabled, "url": settings.zcli_url},
         "prepare_commands": [c.text for c in b.prepare_commands],
@@ -118,11 +147,13 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     }
     text = render("build.Dockerfile.j2", context)
     with work_folder(cache_dir, setup.name, settings, report) as work:
-        return _build_in(work, project, setup, settings, text, env_text, gleam_file, report=report, store=store)
+        return _build_in(work, project, setup, settings, text, env_text, gleam_file, toolchain_image, cache_key,
+                         report=report, store=store)
 
 
 def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, text: str, env_text: str,
-              gleam_file: Path | None, *, report: Reporter, store: Store) -> BuildResult:
+              gleam_file: Path | None, toolchain_image: str | None, cache_key: str, *, report: Reporter,
+              store: Store) -> BuildResult:
     b = setup.build
     assert b is not None
     cache_dir = settings.cache_path(project.root)
@@ -168,6 +199,20 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
                         report(f"[{setup.name}] {field} {i + 1}/{total} {first[:120]}")
 
             try:
+                if toolchain_image is not None and engine.image_ids([toolchain_image]).get(toolchain_image) is None:
+                    report(f"[{setup.name}] build: base layer (build.os, build.base, build.prepareCommands) -> {toolchain_image}")
+                    engine.build(
+                        context_dir,
+                        dockerfile=context_dir / "Dockerfile",
+                        tags=[toolchain_image],
+                        labels={f"{engine.LABEL}.project": project_id(project), f"{engine.LABEL}.setup": setup.name,
+                                f"{engine.LABEL}.base-layer": cache_key},
+                        on_line=on_line,
+                        builder=settings.builder,
+                        target="toolchain",
+                    )
+                elif toolchain_image is not None:
+                    report(f"[{setup.name}] build: base layer up to date ({toolchain_image}): build.prepareCommands skipped")
                 engine.build_export(
                     context_dir,
                     dockerfile=context_dir / "Dockerfile",

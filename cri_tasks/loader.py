@@ -29,6 +29,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigError, Location, Problem
 from .errors import suggest as _suggest
+from .runtimes import DEFAULT_BASE, GLEAM_VERSIONS, base_values, split_base
 from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_problem
 from .model import (
     DEFAULT_OS,
@@ -947,44 +948,64 @@ def _order(location: Location | None) -> tuple[int, int]:
     return (location.line, location.column) if location is not None else (0, 0)
 
 
-def _versions(table: Mapping[str, str]) -> tuple[str, ...]:
-    """Base names from ``{"gleam": "1 1.5 latest"}``; the empty name gives bare versions."""
-    return tuple(f"{name}@{v}" if name else v for name, versions in table.items() for v in versions.split())
+def _base_os_agrees(ctx: _Context, members: Mapping[str, _Val], path: str, where: Location) -> None:
+    """An OS-qualified base (``ubuntu/gleam@1.5``) names the section's OS: it must agree with
+    ``os`` and with the other bases of the list."""
+    base = members.get("base")
+    if base is None or base.value is _INVALID:
+        return
+    items = base.value if isinstance(base.value, list) else [base]
+    os_val = members.get("os")
+    first: tuple[str, str] | None = (os_val.value, '"os"') if os_val is not None and isinstance(os_val.value, str) else None
+    for item in items:
+        if not isinstance(item.value, str):
+            continue
+        qualified = split_base(item.value)[0]
+        if qualified is None:
+            continue
+        if first is None:
+            first = (qualified, f'"{item.value}"')
+        elif first[0] != qualified:
+            message = f'base "{_clip(item.value)}" runs on {qualified}, but {first[1]} says {first[0]}'
+            ctx.error(item.location or where, item.path, message)
 
 
-# The bases Zerops' schema lists (captured 2026-04). An unknown base is an error, as it is on
-# Zerops; extend these tables when Zerops adds versions.
-_COMMON_BASES = {
-    "": "22.04 24.04 3.17 3.18 3.19 3.20 3.21 3.22 3.23",
-    "alpine": "3.17 3.18 3.19 3.20 3.21 3.22 3.23 latest",
-    "bun": "1.1 1.1.34 1.2 1.2.2 1.3 1.3.9 canary latest nightly",
-    "deno": "1 1.45.5 2.0.0 latest",
-    "dotnet": "10 6 7 8 9 latest",
-    "elixir": "1 1.16 1.16.2 latest",
-    "gleam": "1 1.5 1.5.1 latest",
-    "go": "1 1.22 latest",
-    "golang": "1 latest",
-    "java": "17 21 latest",
-    "nodejs": "18 20 22 24 latest",
-    "python": "3.11 3.12 3.14 latest",
-    "ruby": "3.2 3.3 3.4",
-    "rust": "1 1.78 1.80 1.86 latest nightly stable",
-    "ubuntu": "22.04 24.04 latest",
-}
-BUILD_BASES = _versions({**_COMMON_BASES, "php": "8.1 8.3 8.4 8.5 latest"})
-RUN_BASES = ("static",) + _versions(
-    {
-        **_COMMON_BASES,
-        "docker": "26 26.1 26.1.5 latest",
-        "nginx": "1.22 latest",
-        "php-apache": "8.1 8.3 8.4 8.5 latest",
-        "php-nginx": "8.1 8.3 8.4 8.5 latest",
-        "ruby": "3.2 3.3 3.4 latest",
-        "runtime": "latest",
-        "static": "1.0 latest",
-        "zcp": "1 latest",
-    }
-)
+def qualified_os(bases: Sequence[str], default: str) -> str:
+    """The OS an OS-qualified base names, else ``default`` (``os`` or Zerops' default)."""
+    for base in bases:
+        qualified = split_base(base)[0]
+        if qualified is not None:
+            return qualified
+    return default
+
+
+# The accepted bases live in one table, runtimes.BASE_VERSIONS. An unknown base is an error, as it
+# is on Zerops.
+BUILD_BASES = base_values("build")
+RUN_BASES = base_values("run")
+
+
+class _Base(_Spec):
+    """A base value, bare (``gleam@1.5``) or OS-qualified (``ubuntu/gleam@1.5``, since 2026-05)."""
+
+    takes_text = True
+
+    def __init__(self, section: str) -> None:
+        self.enum = _Enum(base_values(section), label=f"{section} base")
+        self.expected = self.enum.expected
+
+    def check(self, ctx: _Context, node: Node, path: str, anchor: Location | None = None) -> Any:
+        kind, value = ctx.kind(node, path)
+        if kind != "str":
+            return self.wrong(ctx, node, path, kind)
+        os_name, bare = split_base(value)
+        if os_name is not None and os_name not in OS_CHOICES:
+            choices = ", ".join(f'"{c}"' for c in OS_CHOICES)
+            ctx.error(node, path, f'unknown OS "{_clip(os_name)}" in base "{_clip(value)}": one of {choices}, then "/"')
+            return _INVALID
+        plain = ScalarNode(node.tag, bare, node.start_mark, node.end_mark)
+        return _INVALID if self.enum.check(ctx, plain, path) is _INVALID else value.strip()
+
 
 _STRING = _Str()
 _COMMANDS = _List(_STRING, "a list of strings")
@@ -1012,7 +1033,7 @@ def _http_get() -> _Obj:
 
 _BUILD = _Obj(
     {
-        "base": _OneOrList(_Enum(BUILD_BASES, label="build base"), "a base or a list of bases"),
+        "base": _OneOrList(_Base("build"), "a base or a list of bases"),
         "os": _OS,
         "prepareCommands": _COMMANDS,
         "buildCommands": _COMMANDS,
@@ -1023,6 +1044,7 @@ _BUILD = _Obj(
         "envVariables": _ENV,
     },
     _at_most_one("deployFiles", "deploy"),
+    _base_os_agrees,
 )
 
 _PORT = _Obj(
@@ -1092,7 +1114,7 @@ _NO_LOCAL_MEANING = "has no local meaning (a Zerops {what}); ignored"
 
 _RUN = _Obj(
     {
-        "base": _Enum(RUN_BASES, label="run base"),
+        "base": _Base("run"),
         "os": _OS,
         "prepareCommands": _COMMANDS,
         "initCommands": _COMMANDS,
@@ -1118,6 +1140,7 @@ _RUN = _Obj(
         "mount": _Field(_Ignored(), warning=_NO_LOCAL_MEANING.format(what="shared storage mount"), ignored=True),
     },
     _at_most_one("start", "startCommands"),
+    _base_os_agrees,
 )
 
 _DEPLOY = _Obj(
@@ -1375,6 +1398,24 @@ def _check_merged(ctx: _Context, entry: _Entry, sections: Mapping[str, _Section]
     if own_build is not None and own_build.value is not _INVALID and build is not None and not {"deployFiles", "deploy"} & build.members.keys():
         where = own_build.key_location or own_build.location
         ctx.error(where, f"{entry.path}.build", 'missing required key "deployFiles"')
+    run = sections.get("run")
+    if run is None or "base" not in run.members:
+        _warn_assumed_base(ctx, entry, run, build)
+
+
+def _warn_assumed_base(ctx: _Context, entry: _Entry, run: _Section | None, build: _Section | None) -> None:
+    """No run.base: Zerops keeps the service's current runtime, which a file cannot tell; say
+    which runtime cri-tasks renders instead of choosing one silently."""
+    os_val = run.members.get("os") if run is not None else None
+    os_name = os_val.value if os_val is not None and isinstance(os_val.value, str) else DEFAULT_OS
+    message = f"no run.base: Zerops keeps the service's current runtime; cri-tasks assumes {DEFAULT_BASE} (Gleam {GLEAM_VERSIONS[DEFAULT_BASE]}) on {os_name}"
+    base = build.members.get("base") if build is not None else None
+    if base is not None and isinstance(base.value, list):
+        names = [item.value for item in base.value if isinstance(item.value, str)]
+        if names and not any(split_base(n)[1].startswith("gleam@") for n in names):
+            message += f", although build.base is {', '.join(names)}"
+    where = run.location if run is not None else entry.location
+    ctx.warn(where, f"{entry.path}.run", message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1427,9 +1468,10 @@ def _plain_value(value: _Val) -> Any:
 def _build(section: _Section) -> Build:
     m = section.members
     cache = _get(m, "cache", False)
+    bases = tuple(item.value for item in _get(m, "base", []))
     return Build(
-        base=tuple(item.value for item in _get(m, "base", [])),
-        os=_get(m, "os", DEFAULT_OS),
+        base=bases,
+        os=_get(m, "os") or qualified_os(bases, DEFAULT_OS),
         prepare_commands=_commands(m.get("prepareCommands")),
         build_commands=_commands(m.get("buildCommands")),
         deploy_files=_path_refs(m.get("deployFiles") or m.get("deploy")),
@@ -1457,7 +1499,7 @@ def _run(section: _Section) -> Run:
     routing = m.get("routing")
     return Run(
         base=_get(m, "base"),
-        os=_get(m, "os", DEFAULT_OS),
+        os=_get(m, "os") or qualified_os([_get(m, "base") or ""], DEFAULT_OS),
         prepare_commands=_commands(m.get("prepareCommands")),
         init_commands=_commands(m.get("initCommands")),
         start=_command(start) if start is not None else None,

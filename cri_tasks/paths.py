@@ -96,6 +96,9 @@ def path_problem(raw: str, kind: str) -> str | None:
             return None
         if value.replace("~", "").startswith("/"):
             return "is absolute; deployFiles are relative to the project folder ('/' alone means all of it)"
+        if any(c in value for c in "*?["):
+            # looked up literally after the build, it could never be found: refused at validate
+            return "holds a glob character ('*', '?', '['): deployFiles are paths, '~' is their only special character"
         return "leaves the project folder ('..')" if ".." in value.replace("~", "").split("/") else None
     if value.startswith("/") or ".." in value.split("/"):
         return f"must stay inside {kind}"

@@ -106,10 +106,9 @@ def _build_problems(project: Project, s: Setup, settings: Settings, ask: Callabl
         message = "has no build section: nothing to build or deploy (it needs build.deployFiles)"
         return [Problem(message, path=f"zerops[{s.index}]", location=s.location)]
     from .build_phase import build_env
-    from .runtimes import gleam_version
+    from .runtimes import build_toolchain
 
-    base = b.base[0] if b.base else None
-    ask(lambda: gleam_version(base, where=b.where("base"), path=f"zerops[{s.index}].build.base"))
+    ask(lambda: build_toolchain(b.base, where=b.where("base"), path=f"zerops[{s.index}].build.base"))
     ask(lambda: build_env(project, s, settings, warnings))
     return []
 

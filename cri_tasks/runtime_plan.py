@@ -18,7 +18,7 @@ from . import fingerprint
 from .dockerfile import templates_digest
 from .errors import ConfigError, Problem
 from .model import Project, Setup
-from .runtimes import DEFAULT_BASE, OPERATING_SYSTEMS, gleam_release_url, gleam_version
+from .runtimes import DEFAULT_BASE, OPERATING_SYSTEMS, gleam_release_url, gleam_version, min_otp
 from .settings import Settings
 from .store import Store
 
@@ -88,9 +88,9 @@ def app_tag(settings: Settings, pid: str, setup: str, number: int) -> str:
 def gleam_source_for(settings: Settings, project: Project, store: Store, version: str) -> tuple[dict[str, Any], Path | None]:
     source = settings.gleam_source.strip()
     if source == "release":
-        return {"source": "release", "version": version, "url": gleam_release_url(version)}, None
+        return {"source": "release", "version": version, "url": gleam_release_url(version), "otp": min_otp(version)}, None
     if source == "none":
-        return {"source": "none"}, None
+        return {"source": "none", "otp": min_otp(version)}, None
     path = settings.gleam_archive(project.root)
     if path is None or not path.is_file():
         raise ConfigError(
@@ -101,7 +101,7 @@ def gleam_source_for(settings: Settings, project: Project, store: Store, version
     sha = cache.file_digest(path, str(path), st)
     if cache.changed:
         store.set("stat/gleam-archive", cache.data)
-    return {"source": "file", "version": version, "sha256": sha}, path
+    return {"source": "file", "version": version, "sha256": sha, "otp": min_otp(version)}, path
 
 
 def plan(project: Project, setup: Setup, settings: Settings, store: Store, root: Path | None = None) -> Plan:

@@ -103,7 +103,7 @@ def engine_settings(gleam_archive: Path, tmp_path: Path, unique: str) -> Iterato
 
 
 def remove_repository_images(repository: str) -> None:
-    for repo in (repository, f"{repository}-debug", f"{repository}-proxy"):
+    for repo in (repository, f"{repository}-debug", f"{repository}-proxy", f"{repository}-build"):
         # <repository>/<project id>/<setup> (and the older <repository>/<setup>)
         listed = subprocess.run(
             ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",

@@ -76,7 +76,7 @@ def test_a_deploy_path_through_a_symlink_pointing_outside_is_refused(built: Path
         assemble(built, tmp_path / "a", [ref("escape")], ignore=ignore_spec(built))
 
 
-def test_the_build_source_leaves_out_ignored_files_git_and_the_cache(tmp_path: Path) -> None:
+def test_the_build_source_leaves_out_gitignored_files_git_and_the_cache_but_not_deployignored(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     for rel in ["src/a.erl", "build/old.beam", ".git/HEAD", ".cri/records/x", "notes.tmp", "keep.tmp"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,8 @@ def test_the_build_source_leaves_out_ignored_files_git_and_the_cache(tmp_path: P
     (root / "secret.txt").write_text("s")
     (root / "project.env").write_text("TOKEN=x")
     stage_source(root, tmp_path / "src", cache_dir=root / ".cri", private=[root / "project.env"])
-    assert files(tmp_path / "src") == [".deployignore", ".gitignore", "keep.tmp", "src/", "src/a.erl"]
+    # .deployignore filters the artifact only: the build sees secret.txt (issue 15, item 7)
+    assert files(tmp_path / "src") == [".deployignore", ".gitignore", "keep.tmp", "secret.txt", "src/", "src/a.erl"]
 
 
 @pytest.mark.parametrize("target", ["../etc/passwd", "/etc/passwd"])

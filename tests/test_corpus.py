@@ -38,6 +38,8 @@ NULL_ENV = "null value, used as an empty string"
 WARNINGS: dict[str, list[tuple[int, str, str]]] = {
     "zeropsio__recipe-python-hello-world__zerops.yml": [
         (5, "zerops[0].build.deploy", 'deprecated name of "deployFiles"; used as deployFiles, rename it'),
+        # no run.base: the runtime cri-tasks assumes is said (issue 15, item 16)
+        (10, "zerops[0].run", "no run.base: Zerops keeps the service's current runtime; cri-tasks assumes gleam@1.5 (Gleam 1.5.1) on alpine, although build.base is python@3.11"),
     ],
     "zeropsio__recipe-laravel-minimal__zerops.yml": [
         (46, "zerops[0].run.envVariables.MAIL_USERNAME", NULL_ENV),

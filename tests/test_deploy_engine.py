@@ -131,7 +131,7 @@ def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, 
     proj.mkdir()
     (proj / "zerops.yml").write_text(FEATURES.lstrip())
     (proj / "config.tmpl").write_text("greeting=%%GREETING%%\nkeep=%%UNKNOWN%%\n")
-    (proj / "secret.log").write_text("x")  # .deployignore keeps it out of /build/source too
+    (proj / "secret.log").write_text("x")  # .deployignore keeps it out of the artifact only
     (proj / ".deployignore").write_text("*.log\n")
     (proj / "tasks.py").write_text("from cri_tasks import collection\nns = collection()\n")
     settings = {**engine_settings, "gleam": {"source": "none"}, "replicas": {"web": 2}}
@@ -161,7 +161,10 @@ def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, 
         assert proc.returncode == 0, proc.stderr
         c2 = doc["setups"][0]["containers"][0]
         assert sh(c2, "cat /var/www/public/cache.txt") == "cached\n"
-        assert "cri: build cache restored: build/packages" in Path(json.loads(invoke(proj, "build", "--json").stdout)["setups"][0]["log"]).read_text()
+        # ... and says so in the build log (a source change, so that the restore step runs)
+        (proj / "config.tmpl").write_text("greeting=%%GREETING%%!!\n")
+        log = Path(json.loads(invoke(proj, "build", "--json").stdout)["setups"][0]["log"]).read_text()
+        assert "cri: build cache restored: build/packages\n" in log.replace("\r", "")
         # the build env value never lands in the app image
         history = subprocess.run(["docker", "history", "--no-trunc", doc["setups"][0]["image"]], capture_output=True, text=True).stdout
         assert "hi-from-build" not in history

@@ -377,7 +377,7 @@ def test_a_null_env_value_warns_and_becomes_an_empty_string(yml: Yml) -> None:
         """
     )
     assert dict(project.setups[0].run.env_variables) == {"A": "", "B": ""}
-    first, second = project.warnings
+    first, second = _besides_base(project.warnings)
     assert str(first) == "zerops.yml:5:12: warning: zerops[0].run.envVariables.A: null value, used as an empty string"
     assert first.severity == "warning"
     assert at(second) == (6, 9)
@@ -579,7 +579,7 @@ def test_deprecated_build_deploy_is_used_as_deploy_files_with_a_warning(yml: Yml
     project = yml.load("zerops:\n  - setup: app\n    build:\n      deploy: [app/~hello.py]\n")
     build = project.setups[0].build
     assert build is not None and [p.value for p in build.deploy_files] == ["app/~hello.py"]
-    (warning,) = project.warnings
+    (warning,) = _besides_base(project.warnings)
     assert (warning.path, at(warning), warning.severity) == ("zerops[0].build.deploy", (4, 7), "warning")
     assert "deprecated" in warning.message and "deployFiles" in warning.message
 
@@ -813,7 +813,7 @@ def test_vertical_autoscaling_and_mount_warn_and_are_ignored(yml: Yml) -> None:
               mount: [storage]
         """
     )
-    first, second = project.warnings
+    first, second = _besides_base(project.warnings)
     assert (first.path, at(first)) == ("zerops[0].run.verticalAutoscaling", (5, 7))
     assert first.message == "has no local meaning (a Zerops scaling setting); ignored"
     assert (second.path, at(second)) == ("zerops[0].run.mount", (8, 7))
@@ -1237,3 +1237,71 @@ def test_a_nul_byte_in_the_file_is_located(yml: Yml) -> None:
     with pytest.raises(ConfigError) as caught:
         load_project("zerops.yml")
     assert str(caught.value) == "zerops.yml:2:13: not a text file (it contains NUL bytes)"
+
+
+def _besides_base(warnings: tuple[Problem, ...]) -> list[Problem]:
+    """The warnings other than the one for a missing run.base (these files leave it out)."""
+    return [w for w in warnings if not w.message.startswith("no run.base")]
+
+
+@pytest.mark.parametrize("base", ["ubuntu/gleam@1.5", "alpine/bun@1.3", "ubuntu/nodejs@22", "alpine@3.23", "ruby@3.4", "elixir@1.16", "dotnet@10", "alpine/ruby@latest"])
+def test_os_qualified_and_current_bases_validate(yml: Yml, base: str) -> None:
+    project = yml.load(
+        f"""\
+        zerops:
+          - setup: app
+            build:
+              base: {base}
+              deployFiles: /
+            run:
+              base: {base}
+              start: x
+        """
+    )
+    setup = project.setups[0]
+    assert setup.run.base == base and setup.build is not None and setup.build.base == (base,)
+    if "/" in base:  # the qualified OS is the section's OS when "os" is left out
+        assert setup.run.os == setup.build.os == base.split("/")[0]
+
+
+def test_a_qualified_base_must_agree_with_os_and_name_a_known_os(yml: Yml) -> None:
+    err = "\n".join(str(p) for p in yml.problems(
+        """\
+        zerops:
+          - setup: app
+            build:
+              os: alpine
+              base: [ubuntu/gleam@1.5]
+              deployFiles: /
+            run:
+              base: windows/gleam@1.5
+              start: x
+        """
+    ))
+    assert 'zerops.yml:5:14: zerops[0].build.base[0]: base "ubuntu/gleam@1.5" runs on ubuntu, but "os" says alpine' in err
+    assert 'zerops.yml:8:13: zerops[0].run.base: unknown OS "windows" in base "windows/gleam@1.5"' in err
+
+
+def test_no_run_base_warns_which_gleam_runtime_is_assumed(yml: Yml) -> None:
+    project = yml.load(
+        """\
+        zerops:
+          - setup: api
+            build:
+              base: go@1
+              deployFiles: /
+            run:
+              os: ubuntu
+              start: ./app
+          - setup: web
+            run:
+              base: gleam@1.5
+              start: x
+        """
+    )
+    (warning,) = project.warnings
+    assert warning.path == "zerops[0].run" and warning.location is not None and warning.location.line == 7
+    assert warning.message == (
+        "no run.base: Zerops keeps the service's current runtime; cri-tasks assumes gleam@1.5 (Gleam 1.5.1) "
+        "on ubuntu, although build.base is go@1"
+    )

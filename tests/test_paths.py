@@ -68,6 +68,8 @@ def test_a_name_that_is_not_a_string_is_refused() -> None:
         ("a/../../x", "deployFiles", "leaves the project folder"),
         ("a/~b/~c", "deployFiles", "more than one '~'"),
         ("", "deployFiles", "is empty"),
+        ("dist/*.js", "deployFiles", "glob character"),  # looked up literally: never found after the build
+        ("build/app?", "deployFiles", "glob character"),
         ("gleam.toml", "project", None),
         ("/etc/passwd", "project", "is absolute"),
         ("~/.ssh", "project", "is absolute"),

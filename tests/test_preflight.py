@@ -120,6 +120,19 @@ def test_build_refuses_a_base_it_cannot_build_before_opening_the_cache(tmp_path:
     assert not (tmp_path / "proj" / ".cri").exists()
 
 
+def test_build_refuses_every_base_it_cannot_put_into_the_build_container(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, item 9: a second base is never dropped silently; Gleam first or not."""
+    monkeypatch.setattr(build_phase, "build", never)
+    file = project(tmp_path / "proj", "zerops:\n  - setup: app\n    build: {deployFiles: ./, base: [nodejs@22, gleam@1.5, gleam@1]}\n")
+    with pytest.raises(ConfigError) as caught:
+        api.build(file)
+    text = str(caught.value)
+    assert "zerops.yml:3:36: zerops[0].build.base[0]: cri-tasks cannot provide 'nodejs@22' in the build container" in text
+    assert "zerops[0].build.base[2]: a second Gleam base 'gleam@1'" in text
+    assert "base[1]" not in text  # the Gleam base it can provide
+    assert not (tmp_path / "proj" / ".cri").exists()
+
+
 # -- the second wall: phases called with a name that never went through the loader ---------------
 
 BYPASSED = ["../../../victim", "/abs", "a/b", ".", "..", "a\0b", "a\nb", "x" * 300, "-rf"]

@@ -1,5 +1,7 @@
 FROM alpine:3.20
-RUN apk add --no-cache ca-certificates curl erlang erlang-dev rebar3 git sudo tar gzip
+RUN apk add --no-cache bash ca-certificates curl erlang erlang-dev rebar3 git sudo tar gzip
+RUN otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().') \
+ && { [ "$otp" -ge 26 ] || { echo "cri-tasks: Erlang/OTP $otp installed, Gleam needs 26 or newer" >&2; exit 1; }; }
 RUN adduser -D -h /home/zerops -s /bin/sh zerops \
  && printf 'zerops ALL=(ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/zerops \
  && chmod 0440 /etc/sudoers.d/zerops \
