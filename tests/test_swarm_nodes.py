@@ -160,7 +160,7 @@ def test_a_deploy_spreads_tasks_each_node_pulls_by_digest_every_proxy_answers(cl
     assert proc.returncode == 0, proc.stderr
     print(f"first deploy on three nodes: {time.monotonic() - started:.0f} s")
     (first,) = doc["setups"]
-    assert first["status"] == "ACTIVE" and first["version"] == 1 and len(first["containers"]) == 3
+    assert first["status"] == "active" and first["version"] == 1 and len(first["containers"]) == 3
     assert first["urls"] == [url_of(cluster.manager)]
 
     entry = status(cluster, hello)
