@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import engine, fingerprint
-from ..deploy_phase import Activation, Version, deploy_error
+from ..deploy_phase import Activation, Version, check_command, deploy_error
 from ..dockerfile import render
 from ..errors import ConfigError, CriError, EngineError, Problem
 from ..model import Port, Project, Setup
@@ -442,8 +442,8 @@ class SwarmTarget:
         hc = setup.run.health_check
         ready: str | None = None
         if rc is not None:
-            ready = _check_command(rc.http_get, rc.exec.text if rc.exec else None)
-        health = _check_command(hc.http_get, hc.exec.text if hc.exec else None) if hc is not None else None
+            ready = check_command(rc.http_get, rc.exec.text if rc.exec else None)
+        health = check_command(hc.http_get, hc.exec.text if hc.exec else None) if hc is not None else None
         if ready is None and health is None:
             return None
         if ready and health:
@@ -731,17 +731,6 @@ class SwarmTarget:
         if not engine.list_services({"com.docker.stack.namespace": self.stack}):
             engine.remove_stack(self.stack)
         return names
-
-
-def _check_command(http_get: Any, exec_text: str | None) -> str:
-    """A check as one shell command run inside the container (as the image's user, in /var/www)."""
-    if http_get is not None:
-        g = http_get
-        url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
-        header = f" -H 'Host: {g.host}'" if g.host else ""
-        return f"curl -fsS -o /dev/null -L --max-time 5{header} '{url}'"
-    assert exec_text is not None
-    return exec_text
 
 
 def _free_port(address: str, setup: str, port: int) -> int:
