@@ -49,6 +49,7 @@ def _environment(directory: str) -> jinja2.Environment:
     )
     env.filters["exec_form"] = exec_form
     env.filters["install_script"] = install_script
+    env.filters["run_script"] = run_script
     env.filters["shquote"] = shlex.quote
     env.filters["with_build_env"] = with_build_env
     return env
@@ -94,6 +95,15 @@ def install_script(text: str, path: str) -> str:
     return line.replace("<", "\\u003c")
 
 
+def run_script(text: str, name: str, *args: object) -> str:
+    """A RUN instruction body (exec form) that runs the shell script ``text`` with ``args``.
+
+    ``sh -c TEXT NAME ARGS...``: the script needs no quoting, no heredoc and no file in the
+    build context; its messages name it ``name`` (``$0``)."""
+    line = json.dumps(["/bin/sh", "-c", text, name, *(str(a) for a in args)])
+    return line.replace("<", "\\u003c")
+
+
 BUILD_ENV_SECRET = "/run/secrets/cri-build-env"
 
 
@@ -125,11 +135,29 @@ def zsc_script(gleam: Mapping[str, Any] | None) -> str:
     return read_file("zsc.sh").replace("# @cri-config@\n", config, 1)
 
 
+def without_comments(script: str) -> str:
+    """A shell script without its whole-line comments: what a RUN step shows in the build log."""
+    return "".join(line for line in script.splitlines(keepends=True) if not line.lstrip().startswith("#"))
+
+
+def erlang_suites() -> list[str]:
+    """``OS:codename=suite`` pairs for templates/erlang.sh (:data:`runtimes.NEWER_ERLANG_SUITES`)."""
+    from .runtimes import NEWER_ERLANG_SUITES
+
+    return [f"{release}={suite}" for release, suite in NEWER_ERLANG_SUITES.items()]
+
+
 def render(template: str, context: Mapping[str, Any]) -> str:
     import jinja2
 
     env = _environment(str(template_dir()))
-    full = {"zsc_script": zsc_script(context.get("gleam")), "stage": None, **context}
+    full = {
+        "zsc_script": zsc_script(context.get("gleam")),
+        "erlang_script": without_comments(read_file("erlang.sh")),
+        "erlang_suites": erlang_suites(),
+        "stage": None,
+        **context,
+    }
     try:
         return env.get_template(template).render(**full)
     except jinja2.TemplateError as exc:

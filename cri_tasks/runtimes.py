@@ -82,6 +82,15 @@ DEFAULT_BASE = "gleam@1.5"
 #: (``templates/_base_ubuntu.j2``) and every runtime image checks what it got.
 GLEAM_MIN_OTP: dict[str, int] = {"1.5.1": 26}
 
+#: Where a Debian-family image whose own Erlang is too old takes a newer one: the next release of
+#: the same distribution that has it, read through the image's own apt sources (same address,
+#: this suite, pinned low: templates/erlang.sh). ``ID:VERSION_CODENAME`` of /etc/os-release ->
+#: suite. Debian 13 has OTP 27; Ubuntu 26.04 has OTP 27 or newer. Add a line for a new release.
+NEWER_ERLANG_SUITES: dict[str, str] = {
+    "debian:bookworm": "trixie",
+    "ubuntu:noble": "resolute",
+}
+
 GLEAM_RELEASE_URL = (
     "https://github.com/gleam-lang/gleam/releases/download/"
     "v{version}/gleam-v{version}-{arch}-unknown-linux-musl.tar.gz"

@@ -61,20 +61,37 @@ install_gleam() {
   return 1
 }
 
-# a technology from the OS packages, checked to be the version asked for
+# The version the OS packages would install for package $1 ("" for none), after refreshing the
+# package index: upstream version only (18.19.0+dfsg-6 -> 18.19.0).
+package_candidate() {
+  if command -v apt-get >/dev/null 2>&1; then
+    as_root apt-get update -qq >/dev/null 2>&1 || return 0
+    apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9]*:\)\{0,1\}\([0-9][^-+~ ]*\).*/\2/p' | head -n1
+  elif command -v apk >/dev/null 2>&1; then
+    as_root apk update -q >/dev/null 2>&1 || return 0
+    apk search -x "$1" 2>/dev/null | sed -n "s/^$1-\([0-9][^-]*\)-r[0-9]*\$/\1/p" | head -n1
+  fi
+}
+
+# a technology from the OS packages, checked to be the version asked for: before installing
+# anything (a version the packages do not have fails at once and leaves the image as it was),
+# and after
 install_package() {
   tech=$1 want=$2 probe=$3
   shift 3
   have=$($probe 2>/dev/null | head -n1 | sed 's/^[^0-9]*//')
   if [ -z "$have" ] || ! version_fits "$want" "$have"; then
-    echo "zsc install $tech@$want: installing from the OS packages ($*)"
+    offered=$(package_candidate "$1")
+    if [ -z "$offered" ] || ! version_fits "$want" "$offered"; then
+      echo "zsc install $tech@$want: the OS packages give $tech ${offered:-(nothing)}, not $want; cri-tasks cannot install that version here" >&2
+      return 1
+    fi
+    echo "zsc install $tech@$want: installing $tech $offered from the OS packages ($*)"
     if command -v apt-get >/dev/null 2>&1; then
-      as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-    elif command -v apk >/dev/null 2>&1; then
-      as_root apk add --no-cache "$@" >/dev/null
+      errors=$(as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" 2>&1 >/dev/null)
     else
-      false
-    fi || { echo "zsc install $tech@$want: the OS package manager failed" >&2; return 1; }
+      errors=$(as_root apk add --no-cache "$@" 2>&1 >/dev/null)
+    fi || { echo "zsc install $tech@$want: the OS package manager failed: $(printf '%s' "$errors" | tail -n 3)" >&2; return 1; }
     have=$($probe 2>/dev/null | head -n1 | sed 's/^[^0-9]*//')
   fi
   if [ -n "$have" ] && version_fits "$want" "$have"; then

@@ -45,14 +45,18 @@ REGISTRY_PORT = 5000
 ADDR_POOL = "10.214.0.0/16"
 COMMENT = "cri-swarm-nodes"
 NODE_BASE = "cri-swarm-nodes/debian:offline"
+#: Erlang comes as the runtime template installs it (templates/erlang.sh, with the newest OTP any
+#: supported Gleam needs): the nodes then find it installed and need no source.
 NODE_BASE_DOCKERFILE = """
 FROM {base}
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \\
- && apt-get install -y --no-install-recommends ca-certificates curl erlang-nox erlang-dev rebar3 git sudo tar gzip \\
+ && apt-get install -y --no-install-recommends ca-certificates curl bash git sudo tar gzip \\
  && rm -rf /var/lib/apt/lists/*
+RUN {erlang}
 RUN apt-get update && apt-get install -y --no-install-recommends haproxy netcat-openbsd \\
- && rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/* /etc/apt/sources.list && touch /etc/apt/sources.list
+ && rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/* /etc/apt/sources.list /etc/apt/preferences.d/* \\
+ && touch /etc/apt/sources.list
 """
 
 
@@ -328,7 +332,11 @@ def problem() -> str | None:
 def build_node_base(base: str) -> None:
     """The nodes' Debian (see the module docstring), built on the main engine."""
     with tempfile.TemporaryDirectory() as work:
-        (Path(work) / "Dockerfile").write_text(NODE_BASE_DOCKERFILE.format(base=base))
+        from cri_tasks.dockerfile import erlang_suites, read_file, run_script, without_comments
+        from cri_tasks.runtimes import GLEAM_MIN_OTP
+
+        erlang = run_script(without_comments(read_file("erlang.sh")), "cri-erlang", max(GLEAM_MIN_OTP.values()), *erlang_suites())
+        (Path(work) / "Dockerfile").write_text(NODE_BASE_DOCKERFILE.format(base=base, erlang=erlang))
         run("docker", "buildx", "build", "--load", "--pull=false", "-t", NODE_BASE, "--label", f"{COMMENT}=1", work, timeout=900)
 
 
