@@ -157,9 +157,9 @@ def test_a_rollback_activates_the_version_before_the_active_one(tmp_path: Path, 
     ([1, 2], 1, None, r"\[a\] no version before the active one \(1\) is kept"),
     ([1, 2], 2, 9, r"\[a\] version 9 is not kept \(kept: 1, 2\)"),
 ])
-def test_a_rollback_without_that_version_says_what_is_kept(tmp_path: Path, images: dict[str, str],
-                                                           monkeypatch: pytest.MonkeyPatch, numbers: list[int],
-                                                           active: int | None, version: int | None, message: str) -> None:
+def test_a_rollback_without_that_version_says_what_is_kept(
+        tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch, numbers: list[int],
+        active: int | None, version: int | None, message: str) -> None:
     project, settings = _project(tmp_path), resolve({})
     _use(monkeypatch, FakeTarget)
     _versions(settings, project, "a", numbers, active=active, images=images)
@@ -194,7 +194,8 @@ def _deploy_one_failing(failing: str, settings: Settings, project: Project, imag
             rec = store.get(f"deploy/{setup.name}") or {"next": 1, "versions": [], "active": None}
             version = Version(int(rec["next"]), f"cri/p/{setup.name}:v{rec['next']}", f"sha256:new-{setup.name}", "rt")
             images[version.image] = version.image_id
-            rec = {"next": version.number + 1, "versions": [*rec["versions"], version.as_json()], "active": version.number}
+            rec = {"next": version.number + 1, "versions": [*rec["versions"], version.as_json()],
+                   "active": version.number}
             store.set(f"deploy/{setup.name}", rec)
         return DeployResult(setup.name, "ACTIVE", version.number, version.image, "rt")
 
@@ -215,7 +216,8 @@ def test_an_all_or_nothing_target_returns_the_setups_it_activated_and_skips_the_
     assert (by_setup["a"].status, by_setup["a"].version) == ("ROLLED_BACK", 2)
     assert by_setup["a"].error == "[a] returned to version 2 because b failed"
     assert by_setup["b"].status == "DEPLOY_FAILED" and by_setup["b"].version is None
-    assert by_setup["c"].status == "SKIPPED" and by_setup["c"].error == "not deployed: DEPLOY_FAILED in an earlier setup of this deploy"
+    assert by_setup["c"].status == "SKIPPED"
+    assert by_setup["c"].error == "not deployed: DEPLOY_FAILED in an earlier setup of this deploy"
     assert AllOrNothingTarget.calls == [("activate", "a", 2, 3)]  # back from the new v3 to v2
     assert _record(settings, project, "a")["active"] == 2 and _record(settings, project, "c") == {}
     assert [e.status for e in failed.value.errors] == ["DEPLOY_FAILED", "DEPLOY_FAILED"]
@@ -258,7 +260,8 @@ def test_the_targets_declare_whether_a_deploy_is_all_or_nothing() -> None:
 
 
 def test_an_http_check_is_one_curl_command_inside_the_container() -> None:
-    assert check_command(HttpGet(8000, "/up"), None) == "curl -fsS -o /dev/null -L --max-time 5 'http://127.0.0.1:8000/up'"
+    assert check_command(HttpGet(8000, "/up"), None) == (
+        "curl -fsS -o /dev/null -L --max-time 5 'http://127.0.0.1:8000/up'")
     assert check_command(HttpGet(8443, "/health", host="example.com", scheme="https"), None) == (
         "curl -fsS -o /dev/null -L --max-time 5 -H 'Host: example.com' 'https://127.0.0.1:8443/health'")
     assert check_command(None, "test -f /tmp/ok") == "test -f /tmp/ok"
@@ -288,7 +291,8 @@ def test_the_local_target_gives_docker_the_health_check_in_whole_seconds(tmp_pat
 
 
 def test_the_swarm_check_runs_the_readiness_check_until_it_passed_then_the_health_check(tmp_path: Path) -> None:
-    setup = _setup(tmp_path, "      healthCheck:\n        exec: {command: test -f /tmp/ok}\n        failureTimeout: 9\n",
+    setup = _setup(tmp_path,
+                   "      healthCheck:\n        exec: {command: test -f /tmp/ok}\n        failureTimeout: 9\n",
                    "      readinessCheck:\n        httpGet: {port: 8000, path: /ready}\n"
                    "        retryPeriod: 2\n        failureTimeout: 60\n")
     health = SwarmTarget._health(NO_SELF, setup)
@@ -300,4 +304,5 @@ def test_the_swarm_check_runs_the_readiness_check_until_it_passed_then_the_healt
     only_ready = SwarmTarget._health(NO_SELF, _setup(tmp_path / "r", deploy="      readinessCheck:\n"
                                                      "        exec: {command: test -f /tmp/up}\n"))
     assert only_ready is not None and only_ready["_retries"] == 1
-    assert json.loads(only_ready["test"]) == ["CMD-SHELL", "[ -e /tmp/.cri-ready ] || { (\ntest -f /tmp/up\n) && touch /tmp/.cri-ready; }"]
+    assert json.loads(only_ready["test"]) == [
+        "CMD-SHELL", "[ -e /tmp/.cri-ready ] || { (\ntest -f /tmp/up\n) && touch /tmp/.cri-ready; }"]

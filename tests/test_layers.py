@@ -71,7 +71,8 @@ def test_every_module_of_the_package_stands_on_a_floor() -> None:
     # one target built on the other
     ("targets/swarm.py", "from .local import LocalTarget", "cri_tasks.targets.swarm", "cri_tasks.targets.local"),
 ])
-def test_an_upward_import_breaks_a_contract(tmp_path: Path, module: str, line: str, importer: str, imported: str) -> None:
+def test_an_upward_import_breaks_a_contract(tmp_path: Path, module: str, line: str, importer: str,
+                                            imported: str) -> None:
     shutil.copytree(PACKAGE, tmp_path / "cri_tasks", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(SETUP_CFG, tmp_path / "setup.cfg")
     with (tmp_path / "cri_tasks" / module).open("a") as f:

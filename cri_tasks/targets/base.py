@@ -129,11 +129,11 @@ class HealthTimings:
     recovery: float  # passing this long again: back in rotation
 
     @classmethod
-    def of(cls, health_check: HealthCheck) -> HealthTimings:
-        period = float(health_check.exec_period or 5)
-        failure = float(health_check.failure_timeout or 30)
-        disconnect = float(health_check.disconnect_timeout) if health_check.disconnect_timeout else min(failure, 2 * period)
-        recovery = float(health_check.recovery_timeout) if health_check.recovery_timeout else period
+    def of(cls, check: HealthCheck) -> HealthTimings:
+        period = float(check.exec_period or 5)
+        failure = float(check.failure_timeout or 30)
+        disconnect = float(check.disconnect_timeout) if check.disconnect_timeout else min(failure, 2 * period)
+        recovery = float(check.recovery_timeout) if check.recovery_timeout else period
         return cls(period, failure, disconnect, recovery)
 
     def checks(self, span: float) -> int:

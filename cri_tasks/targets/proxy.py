@@ -44,7 +44,8 @@ def image(settings: Settings, project_root: Path, pid: str, setup: Setup, report
             cache_folder(cache_dir, "proxy-build")
             (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
         try:
-            engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.project": pid, f"{LABEL}.role": "proxy"},
+            engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
+                         labels={f"{LABEL}.project": pid, f"{LABEL}.role": "proxy"},
                          on_line=lambda _line: None, builder=settings.builder)
         except engine.BuildError as exc:
             raise EngineError("building the proxy image failed:\n" + "\n".join(exc.log[-15:])) from None
@@ -63,7 +64,8 @@ def health(setup: Setup) -> dict[str, Any] | None:
     timings = HealthTimings.of(health_check)
     http_get = health_check.http_get
     return {
-        "port": http_get.port, "path": http_get.path, "host": http_get.host, "ssl": (http_get.scheme or "http") == "https",
+        "port": http_get.port, "path": http_get.path, "host": http_get.host,
+        "ssl": (http_get.scheme or "http") == "https",
         "inter": f"{max(timings.period, 0.1):g}s",
         "fall": timings.checks(timings.disconnect),
         "rise": timings.checks(timings.recovery),

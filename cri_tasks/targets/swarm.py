@@ -437,12 +437,14 @@ class SwarmTarget:
         turns unhealthy is replaced, and within the monitor window that fails the update
         (rollback). Without either there is no check: a started task gets traffic, as on
         Zerops without a readinessCheck (and on the local target)."""
-        rc = setup.deploy.readiness_check
-        hc = setup.run.health_check
+        readiness = setup.deploy.readiness_check
+        health_check = setup.run.health_check
         ready: str | None = None
-        if rc is not None:
-            ready = check_command(rc.http_get, rc.exec.text if rc.exec else None)
-        health = check_command(hc.http_get, hc.exec.text if hc.exec else None) if hc is not None else None
+        if readiness is not None:
+            ready = check_command(readiness.http_get, readiness.exec.text if readiness.exec else None)
+        health: str | None = None
+        if health_check is not None:
+            health = check_command(health_check.http_get, health_check.exec.text if health_check.exec else None)
         if ready is None and health is None:
             return None
         if ready and health:
@@ -452,11 +454,14 @@ class SwarmTarget:
         else:
             assert health is not None
             test = health
-        interval = rc.retry_period if rc is not None else (1.0 if hc is None else float(hc.exec_period or 5))
-        start = rc.failure_timeout if rc is not None else (60.0 if ready else 0.0)
+        if readiness is not None:
+            interval = readiness.retry_period
+        else:
+            interval = 1.0 if health_check is None else float(health_check.exec_period or 5)
+        start = readiness.failure_timeout if readiness is not None else (60.0 if ready else 0.0)
         retries = 1
-        if hc is not None:
-            retries = max(1, math.ceil(float(hc.failure_timeout or 30) / max(interval, 0.001)))
+        if health_check is not None:
+            retries = max(1, math.ceil(float(health_check.failure_timeout or 30) / max(interval, 0.001)))
         return {
             "test": _q(["CMD-SHELL", test]),
             "interval": _q(_ms(interval)),
