@@ -21,7 +21,7 @@ from invoke.exceptions import AmbiguousEnvVar, UncastableEnvVar
 from invoke.util import yaml as invoke_yaml
 
 from .errors import ConfigError
-from .settings import DEFAULTS, Settings, merge, resolve
+from .settings import DEFAULTS, Settings, declared, merge, resolve
 
 __all__ = ["CriConfig", "load_config", "load_settings", "settings_from", "tolerate_setting_types"]
 
@@ -90,12 +90,12 @@ def load_config(project_dir: str | os.PathLike[str] | None = None) -> Config:
     Raises :class:`~cri_tasks.errors.ConfigError` for an unreadable config file or environment
     variable, instead of a traceback.
     """
-    from .tasks import collection  # lazy, so that tasks.py may import this module
-
     location = Path(project_dir) if project_dir is not None else Path.cwd()
     with _readable():
         config = CriConfig(project_location=location)  # /etc, ~ and project files
-        config.load_collection(collection().configuration())  # declares every key, for INVOKE_CRI_*
+        # Every key declared, for INVOKE_CRI_*: what the collection of cri_tasks.tasks.collection()
+        # declares, spelled from the settings so that this module does not import the adapter.
+        config.load_collection({"cri": declared(merge(DEFAULTS, {}))})
         runtime = os.environ.get("INVOKE_RUNTIME_CONFIG")
         config.set_runtime_path(Path(runtime) if runtime else None)
         config.load_runtime(merge=False)

@@ -26,8 +26,8 @@ from typing import Any
 from . import build_phase, cron, deployed, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
-from .errors import CommandFailure, ConfigError, CriError, Problem, StepFailed
-from .model import HealthCheck, HttpGet, Project, Setup
+from .errors import ConfigError, CriError, Problem
+from .model import Project, Setup
 from .logfiles import LogFile, new_log
 from .probe import SwitchReport
 from .results import PrepareResult, Reporter, stderr_reporter
@@ -36,36 +36,16 @@ from .runtime_plan import _now, app_tag, project_id, repository_for
 from .settings import Settings
 from .store import Store
 from .paths import cache_folder, component, path_problem, private_dir, remove, writing
+from .targets import Target, get
+# The words a target shares with this module live below both (targets/base.py); they stay
+# importable from here, where the callers of the deploy phase find them.
+from .targets.base import DEPLOY_FAILED, Activation, HealthTimings, Version, check_command, deploy_error, env_file_prefix
 
-DEPLOY_FAILED = "DEPLOY_FAILED"
-
-
-@dataclass(frozen=True)
-class Version:
-    number: int
-    image: str
-    image_id: str
-    runtime_image: str
-    time: str = ""
-    adopted: bool = False  # found on the engine by its labels, not recorded by its deploy
-    # the run configuration it was deployed with (deployed.record: zerops.yml values, no secrets)
-    run: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": self.number, "image": self.image, "image_id": self.image_id,
-                               "runtime_image": self.runtime_image, "time": self.time}
-        if self.adopted:
-            out["adopted"] = True
-        if self.run is not None:
-            out["run"] = self.run
-        return out
-
-
-@dataclass(frozen=True)
-class Activation:
-    containers: list[str]
-    urls: list[str]
-    switch: SwitchReport | None
+__all__ = [
+    "DEPLOY_FAILED", "Activation", "DeployFailed", "DeployResult", "HealthTimings", "Version", "builtins_for",
+    "check", "check_command", "check_env_replace_targets", "checked_image", "deploy", "deploy_error", "env_warnings",
+    "follow_logs", "logs", "reconcile", "rollback", "run_env", "status", "stop",
+]
 
 
 @dataclass(frozen=True)
@@ -117,16 +97,7 @@ def check_env_replace_targets(setup: Setup) -> None:
             raise ConfigError([Problem(f"{ref.value!r} {why}", path=ref.path, location=ref.location)])
 
 
-def deploy_error(setup: Setup, what: str, container_log: str) -> StepFailed:
-    tail = [line for line in container_log.rstrip().splitlines()[-15:]]
-    failure = CommandFailure(setup.name, "deploy", None, what, None, None, tail, None)
-    headline = f"[{setup.name}] {DEPLOY_FAILED}: {what}\n  the previous version keeps serving"
-    return StepFailed(failure, status=DEPLOY_FAILED, headline=headline)
-
-
-def _target(project: Project, settings: Settings, report: Reporter) -> Any:
-    from .targets import get
-
+def _target(project: Project, settings: Settings, report: Reporter) -> Target:
     return get(settings.target)(project, settings, report)
 
 
@@ -159,7 +130,7 @@ def checked_image(setup: str, version: Version) -> str:
                    f"image ({hint})", status=DEPLOY_FAILED)
 
 
-def reconcile(project: Project, settings: Settings, s: Setup, store: Store, target: Any,
+def reconcile(project: Project, settings: Settings, s: Setup, store: Store, target: Target,
               report: Reporter = stderr_reporter) -> dict[str, Any]:
     """The setup's deploy record made true to the engine, written back when it changed.
 
@@ -224,8 +195,7 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
     rec["versions"].sort(key=lambda v: v["version"])
     if int(rec["next"]) <= highest:
         rec["next"] = highest + 1
-    running = getattr(target, "running_version", None)
-    serving = running(s, rec["active"]) if running is not None else None
+    serving = target.running_version(s, rec["active"])
     if serving is not None and serving != rec["active"] and serving in {v["version"] for v in rec["versions"]}:
         report(f"[{s.name}] the records said version {rec['active']} is active, but version {serving} is what "
                f"runs: recorded version {serving} as active")
@@ -291,15 +261,13 @@ def deploy(project: Project, settings: Settings, *, setup: str | None = None, re
     """
     from dataclasses import replace
 
-    from .targets import get
-
     setups = project.select(setup)
     for s in setups:  # every name before anything is written (the loader checked them too)
         component(s.name, "setup name")
     results: list[DeployResult] = []
     errors: list[CriError] = []
     try:
-        all_or_nothing = bool(getattr(get(settings.target), "all_or_nothing", False))
+        all_or_nothing = get(settings.target).all_or_nothing
     except CriError:
         all_or_nothing = False  # an unknown target fails below, per setup, as it always did
     activated: list[tuple[Setup, int | None]] = []  # with the version active before this call
@@ -424,8 +392,6 @@ def _remove_env_leftovers(cache_dir: Path, setup: str) -> None:
     setup's deploy lock, the only one under which targets write them."""
     import glob
 
-    from .targets import env_file_prefix
-
     for path in (cache_dir / "tmp").glob(glob.escape(env_file_prefix(setup)) + "*"):
         remove(path)
 
@@ -436,39 +402,6 @@ def _trim(rec: dict[str, Any], keep: int) -> list[str]:
     dropped = [v for v in dropped if v["version"] != rec["active"]]
     rec["versions"] = [v for v in versions if v not in dropped]
     return [v["image"] for v in dropped]
-
-
-def check_command(http_get: HttpGet | None, exec_text: str | None) -> str:
-    """A readiness or health check as one shell command run inside the container."""
-    if http_get is not None:
-        g = http_get
-        url = f"{g.scheme or 'http'}://127.0.0.1:{g.port}{g.path}"
-        header = f" -H 'Host: {g.host}'" if g.host else ""
-        return f"curl -fsS -o /dev/null -L --max-time 5{header} '{url}'"
-    assert exec_text is not None
-    return exec_text
-
-
-@dataclass(frozen=True)
-class HealthTimings:
-    """run.healthCheck's timings in seconds, with the defaults cri-tasks applies."""
-
-    period: float
-    failure: float  # failing this long: the container is restarted
-    disconnect: float  # failing this long: out of the front proxy's rotation (httpGet checks)
-    recovery: float  # passing this long again: back in rotation
-
-    @classmethod
-    def of(cls, hc: HealthCheck) -> HealthTimings:
-        period = float(hc.exec_period or 5)
-        failure = float(hc.failure_timeout or 30)
-        disconnect = float(hc.disconnect_timeout) if hc.disconnect_timeout else min(failure, 2 * period)
-        recovery = float(hc.recovery_timeout) if hc.recovery_timeout else period
-        return cls(period, failure, disconnect, recovery)
-
-    def checks(self, span: float) -> int:
-        """How many checks, one per period, cover ``span`` seconds (at least one)."""
-        return max(1, int(-(-span // self.period)))
 
 
 def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
@@ -565,7 +498,7 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
                             activation.switch, time.monotonic() - start, activation.containers)
 
 
-def _reconciled(project: Project, settings: Settings, s: Setup, store: Store, target: Any, report: Reporter) -> dict[str, Any]:
+def _reconciled(project: Project, settings: Settings, s: Setup, store: Store, target: Target, report: Reporter) -> dict[str, Any]:
     """The setup's record after :func:`reconcile`, or as stored while a deploy of the setup runs
     (its state is in flux, and its new image is not yet recorded on purpose)."""
     with ExitStack() as stack:

@@ -8,7 +8,7 @@ from pathlib import Path
 from cri_tasks.dockerfile import render
 from cri_tasks.loader import load_project
 from cri_tasks.model import Setup
-from cri_tasks.targets.local import proxy_health
+from cri_tasks.targets.proxy import health as proxy_health
 
 
 def _setup(tmp_path: Path, health: str) -> Setup:

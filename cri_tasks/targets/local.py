@@ -1,7 +1,7 @@
 """The local target: app versions as containers on this Docker engine, behind a front proxy.
 
-The proxy (HAProxy from the distribution, master-worker mode) owns the published ports and stays
-up across deploys. A deploy starts fresh containers, waits for their readiness check, rewrites
+The proxy (:mod:`cri_tasks.targets.proxy`) owns the published ports and stays up across
+deploys. A deploy starts fresh containers, waits for their readiness check, rewrites
 the proxy's configuration to point at them, reloads it gracefully (SIGUSR2: the old worker
 finishes its connections) and only then stops the old containers. ``temporaryShutdown: true``
 stops the old containers first. Every switch is measured by a probe on the published port.
@@ -10,28 +10,25 @@ stops the old containers first. Every switch is measured by a probe on the publi
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import socket
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-from .. import engine, fingerprint
-from ..deploy_phase import Activation, HealthTimings, Version, check_command, deploy_error
-from ..dockerfile import render, templates_digest
-from ..errors import ConfigError, EngineError, Problem
+from .. import engine
+from ..engine import LABEL
+from ..errors import ConfigError, Problem
 from ..model import Port, Project, Setup
+from ..paths import cache_folder, component, writing
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
-from ..engine import LABEL
 from ..runtime_plan import project_id
 from ..settings import Settings
-from ..paths import cache_folder, component, writing
-from . import env_file_prefix
-
+from . import proxy
+from .base import Activation, HealthTimings, Version, check_command, deploy_error, env_file_prefix
 
 
 @dataclass(frozen=True)
@@ -41,6 +38,11 @@ class _Proxy:
 
 
 class LocalTarget:
+    """App versions as containers on this engine behind a front proxy; see the module docstring."""
+
+    #: each setup of a deploy stands on its own: a failed one leaves the others as they landed
+    all_or_nothing: ClassVar[bool] = False
+
     def __init__(self, project: Project, settings: Settings, report: Reporter) -> None:
         self.project, self.settings, self.report = project, settings, report
         self.pid = project_id(project)
@@ -84,16 +86,16 @@ class LocalTarget:
         urls: list[str] = []
         if tcp_ports:
             try:
-                proxy = self._ensure_proxy(setup, tcp_ports, new, version)
+                front = self._ensure_proxy(setup, tcp_ports, new, version)
             except BaseException:  # e.g. a host port taken: nothing switched, the old version serves
                 self._discard(new, activation, setup)
                 raise
-            urls = [self._url(p, proxy.ports[p.port]) for p in tcp_ports]
+            urls = [self._url(p, front.ports[p.port]) for p in tcp_ports]
             probe_port = next((p for p in tcp_ports if p.http_support), tcp_ports[0])
-            with Probe(self.settings.publish_address, proxy.ports[probe_port.port], http=probe_port.http_support) as probe:
+            with Probe(self.settings.publish_address, front.ports[probe_port.port], http=probe_port.http_support) as probe:
                 time.sleep(0.2)  # a few requests against the old version first
                 try:
-                    self._switch(setup, proxy, tcp_ports, new, version)
+                    self._switch(setup, front, tcp_ports, new, version)
                 except BaseException:
                     self._discard(new, activation, setup)
                     raise
@@ -144,14 +146,15 @@ class LocalTarget:
     def _health(self, setup: Setup) -> dict[str, Any]:
         """Docker's view of run.healthCheck (``status`` shows it); acting on it is the start
         script's watchdog (restart) and the front proxy's checks (rotation)."""
-        hc = setup.run.health_check
-        if hc is None:
+        health_check = setup.run.health_check
+        if health_check is None:
             return {}
-        cmd = check_command(hc.http_get, hc.exec.text if hc.exec else None)
-        t = HealthTimings.of(hc)
-        retries = max(1, int(t.failure // t.period))
+        command = check_command(health_check.http_get, health_check.exec.text if health_check.exec else None)
+        timings = HealthTimings.of(health_check)
+        retries = max(1, int(timings.failure // timings.period))
         # whole seconds: python-on-whales passes ints as "<n>s" (it appended "s" to a string too)
-        return {"health_cmd": cmd, "health_interval": max(1, round(t.period)), "health_timeout": 5, "health_retries": retries}
+        return {"health_cmd": command, "health_interval": max(1, round(timings.period)), "health_timeout": 5,
+                "health_retries": retries}
 
     def _wait_ready(self, setup: Setup, names: list[str]) -> None:
         """Wait for ``deploy.readinessCheck`` when there is one; without one a container counts as
@@ -221,24 +224,6 @@ class LocalTarget:
 
     # -- the proxy ------------------------------------------------------------------------------
 
-    def _proxy_image(self, setup: Setup) -> str:
-        os_name = setup.run.os
-        base = self.settings.image_for(os_name)
-        base_id = engine.image_ids([base]).get(base) or engine.pull(base)
-        tag = f"{self.settings.repository}-proxy/{self.pid}/{os_name}:{fingerprint.digest([templates_digest(), base, base_id])[:12]}"
-        if engine.image_ids([tag]).get(tag) is None:
-            self.report(f"[{setup.name}] building the front proxy image {tag}")
-            work = self.settings.cache_path(self.project.root) / "proxy-build"
-            with writing("the proxy image's Dockerfile", work, partial=[work / "Dockerfile"]):
-                cache_folder(self.settings.cache_path(self.project.root), "proxy-build")
-                (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
-            try:
-                engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.project": self.pid, f"{LABEL}.role": "proxy"},
-                             on_line=lambda _l: None, builder=self.settings.builder)
-            except engine.BuildError as exc:
-                raise EngineError("building the proxy image failed:\n" + "\n".join(exc.log[-15:])) from None
-        return tag
-
     def _ensure_proxy(self, setup: Setup, ports: list[Port], servers: list[str], version: Version) -> _Proxy:
         name = self._proxy_name(setup)
         st = engine.state(name)
@@ -249,7 +234,7 @@ class LocalTarget:
                 return _Proxy(name, have)
             self.report(f"[{setup.name}] the ports changed: recreating the front proxy (a short outage)")
             engine.remove_containers([name], stop_timeout=2)
-        image = self._proxy_image(setup)
+        image = proxy.image(self.settings, self.project.root, self.pid, setup, self.report)
         publish = []
         for p in ports:
             host_port = self.settings.host_port(setup.name, p.port) or _free_port(self.settings.publish_address)
@@ -274,52 +259,43 @@ class LocalTarget:
         self.report(f"[{setup.name}] front proxy {name} publishes " + ", ".join(f"{self.settings.publish_address}:{h}->{c}" for c, h in have.items()))
         return _Proxy(name, have)
 
-    def _write_config(self, proxy: str, setup: Setup, ports: list[Port], servers: list[str], version: Version) -> None:
+    def _write_config(self, proxy_name: str, setup: Setup, ports: list[Port], servers: list[str], version: Version) -> None:
         entries = []
-        for i, s in enumerate(servers):
-            ip = engine.state(s, self.network).ip
+        for slot, container in enumerate(servers, start=1):
+            ip = engine.state(container, self.network).ip
             if ip is None:
-                raise deploy_error(setup, f"container {s} has no address on {self.network}", engine.logs(s, tail=20))
-            entries.append({"name": f"v{version.number}_{i + 1}", "ip": ip})
-        text = render(
-            "haproxy.cfg.j2",
-            {
-                "setup": setup.name,
-                "version": version.number,
-                "ports": [{"port": p.port, "mode": "http" if p.http_support else "tcp"} for p in ports],
-                "servers": entries,
-                "health": proxy_health(setup),
-            },
-        )
+                raise deploy_error(setup, f"container {container} has no address on {self.network}", engine.logs(container, tail=20))
+            entries.append({"name": f"v{version.number}_{slot}", "ip": ip})
+        text = proxy.local_config(setup, version.number, ports, entries)
         work = self.settings.cache_path(self.project.root) / "tmp"
         path = work / component(f"haproxy-{setup.name}.cfg", "proxy configuration file")
         with writing("the proxy configuration", work, partial=[path]):
             cache_folder(self.settings.cache_path(self.project.root), "tmp")
             path.write_text(text)
-        engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")
+        engine.copy_into(proxy_name, path, proxy.CONFIG_PATH)
 
-    def _switch(self, setup: Setup, proxy: _Proxy, ports: list[Port], servers: list[str], version: Version) -> None:
-        self._reload(setup, proxy.name, f"version {version.number}",
-                     before=lambda: self._write_config(proxy.name, setup, ports, servers, version))
+    def _switch(self, setup: Setup, running_proxy: _Proxy, ports: list[Port], servers: list[str], version: Version) -> None:
+        self._reload(setup, running_proxy.name, f"version {version.number}",
+                     before=lambda: self._write_config(running_proxy.name, setup, ports, servers, version))
 
-    def _reload(self, setup: Setup, proxy: str, what: str, before: Callable[[], None] | None = None) -> None:
+    def _reload(self, setup: Setup, proxy_name: str, what: str, before: Callable[[], None] | None = None) -> None:
         """Reload the proxy gracefully (SIGUSR2) and wait until HAProxy says it loaded the
         configuration; ``before`` writes the new one."""
-        text = engine.logs(proxy)
+        text = engine.logs(proxy_name)
         loaded, failures = text.count("Loading success"), text.count("Loading failure")
         if before is not None:
             before()
-        engine.signal(proxy, "USR2")
+        engine.signal(proxy_name, "USR2")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            text = engine.logs(proxy)
+            text = engine.logs(proxy_name)
             if text.count("Loading success") > loaded:
                 self.report(f"[{setup.name}] front proxy now sends traffic to {what}")
                 return
             if text.count("Loading failure") > failures:
                 raise deploy_error(setup, "the front proxy refused the new configuration", text[-1500:])
             time.sleep(0.05)
-        raise deploy_error(setup, "the front proxy did not confirm the reload within 15 s", engine.logs(proxy, tail=20))
+        raise deploy_error(setup, "the front proxy did not confirm the reload within 15 s", engine.logs(proxy_name, tail=20))
 
     def _url(self, port: Port, host_port: int) -> str:
         scheme = "http" if port.http_support else "tcp"
@@ -333,14 +309,14 @@ class LocalTarget:
             st = engine.state(name, self.network)
             containers.append({"name": name, "status": st.status, "health": st.health,
                                "version": st.labels.get(f"{LABEL}.version"), "image": st.image})
-        proxy = engine.state(self._proxy_name(setup))
+        front = engine.state(self._proxy_name(setup))
         urls = []
-        if proxy.exists:
-            for key, binding in proxy.ports.items():
+        if front.exists:
+            for key, binding in front.ports.items():
                 port = int(key.split("/")[0])
                 match = next((p for p in setup.run.ports if p.port == port), None)
                 urls.append(self._url(match, int(binding.rsplit(":", 1)[1])) if match else f"tcp://{binding}/")
-        return {"containers": containers, "proxy": {"name": proxy.name, "status": proxy.status} if proxy.exists else None, "urls": urls}
+        return {"containers": containers, "proxy": {"name": front.name, "status": front.status} if front.exists else None, "urls": urls}
 
     def running_version(self, setup: Setup, recorded: int | None) -> int | None:
         """The version that serves, for :func:`cri_tasks.deploy_phase.reconcile`: the one the
@@ -353,20 +329,19 @@ class LocalTarget:
         proxy is reloaded (gracefully, as a deploy does) so that the file is what serves."""
         running = {}
         for name in self.container_names(setup):
-            c = engine.state(name)
-            if c.running and (v := c.labels.get(f"{LABEL}.version", "")).isdigit():
-                running[int(v)] = name
-        proxy = self._proxy_name(setup)
+            container = engine.state(name)
+            if container.running and (label := container.labels.get(f"{LABEL}.version", "")).isdigit():
+                running[int(label)] = name
+        proxy_name = self._proxy_name(setup)
         if any(p.protocol == "tcp" for p in setup.run.ports):  # the proxy decides what serves
-            if not engine.state(proxy).running:
+            if not engine.state(proxy_name).running:
                 return None
-            code, text = engine.exec_in(proxy, ["cat", "/etc/cri-proxy/haproxy.cfg"], timeout=10)
-            m = re.search(r"^# Generated by cri-tasks for setup .*, version (\d+)\.$", text, re.M) if code == 0 else None
-            if m is None or int(m.group(1)) not in running:
+            code, text = engine.exec_in(proxy_name, ["cat", proxy.CONFIG_PATH], timeout=10)
+            number = proxy.configured_version(text) if code == 0 else None
+            if number is None or number not in running:
                 return None  # a configuration whose containers are gone: the deploy that wrote it failed
-            number = int(m.group(1))
             if number != recorded:
-                self._reload(setup, proxy, f"version {number}")
+                self._reload(setup, proxy_name, f"version {number}")
             return number
         return max(running) if running else None
 
@@ -378,9 +353,9 @@ class LocalTarget:
 
     def stop(self, setup: Setup) -> list[str]:
         names = self.container_names(setup)
-        proxy = self._proxy_name(setup)
-        if engine.state(proxy).exists:
-            names.append(proxy)
+        proxy_name = self._proxy_name(setup)
+        if engine.state(proxy_name).exists:
+            names.append(proxy_name)
         engine.remove_containers(names, stop_timeout=self.settings.stop_timeout)
         self._remove_stale_volumes(setup)
         # The project's network goes with its last container (another setup of the project may
@@ -388,25 +363,6 @@ class LocalTarget:
         if not engine.list_containers({f"{LABEL}.project": self.pid}):
             engine.remove_network(self.network)
         return names
-
-
-def proxy_health(setup: Setup) -> dict[str, Any] | None:
-    """How the front proxy checks each server. An httpGet run.healthCheck is HAProxy's own HTTP
-    check (out of rotation after disconnectTimeout, back after recoveryTimeout); without one, or
-    for an exec check (HAProxy cannot run a command in the container), a TCP connect every
-    second: a crashed or restarting container leaves the rotation, and an exec check that keeps
-    failing restarts its container (run.sh's watchdog), which takes it out the same way."""
-    hc = setup.run.health_check
-    if hc is None or hc.http_get is None:
-        return None
-    t = HealthTimings.of(hc)
-    g = hc.http_get
-    return {
-        "port": g.port, "path": g.path, "host": g.host, "ssl": (g.scheme or "http") == "https",
-        "inter": f"{max(t.period, 0.1):g}s",
-        "fall": t.checks(t.disconnect),
-        "rise": t.checks(t.recovery),
-    }
 
 
 def _free_port(address: str) -> int:

@@ -37,22 +37,21 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from .. import engine, fingerprint
-from ..deploy_phase import Activation, Version, check_command, deploy_error
 from ..dockerfile import render
+from ..engine import LABEL
 from ..errors import ConfigError, CriError, EngineError, Problem
 from ..model import Port, Project, Setup
+from ..paths import cache_folder, component, writing
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
 from ..runtime_plan import project_id
 from ..settings import Settings
 from ..store import Store
-from ..paths import cache_folder, component, writing
-from . import env_file_prefix
-from ..engine import LABEL
-from .local import LocalTarget
+from . import proxy
+from .base import Activation, Version, check_command, deploy_error, env_file_prefix
 
 PORT_MODES = ("auto", "mesh", "proxy")
 #: server slots of the front proxy per port (tasks beyond this are not sent traffic)
@@ -105,7 +104,7 @@ class SwarmTarget:
     """Deploys setups as services of one Swarm stack; see the module docstring."""
 
     #: a deploy of several setups either lands for all of them or for none (deploy_phase.deploy)
-    all_or_nothing = True
+    all_or_nothing: ClassVar[bool] = True
 
     def __init__(self, project: Project, settings: Settings, report: Reporter) -> None:
         self.project, self.settings, self.report = project, settings, report
@@ -194,7 +193,7 @@ class SwarmTarget:
         # project-scoped name in the registry: <registry>/<repository>/<project id>/<setup>:v<N>
         image = engine.push_image(version.image_id, f"{registry}/{version.image}")
         tcp = [p for p in run.ports if p.protocol == "tcp"]
-        proxy = self._proxy(setup, service, tcp) if mode == "proxy" and tcp else None
+        front = self._proxy(setup, service, tcp) if mode == "proxy" and tcp else None
         app_ports: dict[int, int] = {}
         if mode == "mesh":
             app_ports = self._mesh_ports(setup, before)
@@ -205,13 +204,13 @@ class SwarmTarget:
 
         stack_file = component(f"{self._short(setup)}.yml", "stack file")
         compose_path = cache_folder(self.settings.cache_path(self.project.root), "swarm") / stack_file
-        urls = self._urls(setup, proxy.ports if proxy else app_ports)
+        urls = self._urls(setup, front.ports if front else app_ports)
         http_port = next((p for p in tcp if p.http_support), tcp[0] if tcp else None)
-        published = (proxy.ports if proxy else app_ports).get(http_port.port) if http_port else None
+        published = (front.ports if front else app_ports).get(http_port.port) if http_port else None
         is_http = bool(http_port and http_port.http_support)
         if mode == "proxy" and any(p.protocol != "tcp" for p in run.ports):
             self.report(f"[{setup.name}] swarm.ports proxy: udp ports are not published (the front proxy is TCP only)")
-        if proxy is not None and proxy.changes and before is not None:
+        if front is not None and front.changes and before is not None:
             self.report(f"[{setup.name}] the front proxy changes (ports, configuration or placement): a short outage while it restarts")
         probe: Probe | None = None
         if before is not None and published is not None and _answers(self.settings.publish_address, published, is_http):
@@ -229,7 +228,7 @@ class SwarmTarget:
                     with os.fdopen(fd, "w", encoding="utf-8") as f:
                         f.writelines(f"{key}={value}\n" for key, value in env.items())
                     compose_path.write_text(self._compose(setup, version, image, Path(env_path), activation, mode, app_ports,
-                                                          replicas, order, health, proxy))
+                                                          replicas, order, health, front))
                 engine.stack_deploy(self.stack, compose_path, on_line=lambda line: self.report(f"[{setup.name}] {line}"))
             finally:
                 os.unlink(env_path)  # the values live in the service spec only from here on
@@ -238,8 +237,8 @@ class SwarmTarget:
             else:
                 self._converge(setup, service, before, version, replicas, health)
                 updated = True
-                if proxy is not None and proxy.changes:
-                    self._wait_running(setup, proxy.service, deadline=time.monotonic() + 120)
+                if front is not None and front.changes:
+                    self._wait_running(setup, front.service, deadline=time.monotonic() + 120)
                 if published is not None:
                     self._wait_answers(setup, published, is_http)
         except BaseException as exc:
@@ -247,7 +246,7 @@ class SwarmTarget:
                 probe.stop()
             if before is None:
                 # Nothing ran before: the failed version goes (the proxy too when it came with it).
-                self._discard(setup, [service] + ([proxy.service] if proxy is not None and proxy.changes else []), activation)
+                self._discard(setup, [service] + ([front.service] if front is not None and front.changes else []), activation)
             elif updated or isinstance(exc, KeyboardInterrupt):
                 # The new version runs but the deploy did not finish: back to the previous spec.
                 self.report(f"[{setup.name}] {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'failed'}: "
@@ -262,7 +261,7 @@ class SwarmTarget:
             switch = probe.stop()
             self.report(f"[{setup.name}] switch: {switch}")
         self._remember(setup, version, image)
-        self._tidy(setup, activation, proxy)
+        self._tidy(setup, activation, front)
         tasks = [self._task_name(t) for t in engine.service_tasks(service) if self._current(t)]
         return Activation(containers=sorted(tasks), urls=urls, switch=switch)
 
@@ -438,12 +437,14 @@ class SwarmTarget:
         turns unhealthy is replaced, and within the monitor window that fails the update
         (rollback). Without either there is no check: a started task gets traffic, as on
         Zerops without a readinessCheck (and on the local target)."""
-        rc = setup.deploy.readiness_check
-        hc = setup.run.health_check
+        readiness = setup.deploy.readiness_check
+        health_check = setup.run.health_check
         ready: str | None = None
-        if rc is not None:
-            ready = check_command(rc.http_get, rc.exec.text if rc.exec else None)
-        health = check_command(hc.http_get, hc.exec.text if hc.exec else None) if hc is not None else None
+        if readiness is not None:
+            ready = check_command(readiness.http_get, readiness.exec.text if readiness.exec else None)
+        health: str | None = None
+        if health_check is not None:
+            health = check_command(health_check.http_get, health_check.exec.text if health_check.exec else None)
         if ready is None and health is None:
             return None
         if ready and health:
@@ -453,11 +454,14 @@ class SwarmTarget:
         else:
             assert health is not None
             test = health
-        interval = rc.retry_period if rc is not None else (1.0 if hc is None else float(hc.exec_period or 5))
-        start = rc.failure_timeout if rc is not None else (60.0 if ready else 0.0)
+        if readiness is not None:
+            interval = readiness.retry_period
+        else:
+            interval = 1.0 if health_check is None else float(health_check.exec_period or 5)
+        start = readiness.failure_timeout if readiness is not None else (60.0 if ready else 0.0)
         retries = 1
-        if hc is not None:
-            retries = max(1, math.ceil(float(hc.failure_timeout or 30) / max(interval, 0.001)))
+        if health_check is not None:
+            retries = max(1, math.ceil(float(health_check.failure_timeout or 30) / max(interval, 0.001)))
         return {
             "test": _q(["CMD-SHELL", test]),
             "interval": _q(_ms(interval)),
@@ -506,8 +510,8 @@ class SwarmTarget:
         return out
 
     def _proxy_image_ref(self, setup: Setup) -> str:
-        """The front proxy image (the local target's HAProxy image), pushed and pinned by digest."""
-        local = LocalTarget(self.project, self.settings, self.report)._proxy_image(setup)
+        """The front proxy image (the one the local target runs), pushed and pinned by digest."""
+        local = proxy.image(self.settings, self.project.root, self.pid, setup, self.report)
         return engine.push_image(local, f"{self._registry()}/{local}")
 
     def _proxy(self, setup: Setup, service: str, ports: list[Port]) -> _Proxy:
@@ -520,12 +524,7 @@ class SwarmTarget:
         published = {p.port: self.settings.host_port(setup.name, p.port) or have.get(p.port)
                      or _free_port(self.settings.publish_address, setup.name, p.port) for p in ports}
         replicas = self.settings.replicas_for(setup.name)
-        text = render("swarm-haproxy.cfg.j2", {
-            "setup": setup.name,
-            "service": service,
-            "slots": max(MIN_SLOTS, 2 * replicas + max(self.parallelism, 1)),
-            "ports": [{"port": p.port, "mode": "http" if p.http_support else "tcp"} for p in ports],
-        })
+        text = proxy.swarm_config(setup, service, max(MIN_SLOTS, 2 * replicas + max(self.parallelism, 1)), ports)
         digest = fingerprint.digest([text])[:12]
         config_name = f"{name}-{digest}"
         work = cache_folder(self.settings.cache_path(self.project.root), "swarm")
@@ -576,7 +575,7 @@ class SwarmTarget:
 
     def _compose(self, setup: Setup, version: Version, image: str, env_file: Path, activation: str, mode: str,
                  app_ports: Mapping[int, int], replicas: int, order: str, health: dict[str, Any] | None,
-                 proxy: _Proxy | None) -> str:
+                 front: _Proxy | None) -> str:
         service = self.service_name(setup)
         labels = self._labels(setup, role="app", version=str(version.number), activation=activation, service=service)
         volume_labels = self._labels(setup, role="zsc")
@@ -605,7 +604,7 @@ class SwarmTarget:
                 "constraints": _q(constraints) if constraints else "",
                 "order": order,
             },
-            "proxy": proxy.spec if proxy is not None else None,
+            "proxy": front.spec if front is not None else None,
         })
 
     # -- after a deploy -------------------------------------------------------------------------
@@ -630,13 +629,13 @@ class SwarmTarget:
             except CriError:
                 pass
 
-    def _tidy(self, setup: Setup, activation: str, proxy: _Proxy | None) -> None:
+    def _tidy(self, setup: Setup, activation: str, front: _Proxy | None) -> None:
         """Per-activation zsc volumes of earlier releases and proxy configs no longer used
         (in-use ones stay)."""
         for name in engine.list_volumes(self._labels(setup, role="zsc")):
             if name != self.zsc_volume(setup):
                 engine.remove_volume(name)
-        current = json.loads(proxy.spec["config_name"]) if proxy is not None else None
+        current = json.loads(front.spec["config_name"]) if front is not None else None
         engine.remove_configs([c for c in engine.list_configs(self._labels(setup, role="proxy-config")) if c != current])
 
     # -- operate --------------------------------------------------------------------------------
