@@ -372,7 +372,8 @@ class StatusReport(TaskResult, list[dict[str, Any]]):
             for container in entry["containers"]:
                 health = f", {container['health']}" if container.get("health") else ""
                 node = f" on {container['node']}" if container.get("node") else ""
-                out.append(f"  {container['name']}{node}: {container['status']}{health} (version {container['version']})")
+                out.append(f"  {container['name']}{node}: {container['status']}{health} "
+                           f"(version {container['version']})")
             down = [node for node, state in (entry.get("node_states") or {}).items() if state != "ready"]
             if down:
                 out.append(f"  swarm nodes not ready: {', '.join(sorted(down))}")
