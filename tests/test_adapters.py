@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -31,7 +32,7 @@ from cri_tasks.results import (PREPARING_RUNTIME_FAILED, Built, Cleaned, DeployC
                                Validation)
 from cri_tasks.runtime_image import PrepareFailed
 from cri_tasks.settings import Settings
-from cri_tasks.tasks import WOULD_BUILD_EXIT, collection
+from cri_tasks.tasks import TASKS, WOULD_BUILD_EXIT, collection
 from helpers import check_document
 
 ZEROPS_YML = """\
@@ -564,6 +565,14 @@ def test_nox_helpers_return_what_the_api_returned(fake: FakeApi) -> None:
 
 
 # --- the results themselves ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_every_tasks_api_function_returns_a_typed_result_named_after_it(task: Any) -> None:
+    returned = typing.get_type_hints(getattr(api, task.name))["return"]
+    for result_type in typing.get_args(returned) or (returned,):
+        assert issubclass(result_type, TaskResult) and result_type.task == task.name
+
+
 
 def test_every_result_reads_as_what_the_api_returned_before_it_had_a_type(tmp_path: Path) -> None:
     assert Prepared([BUILT]) == [BUILT] and Deployed([ACTIVE])[0].version == 3
