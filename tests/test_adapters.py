@@ -124,6 +124,8 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     (tmp_path / ".git").mkdir()  # the project's root: the upward search for zerops.yml stops here
     (tmp_path / "app-build.log").write_text("step 1\nstep 2\n")
     monkeypatch.chdir(tmp_path)
+    for task in TASKS:  # Invoke pops each option's help as it parses: later tests read it
+        monkeypatch.setattr(task, "help", dict(task.help))
     fake_api = FakeApi(tmp_path)
     real_validate = api.validate
     fake_api.returns.update(
