@@ -1,5 +1,6 @@
 """The plain Python API. Invoke tasks, Nox helpers and the ``cri`` program all call these;
-no logic lives in the adapters.
+no logic lives in the adapters. Every task returns its typed result (:mod:`cri_tasks.results`):
+``as_json()`` is its ``--json`` document, ``lines()`` its text.
 
 Each function takes ``settings`` as a :class:`~cri_tasks.settings.Settings`, a raw ``cri``
 mapping (as in invoke.yaml), or None for the defaults.
@@ -8,12 +9,11 @@ mapping (as in invoke.yaml), or None for the defaults.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CriError, Problem
-from .results import PrepareResult, Reporter, stderr_reporter
+from .results import (Built, Cleaned, DeployCheck, Deployed, Logs, Prepared, Rendered, Reporter, Rollback, StatusReport,
+                      Stopped, Validation, stderr_reporter)
 from .settings import Settings, resolve
 
 if TYPE_CHECKING:
@@ -33,87 +33,6 @@ def load(file: str | Path | None = None, settings: SettingsLike = None, *, data:
 
     s = _settings(settings)
     return load_project(file if file is not None else s.file, data=data)
-
-
-class Validation(NamedTuple):
-    project: Project
-
-    @property
-    def warnings(self) -> tuple[Problem, ...]:
-        return self.project.warnings
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "file": str(self.project.file),
-            "valid": True,
-            "setups": [
-                {
-                    "setup": s.name,
-                    "os": s.run.os,
-                    "base": s.run.base,
-                    "prepareCommands": len(s.run.prepare_commands),
-                    "buildCommands": len(s.build.build_commands) if s.build else 0,
-                }
-                for s in self.project.setups
-            ],
-            "warnings": [problem_json(w) for w in self.warnings],
-        }
-
-    def lines(self) -> list[str]:
-        """The text every adapter prints."""
-        out = [f"{self.project.file}: valid, {len(self.project.setups)} setup(s)"]
-        for e in self.as_json()["setups"]:
-            out.append(f"  {e['setup']}: run.os={e['os']} run.base={e['base']} "
-                       f"prepareCommands={e['prepareCommands']} buildCommands={e['buildCommands']}")
-        return out
-
-
-def clean_lines(entries: list[dict[str, Any]]) -> list[str]:
-    """What ``clean`` did, as the text every adapter prints."""
-    out = []
-    for entry in entries:
-        removed = f", removed {', '.join(entry['removed'])}" if entry["removed"] else ""
-        out.append(f"{entry['setup']}: forgot {entry['forgotten']} record(s){removed}")
-    return out
-
-
-def status_lines(entries: list[dict[str, Any]]) -> list[str]:
-    """What ``status`` found, as the text every adapter prints."""
-    out = []
-    for entry in entries:
-        out.append(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
-                   f"(kept: {', '.join(map(str, entry['versions'])) or '-'}); runtime image {entry['runtime_image'] or '-'}")
-        for ct in entry["containers"]:
-            health = f", {ct['health']}" if ct.get("health") else ""
-            node = f" on {ct['node']}" if ct.get("node") else ""
-            out.append(f"  {ct['name']}{node}: {ct['status']}{health} (version {ct['version']})")
-        down = [node for node, state in (entry.get("node_states") or {}).items() if state != "ready"]
-        if down:
-            out.append(f"  swarm nodes not ready: {', '.join(sorted(down))}")
-        out.extend(f"  {url}" for url in entry["urls"])
-    return out
-
-
-def stop_lines(entries: list[dict[str, Any]]) -> list[str]:
-    """What ``stop`` did, as the text every adapter prints."""
-    return [f"{e['setup']}: removed {len(e['removed'])} container(s)" for e in entries]
-
-
-def build_lines(results: list[Any]) -> list[str]:
-    """What ``build`` made, as the text every adapter prints."""
-    return [f"{r.setup}: built, {r.files} file(s) in {r.artifact}" for r in results]
-
-
-def problem_json(p: Problem) -> dict[str, Any]:
-    loc = p.location
-    return {
-        "file": loc.file if loc else None,
-        "line": loc.line if loc else None,
-        "column": loc.column if loc else None,
-        "path": p.path,
-        "message": p.message,
-        "severity": p.severity,
-    }
 
 
 def _preflight(project: Project, s: Settings, setup: str | None, task: str) -> list[Problem]:
@@ -145,7 +64,7 @@ def prepare(
     debug: bool = False,
     settings: SettingsLike = None,
     report: Reporter = stderr_reporter,
-) -> list[PrepareResult]:
+) -> Prepared:
     """Build (or reuse) the custom runtime image of each selected setup.
 
     An unchanged project is answered from the cache-hit index (:mod:`cri_tasks.hitindex`)
@@ -157,18 +76,18 @@ def prepare(
     if key is not None and not (force or no_cache or debug):
         hits = hitindex.lookup(key, report)
         if hits is not None:
-            return hits
+            return Prepared(hits)
     from . import runtime_image as _prepare
 
     project = load(file, s, data=None if key is None else key.data)  # the very bytes of the key
     _preflight(project, s, setup, "prepare")
-    return _prepare.prepare(
+    return Prepared(_prepare.prepare(
         project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
         hit_key=key,
-    )
+    ))
 
 
-def render(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> dict[str, str]:
+def render(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Rendered:
     """The Dockerfile prepare would build, per setup."""
     from .runtime_build import render_dockerfile
     from .runtime_plan import plan
@@ -182,15 +101,15 @@ def render(file: str | Path | None = None, *, setup: str | None = None, settings
         for st in project.select(setup):
             p = plan(project, st, s, store)
             out[st.name] = render_dockerfile(p, s, st.run.prepare_commands)
-    return out
+    return Rendered(out)
 
 
-def clean(file: str | Path | None = None, *, setup: str | None = None, images: bool = False, settings: SettingsLike = None) -> list[dict[str, Any]]:
+def clean(file: str | Path | None = None, *, setup: str | None = None, images: bool = False, settings: SettingsLike = None) -> Cleaned:
     """Forget prepared images (Zerops' "Clear runtime prepare image"); ``images`` removes them too."""
     from . import runtime_image as _prepare
 
     s = _settings(settings)
-    return _prepare.clean(load(file, s), s, setup=setup, images=images)
+    return Cleaned(_prepare.clean(load(file, s), s, setup=setup, images=images))
 
 
 def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepare", settings: SettingsLike = None) -> Path:
@@ -208,7 +127,7 @@ def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepar
 
 
 def build(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
-          report: Reporter = stderr_reporter) -> list[Any]:
+          report: Reporter = stderr_reporter) -> Built:
     """Run the build phase of each selected setup; returns their BuildResults."""
     from . import build_phase
     from .store import Store
@@ -218,11 +137,11 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
     for warning in _preflight(project, s, setup, "build"):
         report(str(warning))
     with Store(s.cache_path(project.root)) as store:
-        return [build_phase.build(project, st, s, report=report, store=store) for st in project.select(setup)]
+        return Built(build_phase.build(project, st, s, report=report, store=store) for st in project.select(setup))
 
 
 def deploy(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
-           report: Reporter = stderr_reporter, check: bool = False) -> list[Any]:
+           report: Reporter = stderr_reporter, check: bool = False) -> Deployed | DeployCheck:
     """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults.
 
     ``check``: only say whether the deploy would build the runtime image (PrepareResults with
@@ -233,41 +152,45 @@ def deploy(file: str | Path | None = None, *, setup: str | None = None, settings
     project = load(file, s)
     _preflight(project, s, setup, "deploy")
     if check:
-        return _deploy.check(project, s, setup=setup, report=report)
-    return _deploy.deploy(project, s, setup=setup, report=report)
+        return DeployCheck(_deploy.check(project, s, setup=setup, report=report))
+    return Deployed(_deploy.deploy(project, s, setup=setup, report=report))
 
 
 def rollback(file: str | Path | None = None, *, setup: str, version: int | None = None,
-             settings: SettingsLike = None, report: Reporter = stderr_reporter) -> Any:
+             settings: SettingsLike = None, report: Reporter = stderr_reporter) -> Rollback:
     """Activate an earlier kept version (default: the one before the active one)."""
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
-    return _deploy.rollback(load(file, s), s, setup=setup, version=version, report=report)
+    return Rollback(_deploy.rollback(load(file, s), s, setup=setup, version=version, report=report))
 
 
-def status(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> list[dict[str, Any]]:
+def status(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> StatusReport:
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
-    return _deploy.status(load(file, s), s, setup=setup)
+    return StatusReport(_deploy.status(load(file, s), s, setup=setup))
 
 
-def stop(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> list[dict[str, Any]]:
+def stop(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Stopped:
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
-    return _deploy.stop(load(file, s), s, setup=setup)
+    return Stopped(_deploy.stop(load(file, s), s, setup=setup))
 
 
 def logs(file: str | Path | None = None, *, setup: str, tail: int | None = 100, follow: bool = False,
-         settings: SettingsLike = None) -> list[tuple[str, str]]:
-    """The logs of what a setup runs, as (source, text); ``follow`` streams them to the terminal."""
+         phase: str | None = None, settings: SettingsLike = None) -> Logs:
+    """The logs of what a setup runs, as (source, text); ``follow`` streams them to the terminal;
+    ``phase`` (``prepare`` or ``build``): the last log of that phase instead."""
     from . import deploy_phase as _deploy
 
     s = _settings(settings)
+    if phase is not None:
+        path = log_path(file, setup=setup, phase=phase, settings=s)
+        return Logs(setup, [(str(path), path.read_text(encoding="utf-8", errors="replace"))], log_file=path)
     project = load(file, s)
     if follow:
         _deploy.follow_logs(project, s, setup=setup)
-        return []
-    return _deploy.logs(project, s, setup=setup, tail=tail)
+        return Logs(setup)
+    return Logs(setup, _deploy.logs(project, s, setup=setup, tail=tail))

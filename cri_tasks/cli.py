@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _task_named(argv: list[str]) -> str:
-    names = {t for t in collection().task_names}
-    return next((a for a in argv[1:] if a in names), "")
+    names = set(collection().task_names)
+    return next((arg for arg in argv[1:] if arg in names), "")
 
 
 if __name__ == "__main__":  # python -m cri_tasks.cli

@@ -32,19 +32,18 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import api
 from .config import load_settings
 from .errors import CriError
-from .results import Progress
+from .results import DeployCheck, Progress, TaskResult
 from .settings import Settings, check_keys, merge
 
 if TYPE_CHECKING:
     import nox
 
-    from .api import Validation
-    from .results import PrepareResult
+    from .results import Built, Cleaned, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, Validation
 
 __all__ = ["build", "clean", "deploy", "logs", "prepare", "render", "rollback", "status", "stop", "validate"]
 
@@ -57,17 +56,13 @@ def validate(session: nox.Session, file: FileArg = None, *, setup: str | None = 
     """Validate zerops.yml (``file``, else cri.file, else zerops.yaml/zerops.yml) and log its setups."""
     with _session_errors(session):
         result = api.validate(file, setup=setup, settings=_settings(settings, options))
-    for warning in result.warnings:
-        session.warn(str(warning))
-    for line in result.lines():
-        session.log(line)
-    return result
+    return _logged(session, result)
 
 
 def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = None, force: bool = False,
             no_cache: bool = False, explain: bool = False, check: bool = False, debug: bool = False,
             quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
-            **options: Any) -> list[PrepareResult]:
+            **options: Any) -> Prepared:
     """Build the custom runtime image of each selected setup, unless nothing changed.
 
     The options are those of ``invoke prepare``; returns each setup's result (``.image``…).
@@ -84,98 +79,82 @@ def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = N
             settings=_settings(settings, options),
             report=_progress(session, quiet, verbose),
         )
-    for r in results:
-        for line in r.lines():
-            session.log(line)
+    _logged(session, results)
     if check:
         _fail_if_would_build(session, results)
     return results
 
 
-def _fail_if_would_build(session: nox.Session, results: list[PrepareResult]) -> None:
+def _fail_if_would_build(session: nox.Session, results: Prepared) -> None:
     """Check mode: the session fails, as ``--check`` exits 2, when a runtime image would be built."""
-    would = [r.setup for r in results if r.status == "would build"]
+    would = results.would_build()
     if would:
         session.error(f"the runtime image of {', '.join(would)} would be built")
 
 
 def deploy(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
            check: bool = False, quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
-           **options: Any) -> list[Any]:
+           **options: Any) -> Deployed | DeployCheck:
     """Build, prepare and deploy each selected setup (as ``invoke deploy``); returns the results
     (``.urls``, ``.switch``…). ``check=True``: as ``deploy --check`` (the build, then whether the
     runtime image would be built; the session fails when it would)."""
     with _session_errors(session):
         results = api.deploy(file, setup=setup, settings=_settings(settings, _target(options, target)),
                              report=_progress(session, quiet, verbose), check=check)
-    for r in results:
-        for line in r.lines():
-            session.log(line)
-    if check:
+    _logged(session, results)
+    if isinstance(results, DeployCheck):
         _fail_if_would_build(session, results)
     return results
 
 
 def build(session: nox.Session, file: FileArg = None, *, setup: str | None = None, quiet: bool = False,
-          verbose: bool = False, settings: SettingsArg = None, **options: Any) -> list[Any]:
+          verbose: bool = False, settings: SettingsArg = None, **options: Any) -> Built:
     """The build phase of each selected setup (as ``invoke build``); returns the results
     (``.artifact``, ``.files``…)."""
     with _session_errors(session):
         results = api.build(file, setup=setup, settings=_settings(settings, options),
                             report=_progress(session, quiet, verbose))
-    for line in api.build_lines(results):
-        session.log(line)
-    return results
+    return _logged(session, results)
 
 
 def rollback(session: nox.Session, file: FileArg = None, *, setup: str, version: int | None = None,
              target: str | None = None, quiet: bool = False, verbose: bool = False,
-             settings: SettingsArg = None, **options: Any) -> Any:
-    """Activate an earlier version of ``setup`` (default: the one before the active one)."""
+             settings: SettingsArg = None, **options: Any) -> Rollback:
+    """Activate an earlier version of ``setup`` (default: the one before the active one); the
+    result reads as the version's ``DeployResult`` (``.version``, ``.urls``…)."""
     with _session_errors(session):
         result = api.rollback(file, setup=setup, version=version or None,
                               settings=_settings(settings, _target(options, target)),
                               report=_progress(session, quiet, verbose))
-    for line in result.lines():
-        session.log(line)
-    return result
+    return _logged(session, result)
 
 
 def status(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
-           settings: SettingsArg = None, **options: Any) -> list[dict[str, Any]]:
+           settings: SettingsArg = None, **options: Any) -> StatusReport:
     """Setups, their active version, containers and health (as ``invoke status``)."""
     with _session_errors(session):
-        out = api.status(file, setup=setup, settings=_settings(settings, _target(options, target)))
-    for line in api.status_lines(out):
-        session.log(line)
-    return out
+        result = api.status(file, setup=setup, settings=_settings(settings, _target(options, target)))
+    return _logged(session, result)
 
 
 def stop(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
-         settings: SettingsArg = None, **options: Any) -> list[dict[str, Any]]:
+         settings: SettingsArg = None, **options: Any) -> Stopped:
     """Stop and remove the setups' containers and front proxy (versions and images are kept)."""
     with _session_errors(session):
-        out = api.stop(file, setup=setup, settings=_settings(settings, _target(options, target)))
-    for line in api.stop_lines(out):
-        session.log(line)
-    return out
+        result = api.stop(file, setup=setup, settings=_settings(settings, _target(options, target)))
+    return _logged(session, result)
 
 
 def logs(session: nox.Session, file: FileArg = None, *, setup: str, prepare: bool = False, build: bool = False,
          follow: bool = False, tail: int = 100, target: str | None = None, settings: SettingsArg = None,
-         **options: Any) -> list[tuple[str, str]]:
+         **options: Any) -> Logs:
     """A setup's container logs as (source, text), logged; ``prepare``/``build``: its last phase
     log instead; ``follow``: stream them to the terminal until interrupted."""
     with _session_errors(session):
-        s = _settings(settings, _target(options, target))
-        if prepare or build:
-            path = api.log_path(file, setup=setup, phase="prepare" if prepare else "build", settings=s)
-            out = [(str(path), path.read_text(encoding="utf-8", errors="replace"))]
-        else:
-            out = api.logs(file, setup=setup, tail=tail, follow=follow, settings=s)
-    for source, text in out:
-        session.log(f"==> {source} <==\n{text}")
-    return out
+        result = api.logs(file, setup=setup, tail=tail, follow=follow,
+                          phase="prepare" if prepare else "build" if build else None,
+                          settings=_settings(settings, _target(options, target)))
+    return _logged(session, result)
 
 
 def _progress(session: nox.Session, quiet: bool, verbose: bool) -> Progress:
@@ -191,23 +170,32 @@ def _target(options: dict[str, Any], target: str | None) -> dict[str, Any]:
 
 
 def render(session: nox.Session, file: FileArg = None, *, setup: str | None = None,
-           settings: SettingsArg = None, **options: Any) -> dict[str, str]:
+           settings: SettingsArg = None, **options: Any) -> Rendered:
     """The Dockerfile prepare would build, per setup (logged and returned)."""
     with _session_errors(session):
-        out = api.render(file, setup=setup, settings=_settings(settings, options))
-    for name, text in out.items():
-        session.log(f"Dockerfile of setup {name}:\n{text}")
-    return out
+        result = api.render(file, setup=setup, settings=_settings(settings, options))
+    return _logged(session, result)
 
 
 def clean(session: nox.Session, file: FileArg = None, *, setup: str | None = None, images: bool = False,
-          settings: SettingsArg = None, **options: Any) -> list[dict[str, Any]]:
+          settings: SettingsArg = None, **options: Any) -> Cleaned:
     """Forget prepared runtime images; ``images=True`` removes the images too."""
     with _session_errors(session):
-        out = api.clean(file, setup=setup, images=images, settings=_settings(settings, options))
-    for line in api.clean_lines(out):
-        session.log(line)
-    return out
+        result = api.clean(file, setup=setup, images=images, settings=_settings(settings, options))
+    return _logged(session, result)
+
+
+Logged = TypeVar("Logged", bound=TaskResult)
+
+
+def _logged(session: nox.Session, result: Logged) -> Logged:
+    """Log a task's result as the command line prints it (its warnings as nox warnings), and
+    return it."""
+    for warning in result.warnings:
+        session.warn(str(warning))
+    for block in result.log_blocks():
+        session.log(block)
+    return result
 
 
 def _settings(settings: SettingsArg, options: Mapping[str, Any]) -> Settings:

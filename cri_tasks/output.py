@@ -1,5 +1,6 @@
 """The documents ``--json`` prints: one owner for their shape (``docs/json.md``, checked against
-``docs/cri-output.schema.json`` by the tests).
+``docs/cri-output.schema.json`` by the tests). A task's result (:mod:`cri_tasks.results`) makes
+its document with :func:`document`; a failed call's comes from :func:`error_document`.
 
 Every task prints exactly one document on stdout, whatever the outcome::
 
@@ -44,8 +45,8 @@ def document(task: str, *, status: str = "ok", setups: Sequence[Mapping[str, Any
     if status not in DOCUMENT_STATUSES:
         raise ValueError(f"unknown document status {status!r}")
     return {"schema": SCHEMA_VERSION, "task": task, "status": status, **extra,
-            "setups": [dict(s) for s in setups], "errors": list(errors),
-            "warnings": [problem_object(w) for w in warnings]}
+            "setups": [dict(entry) for entry in setups], "errors": list(errors),
+            "warnings": [problem_object(warning) for warning in warnings]}
 
 
 def setup_entry(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,38 +68,42 @@ def setup_entry(raw: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def error_document(task: str, exc: BaseException, *, setups: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The document of a call that ended with ``exc`` (a CriError or KeyboardInterrupt)."""
+def error_document(task: str, exc: BaseException) -> dict[str, Any]:
+    """The document of a call that ended with ``exc`` (a CriError or KeyboardInterrupt); its
+    setups are the per-setup results the exception carries (``PrepareFailed.results``,
+    ``DeployFailed.results``: every setup's outcome), if any."""
     status = "interrupted" if _kind(exc) == INTERRUPTED else "failed"
-    return document(task, status=status, setups=[setup_entry(s) for s in setups], errors=error_objects(exc))
+    results = getattr(exc, "results", None) or ()
+    return document(task, status=status, setups=[setup_entry(result.as_json()) for result in results],
+                    errors=error_objects(exc))
 
 
 def error_objects(exc: BaseException) -> list[dict[str, Any]]:
     """Every error an exception carries, as objects with the same keys (None where unknown)."""
     if isinstance(exc, ConfigError):
-        return [problem_object(p, kind=exc.status) for p in exc.problems]
+        return [problem_object(problem, kind=exc.status) for problem in exc.problems]
     inner = getattr(exc, "errors", None)  # PrepareFailed, DeployFailed: one error per setup
     if isinstance(exc, CriError) and inner:
-        return [obj for e in inner for obj in error_objects(e)]
+        return [obj for error in inner for obj in error_objects(error)]
     obj = _blank(_kind(exc), _message(exc))
     if isinstance(exc, StepFailed):
-        f = exc.failure
-        obj.update(setup=f.setup, step=f.phase, index=f.index, command=f.command, exit_code=f.exit_code,
-                   log=f.log_path, tail=list(f.tail))
-        if f.location is not None:
-            obj.update(file=f.location.file, line=f.location.line, column=f.location.column)
+        failure = exc.failure
+        obj.update(setup=failure.setup, step=failure.phase, index=failure.index, command=failure.command,
+                   exit_code=failure.exit_code, log=failure.log_path, tail=list(failure.tail))
+        if failure.location is not None:
+            obj.update(file=failure.location.file, line=failure.location.line, column=failure.location.column)
     elif isinstance(exc, EngineError):
         obj.update(command=shlex.join(exc.command) if exc.command else None,
                    tail=exc.output.splitlines()[-15:] if exc.output else [])
     return [obj]
 
 
-def problem_object(p: Problem, *, kind: str | None = None) -> dict[str, Any]:
+def problem_object(problem: Problem, *, kind: str | None = None) -> dict[str, Any]:
     """A zerops.yml (or settings) problem: where it is and what is wrong."""
-    obj = _blank(kind or ("WARNING" if p.severity == "warning" else ConfigError.status), p.message)
-    loc = p.location
-    obj.update(file=loc.file if loc else None, line=loc.line if loc else None,
-               column=loc.column if loc else None, path=p.path or None, severity=p.severity)
+    obj = _blank(kind or ("WARNING" if problem.severity == "warning" else ConfigError.status), problem.message)
+    where = problem.location
+    obj.update(file=where.file if where else None, line=where.line if where else None,
+               column=where.column if where else None, path=problem.path or None, severity=problem.severity)
     return obj
 
 

@@ -22,7 +22,7 @@ from .locks import locked, sweep
 from .logfiles import LogFile, new_log
 from .model import Command, Project
 from .paths import cache_folder, component, private_dir, writing
-from .results import FAILED, PrepareResult, Reporter, build_line
+from .results import PREPARING_RUNTIME_FAILED, PrepareResult, Reporter, build_line
 from .runtime_plan import Plan, _now, _setup_record, image_key, tag_for
 from .runtimes import OPERATING_SYSTEMS
 from .settings import Settings
@@ -280,7 +280,7 @@ def _classify(b: _Build, tracker: Tracker, exc: engine.BuildError, log_path: Pat
             tail=tracker.tail(),
             log_path=str(log_path),
         )
-        return StepFailed(failure, status=FAILED)
+        return StepFailed(failure, status=PREPARING_RUNTIME_FAILED)
     if step is not None:
         lines = step_lines(b.dockerfile_text)
         instruction = lines[step - 1] if 0 < step <= len(lines) else f"step {step}"
@@ -295,13 +295,13 @@ def _classify(b: _Build, tracker: Tracker, exc: engine.BuildError, log_path: Pat
             log_path=str(log_path),
         )
         headline = (
-            f"[{p.name}] {FAILED}: building the default {p.setup.run.os} runtime failed "
+            f"[{p.name}] {PREPARING_RUNTIME_FAILED}: building the default {p.setup.run.os} runtime failed "
             f"(exit code {tracker.exit_code}) before any run.prepareCommands ran"
         )
-        return StepFailed(failure, status=FAILED, headline=headline)
+        return StepFailed(failure, status=PREPARING_RUNTIME_FAILED, headline=headline)
     tail = "\n".join(f"    {line}" for line in exc.log[-15:])
     message = (
-        f"[{p.name}] {FAILED}: docker buildx build failed: {tracker.error or 'see the log'}\n"
+        f"[{p.name}] {PREPARING_RUNTIME_FAILED}: docker buildx build failed: {tracker.error or 'see the log'}\n"
         f"  command: {' '.join(exc.command)}\n  last lines:\n{tail}\n  full log: {log_path}"
     )
     return EngineError(message, command=exc.command, output="\n".join(exc.log))

@@ -22,7 +22,7 @@ from . import engine, fingerprint, hitindex
 from .errors import CriError
 from .model import Project
 from .paths import component
-from .results import FAILED, PrepareResult, Reporter, stderr_reporter
+from .results import PREPARING_RUNTIME_FAILED, PrepareResult, Reporter, stderr_reporter
 from .runtime_build import _build_guarded, interrupted, remove_leftovers
 from .runtime_plan import Plan, _setup_record, diff_inputs, image_key, plan, tag_for
 from .settings import Settings
@@ -32,7 +32,7 @@ from .store import Store
 class PrepareFailed(CriError):
     """One or more setups failed; ``results`` holds every setup's outcome."""
 
-    status = FAILED
+    status = PREPARING_RUNTIME_FAILED
 
     def __init__(self, errors: Sequence[CriError], results: Sequence[PrepareResult]) -> None:
         self.errors = tuple(errors)

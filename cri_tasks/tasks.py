@@ -1,5 +1,7 @@
-"""Invoke tasks: thin adapters that read ``c.cri`` settings, call :mod:`cri_tasks.api` and turn
-:class:`~cri_tasks.errors.CriError` into a clean exit (message on stderr, no traceback).
+"""Invoke tasks: thin adapters that read ``c.cri`` settings, map their options onto a call of
+:mod:`cri_tasks.api`, print the result it returns (:mod:`cri_tasks.results`: its text, or its
+document with ``--json``) and turn :class:`~cri_tasks.errors.CriError` into a clean exit (message
+on stderr, no traceback).
 
 Use :func:`collection` rather than a module-level collection that users ``configure()``:
 ``ns = collection()`` in a tasks.py gives top-level tasks, ``ns.add_collection(collection())``
@@ -13,15 +15,14 @@ import json as _json
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from types import MappingProxyType
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from invoke import Collection, Context, Exit, Task, task
 
 from . import api, output
 from .config import tolerate_setting_types
-from .errors import CriError, Problem
-from .results import Progress
+from .errors import CriError
+from .results import Progress, TaskResult
 from .settings import DEFAULTS, Settings, declared, merge
 
 #: The only short flags, one meaning in every task (and never a core option of ``cri``). Invoke
@@ -90,58 +91,46 @@ def settings_of(c: Context, **overrides: Any) -> Settings:
     on stderr says which file is used."""
     from .config import settings_from
 
-    s = settings_from(c.config, {k: v for k, v in overrides.items() if v not in (None, "")})
-    if s.file is None:
+    settings = settings_from(c.config, {name: value for name, value in overrides.items() if value not in (None, "")})
+    if settings.file is None:
         from .paths import locate
 
         try:
             shown = locate(None, None)[1]
         except CriError:
-            return s  # the task reports it, with the rest of its errors
+            return settings  # the task reports it, with the rest of its errors
         if shown.startswith(".."):
             print(f"using {shown}", file=sys.stderr)
-    return s
+    return settings
 
 
-class Outcome(NamedTuple):
-    """What a task did: its setups (as in the JSON document), the text it prints otherwise, and
-    the document's status and exit code."""
-
-    setups: list[dict[str, Any]]
-    lines: list[str]
-    status: str = "ok"
-    code: int = 0
-    extra: Mapping[str, Any] = MappingProxyType({})
-    warnings: tuple[Problem, ...] = ()
-
-
-def _exits(fn: Callable[..., Outcome]) -> Callable[..., None]:
-    """Print the task's outcome (text, or one JSON document with ``--json``) and turn a CriError
-    or an interrupt into invoke's Exit: the message on stderr, no traceback, and with ``--json``
-    the error document on stdout."""
+def _exits(fn: Callable[..., TaskResult]) -> Callable[..., None]:
+    """Print the task's result (its text, or its JSON document with ``--json``), exit with
+    :data:`WOULD_BUILD_EXIT` when ``--check`` finds an image to build, and turn a CriError or an
+    interrupt into invoke's Exit: the message on stderr, no traceback, and with ``--json`` the
+    error document on stdout."""
     name = fn.__name__
 
     @functools.wraps(fn)
     def wrapper(c: Context, *args: Any, **kwargs: Any) -> None:
         as_json = bool(kwargs.get("json"))
         try:
-            outcome = fn(c, *args, **kwargs)
+            result = fn(c, *args, **kwargs)
         except (CriError, KeyboardInterrupt) as exc:
             if as_json:
-                results = getattr(exc, "results", None) or ()
-                print_document(output.error_document(name, exc, setups=[r.as_json() for r in results]))
+                print_document(output.error_document(name, exc))
             if isinstance(exc, KeyboardInterrupt) or getattr(exc, "status", "") == output.INTERRUPTED:
                 raise Exit(str(exc) if isinstance(exc, CriError) else "interrupted", code=130) from None
             raise Exit(str(exc), code=1) from None
         if as_json:
-            print_document(output.document(name, status=outcome.status, warnings=outcome.warnings,
-                                           setups=[output.setup_entry(s) for s in outcome.setups],
-                                           **outcome.extra))
+            print_document(result.as_json())
         elif not kwargs.get("quiet"):
-            for line in outcome.lines:
+            for note in result.notes():
+                print(note, file=sys.stderr)
+            for line in result.lines():
                 _out(line)
-        if outcome.code:
-            raise Exit(code=outcome.code)
+        if kwargs.get("check") and result.document_status() == "would build":
+            raise Exit(code=WOULD_BUILD_EXIT)
 
     return wrapper
 
@@ -180,16 +169,10 @@ def _out(text: str) -> None:
 
 @cri_task(help=COMMON_HELP)
 @_exits
-def validate(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
+def validate(c: Context, file: str = "", setup: str = "", json: bool = False) -> TaskResult:
     """Validate zerops.yml and list its setups."""
-    s = settings_of(c, file=file)
-    result = api.validate(file or None, setup=setup or None, settings=s)
-    if not json:
-        for w in result.warnings:
-            print(str(w), file=sys.stderr)
-    doc = result.as_json()
-    return Outcome([{**e, "status": "valid"} for e in doc["setups"]], result.lines(),
-                   extra={"file": doc["file"]}, warnings=result.warnings)
+    settings = settings_of(c, file=file)
+    return api.validate(file or None, setup=setup or None, settings=settings)
 
 
 @cri_task(
@@ -217,10 +200,10 @@ def prepare(
     json: bool = False,
     quiet: bool = False,
     verbose: bool = False,
-) -> Outcome:
+) -> TaskResult:
     """Build the custom runtime image (run.prepareCommands), unless nothing changed."""
     with _progress(quiet, verbose) as report:
-        results = api.prepare(
+        return api.prepare(
             file or None,
             setup=setup or None,
             force=force or no_cache,
@@ -230,36 +213,20 @@ def prepare(
             settings=settings_of(c, file=file),
             report=report,
         )
-    return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], check)
-
-
-def _checked(setups: list[dict[str, Any]], lines: list[str], check: bool) -> Outcome:
-    """The outcome of an explaining task: ``would build`` when any setup would, and with
-    ``--check`` the exit code that says so."""
-    would = any(entry["status"] == "would build" for entry in setups)
-    return Outcome(setups, lines, status="would build" if would else "ok",
-                   code=WOULD_BUILD_EXIT if (check and would) else 0)
 
 
 @cri_task(help={**COMMON_HELP})
 @_exits
-def render(c: Context, file: str = "", setup: str = "", json: bool = False) -> Outcome:
+def render(c: Context, file: str = "", setup: str = "", json: bool = False) -> TaskResult:
     """Print the Dockerfile that prepare would build."""
-    out = api.render(file or None, setup=setup or None, settings=settings_of(c, file=file))
-    lines = []
-    for i, (name, text) in enumerate(out.items()):
-        if len(out) > 1:
-            lines.append(("\n" if i else "") + f"# ---- setup {name} ----")
-        lines.append(text.rstrip("\n"))
-    return Outcome([{"setup": name, "status": "rendered", "dockerfile": text} for name, text in out.items()], lines)
+    return api.render(file or None, setup=setup or None, settings=settings_of(c, file=file))
 
 
 @cri_task(help={**COMMON_HELP, "images": "also remove the images themselves"})
 @_exits
-def clean(c: Context, file: str = "", setup: str = "", images: bool = False, json: bool = False) -> Outcome:
+def clean(c: Context, file: str = "", setup: str = "", images: bool = False, json: bool = False) -> TaskResult:
     """Forget prepared runtime images (Zerops' "Clear runtime prepare image")."""
-    out = api.clean(file or None, setup=setup or None, images=images, settings=settings_of(c, file=file))
-    return Outcome([{**e, "status": "forgotten"} for e in out], api.clean_lines(out))
+    return api.clean(file or None, setup=setup or None, images=images, settings=settings_of(c, file=file))
 
 
 @cri_task(
@@ -276,51 +243,28 @@ def clean(c: Context, file: str = "", setup: str = "", images: bool = False, jso
 )
 @_exits
 def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, build: bool = False,
-         follow: bool = False, tail: int = 100, target: str = "", json: bool = False) -> Outcome:
+         follow: bool = False, tail: int = 100, target: str = "", json: bool = False) -> TaskResult:
     """Show a setup's container logs, or its last prepare/build log."""
     if not setup:
         raise CriError("logs needs --setup NAME")
-    s = settings_of(c, file=file, target=target)
-    if prepare or build:
-        phase = "prepare" if prepare else "build"
-        path = api.log_path(file or None, setup=setup, phase=phase, settings=s)
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if not json:
-            print(f"# {path}", file=sys.stderr)
-        return Outcome([{"setup": setup, "status": "read", "sources": [{"source": str(path), "text": text}]}],
-                       [text.rstrip("\n")] if text else [])
-    if follow:
-        if json:
-            raise CriError("logs --follow streams text; it has no --json")
-        api.logs(file or None, setup=setup, follow=True, settings=s)
-        return Outcome([], [])
-    sources = api.logs(file or None, setup=setup, tail=tail, settings=s)
-    if not sources:
+    settings = settings_of(c, file=file, target=target)
+    phase = "prepare" if prepare else "build" if build else None
+    if phase is None and follow and json:
+        raise CriError("logs --follow streams text; it has no --json")
+    result = api.logs(file or None, setup=setup, tail=tail, follow=follow, phase=phase, settings=settings)
+    if phase is None and not follow and not result:
         raise CriError(f"[{setup}] nothing runs: deploy it first")
-    lines = []
-    for source, text in sources:
-        lines.append(f"==> {source} <==")
-        if text:
-            lines.append(text.rstrip("\n"))
-    return Outcome([{"setup": setup, "status": "read",
-                     "sources": [{"source": src, "text": text} for src, text in sources]}], lines)
+    return result
 
 
 @cri_task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"],
                 **PROGRESS_HELP})
 @_exits
 def build(c: Context, file: str = "", setup: str = "", json: bool = False, quiet: bool = False,
-          verbose: bool = False) -> Outcome:
+          verbose: bool = False) -> TaskResult:
     """Run the build phase (buildCommands) and assemble the deployFiles artifact."""
     with _progress(quiet, verbose) as report:
-        results = api.build(file or None, setup=setup or None, settings=settings_of(c, file=file), report=report)
-    setups = [{"setup": r.setup, "status": "built", "files": r.files, "seconds": round(r.seconds, 3),
-               "artifact": str(r.artifact), "log": r.log} for r in results]
-    return Outcome(setups, api.build_lines(results))
-
-
-def _deploys(results: list[Any]) -> Outcome:
-    return Outcome([r.as_json() for r in results], [line for r in results for line in r.lines()])
+        return api.build(file or None, setup=setup or None, settings=settings_of(c, file=file), report=report)
 
 
 @cri_task(help={**TARGET_HELP,
@@ -329,45 +273,39 @@ def _deploys(results: list[Any]) -> Outcome:
                 **PROGRESS_HELP})
 @_exits
 def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "",
-           check: bool = False, quiet: bool = False, verbose: bool = False) -> Outcome:
+           check: bool = False, quiet: bool = False, verbose: bool = False) -> TaskResult:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
     with _progress(quiet, verbose) as report:
-        results = api.deploy(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target),
-                             check=check, report=report)
-    if check:
-        return _checked([r.as_json() for r in results], [line for r in results for line in r.lines()], True)
-    return _deploys(results)
+        return api.deploy(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target),
+                          check=check, report=report)
 
 
-@cri_task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back", "version": "the version to activate (default: the one before the active one)", "json": COMMON_HELP["json"], "target": TARGET_HELP["target"], **PROGRESS_HELP})
+@cri_task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back",
+                "version": "the version to activate (default: the one before the active one)",
+                "json": COMMON_HELP["json"], "target": TARGET_HELP["target"], **PROGRESS_HELP})
 @_exits
 def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "",
-             quiet: bool = False, verbose: bool = False) -> Outcome:
+             quiet: bool = False, verbose: bool = False) -> TaskResult:
     """Activate an earlier version of a setup, with the same zero-downtime switch."""
     if not setup:
         raise CriError("rollback needs --setup NAME")
     with _progress(quiet, verbose) as report:
-        result = api.rollback(file or None, setup=setup, version=version or None,
-                              settings=settings_of(c, file=file, target=target), report=report)
-    return _deploys([result])
+        return api.rollback(file or None, setup=setup, version=version or None,
+                            settings=settings_of(c, file=file, target=target), report=report)
 
 
 @cri_task(help=TARGET_HELP)
 @_exits
-def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
+def status(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> TaskResult:
     """Show setups, their active version, containers and health, and the runtime image in use."""
-    out = api.status(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
-    lines = api.status_lines(out)
-    return Outcome([{**e, "status": "deployed" if e["active_version"] else "not deployed"} for e in out], lines)
+    return api.status(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
 
 
 @cri_task(help=TARGET_HELP)
 @_exits
-def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> Outcome:
+def stop(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "") -> TaskResult:
     """Stop and remove a setup's containers and front proxy (versions and images are kept)."""
-    out = api.stop(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
-    return Outcome([{**e, "status": "stopped"} for e in out],
-                   api.stop_lines(out))
+    return api.stop(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target))
 
 
 TASKS = (validate, prepare, render, clean, logs, build, deploy, rollback, status, stop)
