@@ -1,5 +1,5 @@
 """The plain Python API. Invoke tasks, Nox helpers and the ``cri`` program all call these;
-no logic lives in the adapters. Every task returns its typed result (:mod:`cri_tasks.results`):
+no logic lives in the adapters. Every task returns its typed result (:mod:`cri_tasks.task_results`):
 ``as_json()`` is its ``--json`` document, ``lines()`` its text.
 
 Each function takes ``settings`` as a :class:`~cri_tasks.settings.Settings`, a raw ``cri``
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CriError, Problem
-from .results import (Built, Cleaned, DeployCheck, Deployed, Logs, Prepared, Rendered, Reporter, Rollback, StatusReport,
-                      Stopped, Validation, stderr_reporter)
+from .results import Reporter, stderr_reporter
+from .task_results import Built, Cleaned, DeployCheck, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, Validation
 from .settings import Settings, resolve
 
 if TYPE_CHECKING:

@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import api
 from .config import load_settings
 from .errors import CriError
-from .results import DeployCheck, Progress, TaskResult
+from .results import Progress
+from .task_results import DeployCheck, TaskResult
 from .settings import Settings, check_keys, merge
 
 if TYPE_CHECKING:
     import nox
 
-    from .results import Built, Cleaned, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, Validation
+    from .task_results import Built, Cleaned, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, Validation
 
 __all__ = ["build", "clean", "deploy", "logs", "prepare", "render", "rollback", "status", "stop", "validate"]
 

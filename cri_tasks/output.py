@@ -1,5 +1,5 @@
 """The documents ``--json`` prints: one owner for their shape (``docs/json.md``, checked against
-``docs/cri-output.schema.json`` by the tests). A task's result (:mod:`cri_tasks.results`) makes
+``docs/cri-output.schema.json`` by the tests). A task's result (:mod:`cri_tasks.task_results`) makes
 its document with :func:`document`; a failed call's comes from :func:`error_document`.
 
 Every task prints exactly one document on stdout, whatever the outcome::

@@ -22,7 +22,8 @@ from invoke import Collection, Context, Exit, Task, task
 from . import api, output
 from .config import tolerate_setting_types
 from .errors import CriError
-from .results import Progress, TaskResult
+from .results import Progress
+from .task_results import TaskResult
 from .settings import DEFAULTS, Settings, declared, merge
 
 #: The only short flags, one meaning in every task (and never a core option of ``cri``). Invoke

@@ -1,7 +1,7 @@
 """The adapters without Docker: how each Invoke task's options (long and short flags, ``--json``,
 ``--check``, ``-q``/``-v``) become the call of :mod:`cri_tasks.api`, what it prints of the result
 and with which exit code; the same for the Nox helpers; and the text and documents of the typed
-results (:mod:`cri_tasks.results`) that every adapter prints.
+results (:mod:`cri_tasks.task_results`) that every adapter prints.
 
 The API is replaced by a recording fake returning typed results, so the whole path from the
 command line to stdout runs in milliseconds; the real-engine tests cover what the API does.
@@ -27,9 +27,8 @@ from cri_tasks.cli import program
 from cri_tasks.deploy_phase import DeployFailed, DeployResult
 from cri_tasks.errors import CriError
 from cri_tasks.probe import SwitchReport
-from cri_tasks.results import (PREPARING_RUNTIME_FAILED, Built, Cleaned, DeployCheck, Deployed, Logs, Prepared,
-                               PrepareResult, Progress, Rendered, Rollback, StatusReport, Stopped, TaskResult,
-                               Validation)
+from cri_tasks.results import PREPARING_RUNTIME_FAILED, PrepareResult, Progress
+from cri_tasks.task_results import Built, Cleaned, DeployCheck, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, TaskResult, Validation
 from cri_tasks.runtime_image import PrepareFailed
 from cri_tasks.settings import Settings
 from cri_tasks.tasks import TASKS, WOULD_BUILD_EXIT, collection
