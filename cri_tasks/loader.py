@@ -31,7 +31,8 @@ from .errors import ConfigError, Location, Problem
 from .durations import parse_duration
 from .errors import suggest as _suggest
 from .runtimes import DEFAULT_BASE, GLEAM_VERSIONS, base_values, split_base
-from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_problem
+from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_refusal
+from .paths import quoted as _quoted
 from .model import (
     DEFAULT_OS,
     OS_CHOICES,
@@ -514,12 +515,6 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _quoted(text: str, limit: int = 40) -> str:
-    """``text`` in double quotes with control and non-ASCII characters escaped (a newline, a NUL
-    or a look-alike of "/" stays visible), cut after ``limit`` characters."""
-    return json.dumps(text[:limit]) + ("…" if len(text) > limit else "")
-
-
 def _child_path(path: str, key: str) -> str:
     name = key if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", key) else json.dumps(_clip(key), ensure_ascii=False)
     if not path:
@@ -590,7 +585,8 @@ class _Line(_Str):
 
 
 class _Path(_Str):
-    """A path in zerops.yml, by the rules of :func:`cri_tasks.paths.path_problem` for ``kind``."""
+    """A path in zerops.yml, by the rules of :func:`cri_tasks.paths.path_problem` for ``kind``,
+    refused in the words the phases' second walls use (:func:`cri_tasks.paths.path_refusal`)."""
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -600,9 +596,9 @@ class _Path(_Str):
         value = super().check(ctx, node, path, anchor)
         if value is _INVALID:
             return value
-        why = path_problem(value, self.kind)
-        if why is not None:
-            ctx.error(node, path, f"{_quoted(value)} {why}")
+        refusal = path_refusal(value, self.kind)
+        if refusal is not None:
+            ctx.error(node, path, refusal)
             return _INVALID
         return value
 
