@@ -42,6 +42,11 @@ def check(project: Project, setups: Sequence[Setup], settings: Settings, task: s
     warnings: list[Problem] = []
     for setup in setups:
         problems.extend(_setup_problems(project, setup, settings, task, warnings))
+    if setups:
+        try:
+            settings.checked_gleam_archive(project.root)  # every task's runtime or build needs it
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if task == "deploy" and settings.target == "swarm" and not settings.registry:
         # cri.target and cri.swarm.* are checked with the other settings (settings.resolve);
         # the registry only the swarm target needs, and it asked for it after the build

@@ -160,6 +160,15 @@ class Settings(NamedTuple):
         path = Path(source).expanduser()
         return path if path.is_absolute() else project_root / path
 
+    def checked_gleam_archive(self, project_root: Path) -> Path | None:
+        """:meth:`gleam_archive`, refused when it names no file (the pre-flight asks before any
+        task works; a prepare or a build would find out only when it needs the archive)."""
+        path = self.gleam_archive(project_root)
+        if path is not None and not path.is_file():
+            source = self.gleam_source.strip()
+            raise ConfigError(f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})")
+        return path
+
     def image_for(self, os_name: str) -> str:
         try:
             return self.images[os_name]

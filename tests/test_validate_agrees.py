@@ -172,6 +172,18 @@ def test_a_bad_setting_is_refused_by_validate_and_deploy_alike(monkeypatch: pyte
     assert validate_and_deploy(monkeypatch, file, settings) == (message, message)
 
 
+def test_a_gleam_archive_that_is_no_file_is_refused_by_every_task_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    file = write("zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN)
+    settings = {"gleam": {"source": "gleam.tar.gz"}}
+    validated, deployed = validate_and_deploy(monkeypatch, file, settings)
+    assert validated == deployed == (f"cri.gleam.source: 'gleam.tar.gz' is neither 'release', 'none' nor an existing "
+                                     f"file ({Path.cwd() / 'gleam.tar.gz'})")
+    monkeypatch.setattr(build_phase, "build", never)
+    assert refusal(lambda: api.build(file, settings=settings)) == validated
+    assert refusal(lambda: api.prepare(file, settings=settings)) == validated
+    assert not Path(".cri").exists()
+
+
 def test_the_swarm_settings_are_read_as_the_target_uses_them() -> None:
     swarm = resolve({"swarm": {"ports": "MESH", "parallelism": "2", "monitor": "1m30s", "timeout": 600, "wait": "no",
                                "stack": "shop", "constraints": {"web": ["node.labels.web == true"]},
