@@ -82,7 +82,8 @@ def _setup_problems(project: Project, setup: Setup, settings: Settings, task: st
     if task in ("prepare", "deploy"):
         from .runtimes import gleam_version
 
-        collect(lambda: gleam_version(setup.run.base, where=setup.run.where("base"), path=f"zerops[{setup.index}].run.base"))
+        run_base = f"zerops[{setup.index}].run.base"
+        collect(lambda: gleam_version(setup.run.base, where=setup.run.where("base"), path=run_base))
     if task in ("build", "deploy"):
         problems.extend(_build_problems(setup, collect))
     if task in ("validate", "deploy"):
@@ -97,7 +98,8 @@ def _setup_problems(project: Project, setup: Setup, settings: Settings, task: st
         _env_checks(project, setup, settings, task, collect, warnings)
     if task == "deploy" and setup.run.start is None and not setup.run.start_commands:
         message = "run.start or run.startCommands is needed to deploy"
-        problems.append(Problem(message, path=f"zerops[{setup.index}].run", location=setup.run.location or setup.location))
+        where = setup.run.location or setup.location
+        problems.append(Problem(message, path=f"zerops[{setup.index}].run", location=where))
     return problems
 
 

@@ -139,7 +139,8 @@ class Settings(NamedTuple):
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"cri.publish for {setup}, port {port}: expected a host port number, got {_shown(value)}") from None
+            message = f"cri.publish for {setup}, port {port}: expected a host port number, got {_shown(value)}"
+            raise ConfigError(message) from None
 
     def env_file_path(self, root: Path) -> Path | None:
         if not self.env_file:
@@ -166,7 +167,8 @@ class Settings(NamedTuple):
         path = self.gleam_archive(project_root)
         if path is not None and not path.is_file():
             source = self.gleam_source.strip()
-            raise ConfigError(f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})")
+            message = f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})"
+            raise ConfigError(message)
         return path
 
     def image_for(self, os_name: str) -> str:

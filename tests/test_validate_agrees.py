@@ -16,7 +16,7 @@ import pytest
 from cri_tasks import api, artifact, build_phase, deploy_phase, fingerprint, loader
 from cri_tasks.errors import ConfigError
 from cri_tasks.model import Setup
-from cri_tasks.settings import SWARM_NEEDS_REGISTRY, resolve
+from cri_tasks.settings import SWARM_NEEDS_REGISTRY, SwarmSettings, resolve
 from helpers import make_project
 from test_entry_points import OFFLINE, cri
 
@@ -142,7 +142,8 @@ def test_what_only_the_deploy_needs_is_still_no_error_for_validate(monkeypatch: 
     monkeypatch.setattr(deploy_phase, "deploy", never)
     lines = refusal(lambda: api.deploy(file, settings=settings)).splitlines()
     assert lines[0] == SWARM_NEEDS_REGISTRY
-    assert [line.split(": ")[1] for line in lines[1:]] == ["zerops[0].build.base", "zerops[0].run", "zerops[0].run.base"]
+    places = [line.split(": ")[1] for line in lines[1:]]
+    assert places == ["zerops[0].build.base", "zerops[0].run", "zerops[0].run.base"]
 
 
 # -- cri settings: resolve refuses them for every task; per-setup ones in the pre-flight ----------
@@ -150,7 +151,8 @@ def test_what_only_the_deploy_needs_is_still_no_error_for_validate(monkeypatch: 
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"swarm": {"monitor": "15"}}, 'cri.swarm.monitor: missing unit in duration "15" (write "15s" or the integer 15)'),
-    ({"swarm": {"timeout": "2 m"}}, 'cri.swarm.timeout: invalid duration "2 m" (use e.g. "30s", "5m", "1h30m", "500ms")'),
+    ({"swarm": {"timeout": "2 m"}},
+     'cri.swarm.timeout: invalid duration "2 m" (use e.g. "30s", "5m", "1h30m", "500ms")'),
     ({"swarm": {"monitor": 1.5}}, 'cri.swarm.monitor: expected whole seconds or a duration like "30s", got 1.5'),
     ({"swarm": {"ports": "ipvs"}}, "cri.swarm.ports: expected one of auto, mesh, proxy, got 'ipvs'"),
     ({"swarm": {"stack": "-x"}}, "cri.swarm.stack: '-x' is not a valid stack name"),
@@ -164,15 +166,17 @@ def test_what_only_the_deploy_needs_is_still_no_error_for_validate(monkeypatch: 
      "cri.swarm.constraints.app: expected a list of placement constraints (node.labels.app == true), "
      "got 'node.role == manager'"),
     ({"replicas": {"app": 0}}, "cri.replicas for app: expected at least 1, got 0"),
-    ({"publish": {"app": {"8000": "eighty"}}}, "cri.publish for app, port 8000: expected a host port number, got 'eighty'"),
+    ({"publish": {"app": {"8000": "eighty"}}},
+     "cri.publish for app, port 8000: expected a host port number, got 'eighty'"),
 ])
-def test_a_bad_setting_is_refused_by_validate_and_deploy_alike(monkeypatch: pytest.MonkeyPatch, settings: dict[str, Any],
-                                                               message: str) -> None:
+def test_a_bad_setting_is_refused_by_validate_and_deploy_alike(monkeypatch: pytest.MonkeyPatch,
+                                                               settings: dict[str, Any], message: str) -> None:
     file = write("zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN + "      ports: [{port: 8000}]\n")
     assert validate_and_deploy(monkeypatch, file, settings) == (message, message)
 
 
-def test_a_gleam_archive_that_is_no_file_is_refused_by_every_task_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_gleam_archive_that_is_no_file_is_refused_by_every_task_before_any_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     file = write("zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN)
     settings = {"gleam": {"source": "gleam.tar.gz"}}
     validated, deployed = validate_and_deploy(monkeypatch, file, settings)
@@ -191,8 +195,7 @@ def test_the_swarm_settings_are_read_as_the_target_uses_them() -> None:
     assert swarm == (("mesh", 2, 90.0, "shop", False, 600.0, {"web": ["node.labels.web == true"]},
                       ("node.role == manager",)))
     defaults = resolve(None).swarm
-    assert (defaults.monitor, defaults.timeout, defaults.stack, defaults.wait, defaults.parallelism) == (15.0, None, None,
-                                                                                                          True, 1)
+    assert defaults == SwarmSettings() and defaults.monitor == 15.0 and defaults.timeout is None
     # the values Invoke hands over from INVOKE_CRI_SWARM_* variables are strings
     assert resolve({"swarm": {"monitor": "0", "timeout": "", "parallelism": "0", "wait": "True"}}).swarm[1:6] == (
         0, 0.0, None, True, None)
@@ -210,10 +213,12 @@ def test_zerops_yml_and_the_swarm_settings_read_a_duration_alike(value: Any) -> 
 
     write("zerops:\n  - setup: app\n" + GOOD_RUN + f"      healthCheck:\n        exec: {{command: x}}\n"
           f"        failureTimeout: {json.dumps(value)}\n")
+    in_file: float | None = None
     try:
-        in_file: float | None = api.load(Path("zerops.yml"), None).setups[0].run.health_check.failure_timeout  # type: ignore[union-attr]
+        health = api.load(Path("zerops.yml"), None).setups[0].run.health_check
+        in_file = health.failure_timeout if health is not None else None
     except ConfigError:
-        in_file = None
+        pass
     try:
         in_settings: float | None = resolve({"swarm": {"monitor": value}}).swarm.monitor
     except ConfigError:
