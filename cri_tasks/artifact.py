@@ -23,7 +23,7 @@ import pathspec
 
 from .errors import ConfigError, Problem
 from .model import PathRef
-from .paths import WHOLE_BUILD_DIR, path_problem
+from .paths import WHOLE_BUILD_DIR, path_refusal
 
 
 def ignore_spec(root: Path, *names: str) -> pathspec.GitIgnoreSpec:
@@ -106,14 +106,10 @@ class DeployPath:
 
 
 def parse_deploy_path(ref: PathRef) -> DeployPath:
+    refusal = path_refusal(ref.value, "deployFiles")  # the loader's rule and words, asked again
+    if refusal is not None:
+        raise ConfigError([Problem(refusal, path=ref.path, location=ref.location)])
     raw = ref.value.strip()
-
-    def fail(why: str) -> ConfigError:
-        return ConfigError([Problem(f"{raw!r} {why}", path=ref.path, location=ref.location)])
-
-    why = path_problem(raw, "deployFiles")  # the loader's rule, asked again
-    if why is not None:
-        raise fail(why)
     if raw in WHOLE_BUILD_DIR:  # "/" and "/~": the whole build folder, as "./" and "./~"
         raw = "." + raw
     pure = PurePosixPath(raw.replace("~", "") or ".")

@@ -27,7 +27,7 @@ from .runtime_plan import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, build_toolchain
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder, component, path_problem, private_dir, remove, writing
+from .paths import cache_folder, component, path_refusal, private_dir, remove, writing
 
 FAILED = "BUILD_FAILED"
 
@@ -55,9 +55,9 @@ def cache_paths(setup: Setup) -> list[str]:
         return ["*"]
     out = []
     for ref in build.cache:
-        why = path_problem(ref.value, "/build/source")  # the loader's rule, asked again
-        if why is not None:
-            raise ConfigError([Problem(f"{ref.value!r} {why}", path=ref.path, location=ref.location)])
+        refusal = path_refusal(ref.value, "/build/source")  # the loader's rule and words, asked again
+        if refusal is not None:
+            raise ConfigError([Problem(refusal, path=ref.path, location=ref.location)])
         value = ref.value.strip()
         while value.startswith("./"):
             value = value[2:]

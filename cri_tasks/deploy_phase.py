@@ -35,7 +35,7 @@ from .engine import LABEL
 from .runtime_plan import _now, app_tag, project_id, repository_for
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder, component, path_problem, private_dir, remove, writing
+from .paths import cache_folder, component, path_refusal, private_dir, remove, writing
 from .targets import Target, get
 # The words a target shares with this module live below both (targets/base.py); they stay
 # importable from here, where the callers of the deploy phase find them.
@@ -88,13 +88,13 @@ class DeployFailed(CriError):
 
 def check_env_replace_targets(setup: Setup) -> None:
     """envReplace targets are paths inside /var/www (whatever the target runs on)."""
-    er = setup.run.env_replace
-    if er is None:
+    env_replace = setup.run.env_replace
+    if env_replace is None:
         return
-    for ref in er.targets:
-        why = path_problem(ref.value, "/var/www")  # the loader's rule, asked again
-        if why is not None:
-            raise ConfigError([Problem(f"{ref.value!r} {why}", path=ref.path, location=ref.location)])
+    for ref in env_replace.targets:
+        refusal = path_refusal(ref.value, "/var/www")  # the loader's rule and words, asked again
+        if refusal is not None:
+            raise ConfigError([Problem(refusal, path=ref.path, location=ref.location)])
 
 
 def _target(project: Project, settings: Settings, report: Reporter) -> Target:

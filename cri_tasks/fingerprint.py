@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Union
 
 from .errors import ConfigError, Location, Problem
-from .paths import path_problem
+from .paths import path_refusal
 
 if TYPE_CHECKING:
     from .model import PathRef
@@ -108,9 +108,9 @@ def check_inside(root: Path, ref: AnyRef, *, field: str = "build.addToRunPrepare
     def fail(why: str) -> ConfigError:
         return ConfigError([Problem(f"{raw!r} {why}", path=ref.path, location=ref.location)])
 
-    why = path_problem(ref.value, "project")  # the loader's rule, asked again
-    if why is not None:
-        raise fail(why)
+    refusal = path_refusal(ref.value, "project")  # the loader's rule and words, asked again
+    if refusal is not None:
+        raise ConfigError([Problem(refusal, path=ref.path, location=ref.location)])
     candidate = root / pure
     if not os.path.lexists(candidate):
         raise fail(f"does not exist in {root}")

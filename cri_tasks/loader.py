@@ -28,9 +28,11 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigError, Location, Problem
+from .durations import parse_duration
 from .errors import suggest as _suggest
 from .runtimes import DEFAULT_BASE, GLEAM_VERSIONS, base_values, split_base
-from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_problem
+from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_refusal
+from .paths import quoted as _quoted
 from .model import (
     DEFAULT_OS,
     OS_CHOICES,
@@ -110,60 +112,6 @@ def load_data(path: str | Path) -> Any:
     if ctx.errors:
         raise ConfigError(ctx.sorted(ctx.errors))
     return data
-
-
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,  # micro sign
-    "μs": 1e-6,  # greek mu, both accepted by Go
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-_MAX_DURATION = 10 * 365 * 24 * 3600  # ten years: anything longer is a typo (and floats overflow)
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from an integer (seconds) or a Go duration string (``"30s"``, ``"1h30m"``).
-
-    Raises ValueError for anything else, including negative values and bare numbers in a
-    string (``"30"``: Go requires a unit).
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        message = f"expected whole seconds or a duration like \"30s\", got {value!r}"
-        raise ValueError(message)
-    if isinstance(value, int):
-        if value < 0:
-            message = f"a duration cannot be negative, got {value}"
-            raise ValueError(message)
-        if value > _MAX_DURATION:
-            message = "a duration over ten years is too long"
-            raise ValueError(message)
-        return float(value)
-    if value == "0":
-        return 0.0
-    if re.fullmatch(r"[0-9]+", value):
-        message = f'missing unit in duration "{value}" (write "{value}s" or the integer {value})'
-        raise ValueError(message)
-    total = 0.0
-    position = 0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if position == 0 or position != len(value):
-        message = f'invalid duration "{_clip(value)}" (use e.g. "30s", "5m", "1h30m", "500ms")'
-        raise ValueError(message)
-    if total > _MAX_DURATION:
-        message = f'a duration of "{_clip(value)}" is over ten years, too long'
-        raise ValueError(message)
-    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,12 +515,6 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _quoted(text: str, limit: int = 40) -> str:
-    """``text`` in double quotes with control and non-ASCII characters escaped (a newline, a NUL
-    or a look-alike of "/" stays visible), cut after ``limit`` characters."""
-    return json.dumps(text[:limit]) + ("…" if len(text) > limit else "")
-
-
 def _child_path(path: str, key: str) -> str:
     name = key if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", key) else json.dumps(_clip(key), ensure_ascii=False)
     if not path:
@@ -643,7 +585,8 @@ class _Line(_Str):
 
 
 class _Path(_Str):
-    """A path in zerops.yml, by the rules of :func:`cri_tasks.paths.path_problem` for ``kind``."""
+    """A path in zerops.yml, by the rules of :func:`cri_tasks.paths.path_problem` for ``kind``,
+    refused in the words the phases' second walls use (:func:`cri_tasks.paths.path_refusal`)."""
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -653,9 +596,9 @@ class _Path(_Str):
         value = super().check(ctx, node, path, anchor)
         if value is _INVALID:
             return value
-        why = path_problem(value, self.kind)
-        if why is not None:
-            ctx.error(node, path, f"{_quoted(value)} {why}")
+        refusal = path_refusal(value, self.kind)
+        if refusal is not None:
+            ctx.error(node, path, refusal)
             return _INVALID
         return value
 

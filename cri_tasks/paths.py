@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -103,6 +104,22 @@ def path_problem(raw: str, kind: str) -> str | None:
     if value.startswith("/") or ".." in value.split("/"):
         return f"must stay inside {kind}"
     return None
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` in double quotes with control and non-ASCII characters escaped (a newline, a NUL
+    or a look-alike of "/" stays visible), cut after ``limit`` characters: how a message about
+    zerops.yml shows a value."""
+    return json.dumps(text[:limit]) + ("…" if len(text) > limit else "")
+
+
+def path_refusal(raw: str, kind: str) -> str | None:
+    """The message refusing a path written in zerops.yml (its value, then why), or None.
+
+    The loader's and the phases' second walls word a refused path with this one function, so
+    ``validate`` and a phase handed the same value say the same thing at the same place."""
+    why = path_problem(raw, kind)
+    return None if why is None else f"{quoted(raw)} {why}"
 
 
 def folder_stamps(folder: str, suffixes: tuple[str, ...]) -> list[str]:

@@ -6,13 +6,18 @@ cannot check lives here, in the one function :func:`check` that ``validate``, ``
 
 - what needs the file system: an ``addToRunPrepare`` tree holding a symlink that leads outside
   the project (or a device, socket or pipe), a ``deployFiles`` entry that resolves outside it;
-- what needs the task: deploy wants a build section, ``run.start``/``startCommands`` and a
-  known target with sound settings; prepare, build and deploy want a Gleam base cri-tasks can
-  build; build and deploy resolve the ``${name}`` references of the env variables (a cycle is
-  refused; a reference that names nothing stays as written, as on Zerops: a warning).
+- what needs the values of the file together with the settings: the ``${name}`` references of
+  the env variables resolved with ``cri.env_file`` (a cycle is refused; a reference that names
+  nothing stays as written, as on Zerops: a warning), the setup's ``cri.replicas`` and
+  ``cri.publish``, the ``run.crontab`` timings. ``validate`` runs these with the very calls the
+  deploy runs, so it refuses what the deploy would refuse for the same file;
+- what needs the task: deploy wants a build section, ``run.start``/``startCommands`` and, for the
+  swarm target, ``cri.registry``; prepare, build and deploy want a Gleam base cri-tasks can build.
 
-The phases keep their own checks as a second wall; this only moves the moment of refusal from
-after a build to before it. Nothing here writes anything.
+A value that is wrong on its own (a path leaving its folder, a duration, a setting) is the
+loader's or :func:`cri_tasks.settings.resolve`'s to refuse, never this module's. The phases keep
+their own checks as a second wall; this only moves the moment of refusal from after a build to
+before it. Nothing here writes anything.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Callable, Sequence
 from .errors import ConfigError, CriError, Problem
 from .model import Project, Setup
 from .paths import component
-from .settings import Settings
+from .settings import SWARM_NEEDS_REGISTRY, Settings
 
 TASKS = ("validate", "prepare", "build", "deploy")
 
@@ -35,17 +40,17 @@ def check(project: Project, setups: Sequence[Setup], settings: Settings, task: s
     assert task in TASKS, task
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    for s in setups:
-        problems.extend(_setup_problems(project, s, settings, task, warnings))
-    if task == "deploy":
-        # The deploy target and its settings (cri.target, cri.swarm.*): its constructor checks
-        # them without the engine; the deploy made it only after the build.
-        from .targets import get
-
+    for setup in setups:
+        problems.extend(_setup_problems(project, setup, settings, task, warnings))
+    if setups:
         try:
-            get(settings.target)(project, settings, lambda _line: None)
+            settings.checked_gleam_archive(project.root)  # every task's runtime or build needs it
         except ConfigError as exc:
             problems.extend(exc.problems)
+    if task == "deploy" and settings.target == "swarm" and not settings.registry:
+        # cri.target and cri.swarm.* are checked with the other settings (settings.resolve);
+        # the registry only the swarm target needs, and it asked for it after the build
+        problems.append(Problem(SWARM_NEEDS_REGISTRY))
     if problems:
         raise ConfigError(sorted(problems, key=_place))
     return sorted(warnings, key=_place)
@@ -56,75 +61,101 @@ def _place(problem: Problem) -> tuple[int, int]:
     return (where.line, where.column) if where is not None else (0, 0)
 
 
-def _setup_problems(project: Project, s: Setup, settings: Settings, task: str, warnings: list[Problem]) -> list[Problem]:
+def _setup_problems(project: Project, setup: Setup, settings: Settings, task: str,
+                    warnings: list[Problem]) -> list[Problem]:
     problems: list[Problem] = []
 
-    def ask(what: Callable[[], object]) -> None:
+    def collect(check_: Callable[[], object]) -> None:
+        """Run one check; what it refuses joins ``problems`` (a bare CriError at the setup)."""
         try:
-            what()
+            check_()
         except ConfigError as exc:
             problems.extend(exc.problems)
         except CriError as exc:
-            problems.append(Problem(str(exc), path=f"zerops[{s.index}].setup", location=s.location))
+            problems.append(Problem(str(exc), path=f"zerops[{setup.index}].setup", location=setup.location))
 
-    ask(lambda: component(s.name, "setup name"))
+    collect(lambda: component(setup.name, "setup name"))
     if problems:
         return problems  # nothing below may join this name into anything
     if task != "prepare":  # prepare's plan walks addToRunPrepare itself before any build
-        ask(lambda: _tree(project.root, s))
+        collect(lambda: _tree(project.root, setup))
     if task in ("prepare", "deploy"):
         from .runtimes import gleam_version
 
-        ask(lambda: gleam_version(s.run.base, where=s.run.where("base"), path=f"zerops[{s.index}].run.base"))
+        run_base = f"zerops[{setup.index}].run.base"
+        collect(lambda: gleam_version(setup.run.base, where=setup.run.where("base"), path=run_base))
     if task in ("build", "deploy"):
-        problems.extend(_build_problems(project, s, settings, ask, warnings))
+        problems.extend(_build_problems(setup, collect))
     if task in ("validate", "deploy"):
-        from .cron import CronError, parse
-
-        for i, job in enumerate(s.run.crontab):
-            try:
-                parse(job.timing)
-            except CronError as exc:
-                problems.append(Problem(str(exc), path=f"zerops[{s.index}].run.crontab[{i}].timing",
-                                        location=s.run.where("crontab")))
-    if task == "deploy":
-        run = s.run
-        if run.start is None and not run.start_commands:
-            message = "run.start or run.startCommands is needed to deploy"
-            problems.append(Problem(message, path=f"zerops[{s.index}].run", location=run.location or s.location))
-        else:
-            from .deploy_phase import Version, run_env
-
-            ask(lambda: run_env(project, s, settings, Version(0, "", "sha256:000000000000", ""), warnings))
+        problems.extend(_cron_problems(setup))
+        # What the deploy refuses in the values of the file and the settings, validate refuses
+        # too (the very same calls): a ${name} reference cycle, an unreadable cri.env_file, a
+        # cri.replicas or cri.publish value of the setup.
+        collect(lambda: settings.replicas_for(setup.name))
+        for port in setup.run.ports:
+            collect(lambda: settings.host_port(setup.name, port.port))
+    if task != "prepare":
+        _env_checks(project, setup, settings, task, collect, warnings)
+    if task == "deploy" and setup.run.start is None and not setup.run.start_commands:
+        message = "run.start or run.startCommands is needed to deploy"
+        where = setup.run.location or setup.location
+        problems.append(Problem(message, path=f"zerops[{setup.index}].run", location=where))
     return problems
 
 
-def _build_problems(project: Project, s: Setup, settings: Settings, ask: Callable[[Callable[[], object]], None],
-                    warnings: list[Problem]) -> list[Problem]:
-    b = s.build
-    if b is None:
+def _build_problems(setup: Setup, collect: Callable[[Callable[[], object]], None]) -> list[Problem]:
+    build = setup.build
+    if build is None:
         message = "has no build section: nothing to build or deploy (it needs build.deployFiles)"
-        return [Problem(message, path=f"zerops[{s.index}]", location=s.location)]
-    from .build_phase import build_env
+        return [Problem(message, path=f"zerops[{setup.index}]", location=setup.location)]
     from .runtimes import build_toolchain
 
-    ask(lambda: build_toolchain(b.base, where=b.where("base"), path=f"zerops[{s.index}].build.base"))
-    ask(lambda: build_env(project, s, settings, warnings))
+    collect(lambda: build_toolchain(build.base, where=build.where("base"), path=f"zerops[{setup.index}].build.base"))
     return []
 
 
-def _tree(root: Path, s: Setup) -> None:
+def _env_checks(project: Project, setup: Setup, settings: Settings, task: str,
+                collect: Callable[[Callable[[], object]], None], warnings: list[Problem]) -> None:
+    """The ``${name}`` references of build.envVariables and run.envVariables resolved as the
+    build and the deploy resolve them (with cri.env_file): a cycle is an error, a reference that
+    names nothing a warning. ``build`` resolves only the build's variables."""
+    from .build_phase import build_env
+
+    collect(lambda: build_env(project, setup, settings, warnings))
+    if task == "build":
+        return
+    if task == "deploy" and setup.run.start is None and not setup.run.start_commands:
+        return  # refused for that already
+    from .deploy_phase import Version, run_env
+
+    collect(lambda: run_env(project, setup, settings, Version(0, "", "sha256:000000000000", ""), warnings))
+
+
+def _cron_problems(setup: Setup) -> list[Problem]:
+    from .cron import CronError, parse
+
+    problems = []
+    for i, job in enumerate(setup.run.crontab):
+        try:
+            parse(job.timing)
+        except CronError as exc:
+            problems.append(Problem(str(exc), path=f"zerops[{setup.index}].run.crontab[{i}].timing",
+                                    location=setup.run.where("crontab")))
+    return problems
+
+
+def _tree(root: Path, setup: Setup) -> None:
     """The files the build starts from: symlinks leading outside, devices, sockets, pipes."""
-    b = s.build
-    if b is None:
+    build = setup.build
+    if build is None:
         return
     from . import fingerprint
     from .artifact import parse_deploy_path
 
     # Only what exists now: the build may create the rest, and the phases check it then.
-    fingerprint.check_tree(root, [r for r in b.add_to_run_prepare if os.path.lexists(root / r.value.strip())])
+    fingerprint.check_tree(root, [r for r in build.add_to_run_prepare if os.path.lexists(root / r.value.strip())])
     real_root = os.path.realpath(root)
-    for ref in b.deploy_files:
+    for ref in build.deploy_files:
         dp = parse_deploy_path(ref)
         path = root / dp.source if dp.source else root
         if not os.path.lexists(path):

@@ -10,10 +10,12 @@ the rest.
 from __future__ import annotations
 
 import copy
+import re
 from types import MappingProxyType
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, TypeVar
 
+from .durations import parse_duration
 from .errors import ConfigError, Problem, suggest
 
 DEFAULTS: dict[str, Any] = {
@@ -70,6 +72,28 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+#: the swarm target pushes every app image to ``cri.registry``: a deploy to it without one is
+#: refused before the build (cri_tasks.preflight)
+SWARM_NEEDS_REGISTRY = ("cri.registry: the swarm target pushes app images to a registry every node can pull "
+                        "from; set it (host[:port], e.g. registry.example.com or 127.0.0.1:5000)")
+#: how the swarm target publishes ports (``cri.swarm.ports``; cri_tasks/targets/swarm.py)
+SWARM_PORTS = ("auto", "mesh", "proxy")
+
+
+class SwarmSettings(NamedTuple):
+    """``cri.swarm``, checked by :func:`resolve` like every other setting; the swarm target
+    (:mod:`cri_tasks.targets.swarm`) only reads it."""
+
+    ports: str = "auto"  # one of SWARM_PORTS
+    parallelism: int = 1  # tasks updated at once; 0: all at once
+    monitor: float = 15.0  # seconds Swarm watches a new task before the next one
+    stack: str | None = None  # None: cri-<project id>
+    wait: bool = True  # wait for the rolling update to converge
+    timeout: float | None = None  # seconds to wait for it; None: from the replicas and the monitor
+    constraints: Any = MappingProxyType({})  # a list of placement constraints, or {default|<setup>: list}
+    proxy_constraints: tuple[str, ...] = ()  # placement of the front proxy (swarm.ports proxy)
+
+
 class Settings(NamedTuple):
     """The resolved ``cri`` settings (see :data:`DEFAULTS`); made by :func:`resolve`."""
 
@@ -91,7 +115,7 @@ class Settings(NamedTuple):
     keep_versions: int = 10
     stop_timeout: int = 10
     registry: str | None = None
-    swarm: Mapping[str, Any] = MappingProxyType({})
+    swarm: SwarmSettings = SwarmSettings()
 
     def replicas_for(self, setup: str) -> int:
         if isinstance(self.replicas, Mapping):
@@ -107,9 +131,16 @@ class Settings(NamedTuple):
         return n
 
     def host_port(self, setup: str, port: int) -> int | None:
+        """The host port ``cri.publish`` gives the setup's ``port``, or None (a free one)."""
         ports = self.publish.get(setup) or {}
         value = ports.get(port, ports.get(str(port))) if isinstance(ports, Mapping) else None
-        return int(value) if value not in (None, "") else None
+        if value in (None, ""):
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            message = f"cri.publish for {setup}, port {port}: expected a host port number, got {_shown(value)}"
+            raise ConfigError(message) from None
 
     def env_file_path(self, root: Path) -> Path | None:
         if not self.env_file:
@@ -129,6 +160,16 @@ class Settings(NamedTuple):
             return None
         path = Path(source).expanduser()
         return path if path.is_absolute() else project_root / path
+
+    def checked_gleam_archive(self, project_root: Path) -> Path | None:
+        """:meth:`gleam_archive`, refused when it names no file (the pre-flight asks before any
+        task works; a prepare or a build would find out only when it needs the archive)."""
+        path = self.gleam_archive(project_root)
+        if path is not None and not path.is_file():
+            source = self.gleam_source.strip()
+            message = f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})"
+            raise ConfigError(message)
+        return path
 
     def image_for(self, os_name: str) -> str:
         try:
@@ -219,7 +260,7 @@ def resolve(config: Mapping[str, Any] | None = None, **overrides: Any) -> Settin
         keep_versions=_number(raw["keep_versions"], "keep_versions", int, minimum=1),
         stop_timeout=_number(raw["stop_timeout"], "stop_timeout", int, minimum=0),
         registry=None if (r := _optional_text(raw, "registry")) is None else r.rstrip("/"),
-        swarm=swarm,
+        swarm=_swarm(swarm),
     )
 
 
@@ -286,6 +327,63 @@ def _number(value: Any, name: str, kind: type[N], *, minimum: float) -> N:
             kind is int and not number.is_integer()):
         raise _bad(name, expected, value)
     return kind(number)
+
+
+def _duration(value: Any, name: str) -> float:
+    """Seconds, by the one duration grammar zerops.yml uses too (:mod:`cri_tasks.durations`)."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"cri.{name}: {exc}") from None
+
+
+#: a Swarm stack name, as ``docker stack deploy`` takes it
+_STACK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+
+def _swarm(raw: Mapping[str, Any]) -> SwarmSettings:
+    """``cri.swarm`` checked: every value the swarm target reads, refused here, before any task
+    runs, with the setting's name."""
+    stack = str(raw["stack"]) if raw.get("stack") else None  # "" or null: cri-<project id>
+    if stack is not None and not _STACK_NAME.fullmatch(stack):
+        raise ConfigError(f"cri.swarm.stack: {stack!r} is not a valid stack name")
+    ports = str(raw.get("ports") or "auto").lower()
+    if ports not in SWARM_PORTS:
+        raise ConfigError(f"cri.swarm.ports: expected one of {', '.join(SWARM_PORTS)}, got {ports!r}")
+    given = raw.get("parallelism", 1)
+    try:
+        parallelism = int(given)
+    except (TypeError, ValueError):
+        raise ConfigError(f"cri.swarm.parallelism: expected a number, got {given!r}") from None
+    if parallelism < 0:
+        raise ConfigError("cri.swarm.parallelism: expected 0 (all at once) or more")
+    timeout = raw.get("timeout")
+    return SwarmSettings(
+        ports=ports,
+        parallelism=parallelism,
+        monitor=_duration(raw.get("monitor", DEFAULTS["swarm"]["monitor"]), "swarm.monitor"),
+        stack=stack,
+        wait=_flag(raw.get("wait", True), "swarm.wait"),
+        timeout=None if timeout in (None, "") else _duration(timeout, "swarm.timeout"),
+        constraints=_constraints(raw.get("constraints")),
+        proxy_constraints=tuple(_constraint_list(raw.get("proxy_constraints"), "swarm.proxy_constraints")),
+    )
+
+
+def _constraints(value: Any) -> Any:
+    """``cri.swarm.constraints``: one list for every setup, or ``{default: [...], <setup>: [...]}``."""
+    if isinstance(value, Mapping):
+        return {str(setup): _constraint_list(items, f"swarm.constraints.{setup}") for setup, items in value.items()}
+    return _constraint_list(value, "swarm.constraints")
+
+
+def _constraint_list(value: Any, name: str) -> list[str]:
+    # A lone string would be read one character at a time as constraints: refused.
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise _bad(name, "a list of placement constraints (node.labels.app == true)", value)
+    return [str(item) for item in value]
 
 
 def _images(value: Any) -> dict[str, str]:

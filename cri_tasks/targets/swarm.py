@@ -48,12 +48,11 @@ from ..paths import cache_folder, component, writing
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
 from ..runtime_plan import project_id
-from ..settings import Settings
+from ..settings import SWARM_NEEDS_REGISTRY, Settings
 from ..store import Store
 from . import proxy
 from .base import Activation, Version, check_command, deploy_error, env_file_prefix
 
-PORT_MODES = ("auto", "mesh", "proxy")
 #: server slots of the front proxy per port (tasks beyond this are not sent traffic)
 MIN_SLOTS = 32
 _READY_MARKER = "/tmp/.cri-ready"
@@ -73,25 +72,6 @@ def _ms(seconds: float) -> str:
     return f"{max(0, int(round(seconds * 1000)))}ms"
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-
-
-def _seconds(value: Any, what: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ConfigError(f"cri.swarm.{what}: expected a duration like 15s or 500ms, got {value!r}")
-    n = float(m.group(1))
-    return n * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 @dataclass(frozen=True)
 class _Proxy:
     service: str
@@ -109,24 +89,16 @@ class SwarmTarget:
     def __init__(self, project: Project, settings: Settings, report: Reporter) -> None:
         self.project, self.settings, self.report = project, settings, report
         self.pid = project_id(project)
-        opts: Mapping[str, Any] = settings.swarm or {}
-        self.stack = str(opts.get("stack") or f"cri-{self.pid}")
-        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", self.stack):
-            raise ConfigError(f"cri.swarm.stack: {self.stack!r} is not a valid stack name")
-        self.ports_mode = str(opts.get("ports") or "auto").lower()
-        if self.ports_mode not in PORT_MODES:
-            raise ConfigError(f"cri.swarm.ports: expected one of {', '.join(PORT_MODES)}, got {self.ports_mode!r}")
-        try:
-            self.parallelism = int(opts.get("parallelism", 1))
-        except (TypeError, ValueError):
-            raise ConfigError(f"cri.swarm.parallelism: expected a number, got {opts.get('parallelism')!r}") from None
-        if self.parallelism < 0:
-            raise ConfigError("cri.swarm.parallelism: expected 0 (all at once) or more")
-        self.monitor = _seconds(opts.get("monitor", "15s"), "monitor")
-        self.wait = _bool(opts.get("wait", True))
-        self.timeout = _seconds(opts["timeout"], "timeout") if opts.get("timeout") not in (None, "") else None
-        self.constraints = opts.get("constraints") or {}
-        self.proxy_constraints = [str(c) for c in (opts.get("proxy_constraints") or [])]
+        # cri.swarm was checked with the other settings (settings.resolve)
+        swarm = settings.swarm
+        self.stack = swarm.stack or f"cri-{self.pid}"
+        self.ports_mode = swarm.ports
+        self.parallelism = swarm.parallelism
+        self.monitor = swarm.monitor
+        self.wait = swarm.wait
+        self.timeout = swarm.timeout
+        self.constraints = swarm.constraints
+        self.proxy_constraints = list(swarm.proxy_constraints)
 
     # -- names ----------------------------------------------------------------------------------
 
@@ -153,8 +125,7 @@ class SwarmTarget:
 
     def _registry(self) -> str:
         if not self.settings.registry:
-            raise ConfigError("cri.registry: the swarm target pushes app images to a registry every node can pull "
-                              "from; set it (host[:port], e.g. registry.example.com or 127.0.0.1:5000)")
+            raise ConfigError(SWARM_NEEDS_REGISTRY)  # refused before the build too (preflight)
         return self.settings.registry
 
     def _manager(self) -> dict[str, Any]:
