@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import engine, fingerprint
+from . import buildx, engine, fingerprint
 from .engine import LABEL
-from .buildlog import Tracker, step_lines
 from .dockerfile import exec_form
 from .errors import CommandFailure, CriError, EngineError, StepFailed
 from .locks import locked, sweep
-from .logfiles import LogFile, new_log
+from .logfiles import new_log
 from .model import Command, Project
 from .paths import cache_folder, component, private_dir, writing
-from .results import FAILED, PrepareResult, Reporter, build_line
+from .results import FAILED, PrepareResult, Reporter
 from .runtime_plan import Plan, _now, _setup_record, image_key, tag_for
 from .runtimes import OPERATING_SYSTEMS
 from .settings import Settings
@@ -41,7 +40,7 @@ class _Build:
     report: Reporter
     context: Path = field(default=Path())
     dockerfile_text: str = ""
-    command_steps: dict[int, int] = field(default_factory=dict)  # step k -> command index
+    steps: buildx.Steps = field(default_factory=lambda: buildx.Steps(""))
 
 
 def _build_guarded(p: Plan, **kw: Any) -> tuple[PrepareResult, CriError | None]:
@@ -126,11 +125,12 @@ def render_dockerfile(p: Plan, settings: Settings, commands: Sequence[Command]) 
     return render(OPERATING_SYSTEMS[run.os].template, context)
 
 
-def _command_steps(dockerfile: str, commands: Sequence[Command]) -> dict[int, int]:
-    """Which BuildKit step (k of ``[k/n]``) runs which prepare command."""
-    lines = step_lines(dockerfile)
-    wanted = {f"RUN {exec_form(c.text)}": i for i, c in enumerate(commands)}
-    return {k + 1: wanted[line] for k, line in enumerate(lines) if line in wanted}
+def _steps(dockerfile: str, commands: Sequence[Command]) -> buildx.Steps:
+    """The runtime Dockerfile's steps (one unnamed stage) and the prepare command each one runs."""
+    return buildx.Steps(dockerfile, {
+        ("", f"RUN {exec_form(command.text)}"): buildx.StepCommand("run.prepareCommands", index, len(commands), command)
+        for index, command in enumerate(commands)
+    })
 
 
 def _lock_key(setup: str, fingerprint: str) -> str:
@@ -192,7 +192,7 @@ class _staged:
         b.context = self.dir
         b.dockerfile_text = render_dockerfile(b.plan, b.settings, self.commands)
         (self.dir / "Dockerfile").write_text(b.dockerfile_text)
-        b.command_steps = _command_steps(b.dockerfile_text, self.commands)
+        b.steps = _steps(b.dockerfile_text, self.commands)
         return self.dir
 
     def __exit__(self, *exc: object) -> None:
@@ -207,49 +207,24 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
-    p, report = b.plan, b.report
-    commands = p.setup.run.prepare_commands
-    tracker = Tracker()
-    steps = step_lines(b.dockerfile_text)
-    gleam = p.inputs["gleam"]
+    plan = b.plan
+    gleam = plan.inputs["gleam"]
     cli = "no gleam CLI" if gleam["source"] == "none" else f"gleam {gleam['version']}"
-    what = f"{p.setup.run.os}, {cli}, base {p.base_ref}"
-    report(f"[{p.name}] building runtime image {tag} ({what})")
-    with LogFile(log_path) as log:
-        log.write(b.dockerfile_text + "\n# ---- docker buildx build ----\n")
-
-        def on_line(line: str) -> None:
-            log.write(line + "\n")
-            build_line(report, p.name, line)
-            step = tracker.feed(line)
-            if step is None:
-                return
-            if step in b.command_steps:
-                i = b.command_steps[step]
-                first = commands[i].text.strip().splitlines()[0] if commands[i].text.strip() else ""
-                report(f"[{p.name}] {i + 1}/{len(commands)} {first[:120]}")
-            elif 0 < step <= len(steps) and steps[step - 1].split(None, 1)[0] in ("RUN", "ADD", "COPY"):
-                shown = steps[step - 1].rstrip(" \\")[:100]
-                report(f"[{p.name}] runtime: {shown}")
-
-        labels = {
-            f"{LABEL}.project": p.project_id,
-            f"{LABEL}.setup": p.name,
-            f"{LABEL}.fingerprint": p.fingerprint,
-            f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(p.inputs)),
-        }
-        try:
-            return engine.build(
-                b.context,
-                dockerfile=b.context / "Dockerfile",
-                tags=[tag],
-                labels=labels,
-                on_line=on_line,
-                builder=b.settings.builder,
-                no_cache=no_cache,
-            )
-        except engine.BuildError as exc:
-            raise _classify(b, tracker, exc, log_path) from None
+    what = f"{plan.setup.run.os}, {cli}, base {plan.base_ref}"
+    b.report(f"[{plan.name}] building runtime image {tag} ({what})")
+    labels = {
+        f"{LABEL}.project": plan.project_id,
+        f"{LABEL}.setup": plan.name,
+        f"{LABEL}.fingerprint": plan.fingerprint,
+        f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(plan.inputs)),
+    }
+    build = buildx.Build(plan.name, b.context, tags=(tag,), labels=labels, builder=b.settings.builder, no_cache=no_cache)
+    with buildx.log_file(log_path, b.dockerfile_text) as log:
+        outcome = buildx.run(build, b.steps, log, report=b.report, other_steps="runtime")
+        if isinstance(outcome, buildx.Failed):
+            raise _error(plan, outcome)
+    assert outcome.image_id is not None  # a build that loads its image returns its id
+    return outcome.image_id
 
 
 def _label_summary(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -263,48 +238,23 @@ def _label_summary(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _classify(b: _Build, tracker: Tracker, exc: engine.BuildError, log_path: Path) -> CriError:
-    p = b.plan
-    step = tracker.failed_step
-    commands = p.setup.run.prepare_commands
-    if step is not None and step in b.command_steps:
-        i = b.command_steps[step]
-        cmd = commands[i]
-        failure = CommandFailure(
-            setup=p.name,
-            phase="run.prepareCommands",
-            index=i,
-            command=cmd.text,
-            location=cmd.location,
-            exit_code=tracker.exit_code,
-            tail=tracker.tail(),
-            log_path=str(log_path),
-        )
-        return StepFailed(failure, status=FAILED)
-    if step is not None:
-        lines = step_lines(b.dockerfile_text)
-        instruction = lines[step - 1] if 0 < step <= len(lines) else f"step {step}"
-        failure = CommandFailure(
-            setup=p.name,
-            phase="default runtime",
-            index=None,
-            command=instruction,
-            location=None,
-            exit_code=tracker.exit_code,
-            tail=tracker.tail(),
-            log_path=str(log_path),
-        )
+def _error(plan: Plan, failed: buildx.Failed) -> CriError:
+    """PREPARING_RUNTIME_FAILED naming the prepare command, or the default runtime's step that
+    failed before any of them ran; a failure that is no step's is the engine's."""
+    if failed.command is not None:
+        return StepFailed(failed.command_failure(plan.name), status=FAILED)
+    if failed.step is not None:
+        failure = failed.step_failure(plan.name, "default runtime", failed.line or f"step {failed.step.step}")
         headline = (
-            f"[{p.name}] {FAILED}: building the default {p.setup.run.os} runtime failed "
-            f"(exit code {tracker.exit_code}) before any run.prepareCommands ran"
+            f"[{plan.name}] {FAILED}: building the default {plan.setup.run.os} runtime failed "
+            f"(exit code {failed.exit_code}) before any run.prepareCommands ran"
         )
         return StepFailed(failure, status=FAILED, headline=headline)
-    tail = "\n".join(f"    {line}" for line in exc.log[-15:])
     message = (
-        f"[{p.name}] {FAILED}: docker buildx build failed: {tracker.error or 'see the log'}\n"
-        f"  command: {' '.join(exc.command)}\n  last lines:\n{tail}\n  full log: {log_path}"
+        f"[{plan.name}] {FAILED}: docker buildx build failed: {failed.error or 'see the log'}\n"
+        f"  command: {' '.join(failed.argv)}\n  last lines:\n{failed.last_lines()}\n  full log: {failed.log}"
     )
-    return EngineError(message, command=exc.command, output="\n".join(exc.log))
+    return EngineError(message, command=failed.argv, output="\n".join(failed.output))
 
 
 def _debug_shell(b: _Build, failed: StepFailed, cache_dir: Path) -> None:
