@@ -200,9 +200,11 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
         dest = work / "artifact"
         try:
             with writing("the artifact (deployFiles)", dest, partial=partial):
-                count = artifact.assemble(out_dir, dest, section.deploy_files, ignore=artifact.ignore_spec(project.root, ".deployignore"))
+                ignore = artifact.ignore_spec(project.root, ".deployignore")
+                count = artifact.assemble(out_dir, dest, section.deploy_files, ignore=ignore)
         except ConfigError as exc:
-            failure = CommandFailure(setup.name, "build.deployFiles", None, ", ".join(r.value for r in section.deploy_files), None, None, [str(exc)], str(log_path))
+            deploy_files = ", ".join(ref.value for ref in section.deploy_files)
+            failure = CommandFailure(setup.name, "build.deployFiles", None, deploy_files, None, None, [str(exc)], str(log_path))
             raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
         seconds = time.monotonic() - start
         store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})

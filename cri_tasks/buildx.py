@@ -131,7 +131,8 @@ def log_file(path: Path, dockerfile: str | None) -> Iterator[LogFile]:
         yield log
 
 
-def run(build: Build, steps: Steps, log: LogFile, *, report: Reporter | None, other_steps: str | None = None) -> Outcome:
+def run(build: Build, steps: Steps, log: LogFile, *, report: Reporter | None,
+        other_steps: str | None = None) -> Outcome:
     """Run one ``docker buildx build`` followed by a :class:`Follower`. A failure of the build is
     a :class:`Failed`; an engine that cannot be reached raises
     :class:`~cri_tasks.errors.EngineError`. An export (``build.export_to``) needs ``build.target``."""

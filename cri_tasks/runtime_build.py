@@ -161,38 +161,38 @@ class _staged:
     """Stage the build context (Dockerfile, addToRunPrepare files, Gleam archive); remove it after.
     Built under the image's lock; a write that fails (a full disk) removes what was staged."""
 
-    def __init__(self, b: _Build, cache_dir: Path, commands: Sequence[Command]) -> None:
-        self.b, self.commands = b, commands
+    def __init__(self, job: _Build, cache_dir: Path, commands: Sequence[Command]) -> None:
+        self.job, self.commands = job, commands
         with writing("the runtime build context", cache_dir / "context"):
             folder = cache_folder(cache_dir, "context")
-        self.dir = folder / component(f"{_lock_key(b.plan.name, b.plan.fingerprint)}-{os.getpid()}", "build context folder")
+        self.dir = folder / component(f"{_lock_key(job.plan.name, job.plan.fingerprint)}-{os.getpid()}", "build context folder")
 
     def __enter__(self) -> Path:
         with writing("the runtime build context (addToRunPrepare files, Dockerfile)", self.dir, partial=[self.dir]):
             return self._stage()
 
     def _stage(self) -> Path:
-        b, root = self.b, self.b.plan.files_root
+        job, root = self.job, self.job.plan.files_root
         shutil.rmtree(self.dir, ignore_errors=True)
         files = self.dir / "files"
         files.mkdir(parents=True)
-        for e in b.plan.entries:
-            target = files / e.rel
-            if e.kind == "dir":
+        for entry in job.plan.entries:
+            target = files / entry.rel
+            if entry.kind == "dir":
                 target.mkdir(parents=True, exist_ok=True)
-                os.chmod(target, e.mode)
-            elif e.kind == "link":
+                os.chmod(target, entry.mode)
+            elif entry.kind == "link":
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(e.content, target)
+                os.symlink(entry.content, target)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(root / e.rel, target)
-        if b.plan.gleam_file is not None:
-            _link_or_copy(b.plan.gleam_file, self.dir / "gleam.tar.gz")
-        b.context = self.dir
-        b.dockerfile_text = render_dockerfile(b.plan, b.settings, self.commands)
-        (self.dir / "Dockerfile").write_text(b.dockerfile_text)
-        b.steps = _steps(b.dockerfile_text, self.commands)
+                _link_or_copy(root / entry.rel, target)
+        if job.plan.gleam_file is not None:
+            _link_or_copy(job.plan.gleam_file, self.dir / "gleam.tar.gz")
+        job.context = self.dir
+        job.dockerfile_text = render_dockerfile(job.plan, job.settings, self.commands)
+        (self.dir / "Dockerfile").write_text(job.dockerfile_text)
+        job.steps = _steps(job.dockerfile_text, self.commands)
         return self.dir
 
     def __exit__(self, *exc: object) -> None:
@@ -206,21 +206,22 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
-    plan = b.plan
+def _run_build(job: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
+    plan = job.plan
     gleam = plan.inputs["gleam"]
     cli = "no gleam CLI" if gleam["source"] == "none" else f"gleam {gleam['version']}"
     what = f"{plan.setup.run.os}, {cli}, base {plan.base_ref}"
-    b.report(f"[{plan.name}] building runtime image {tag} ({what})")
+    job.report(f"[{plan.name}] building runtime image {tag} ({what})")
     labels = {
         f"{LABEL}.project": plan.project_id,
         f"{LABEL}.setup": plan.name,
         f"{LABEL}.fingerprint": plan.fingerprint,
         f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(plan.inputs)),
     }
-    build = buildx.Build(plan.name, b.context, tags=(tag,), labels=labels, builder=b.settings.builder, no_cache=no_cache)
-    with buildx.log_file(log_path, b.dockerfile_text) as log:
-        outcome = buildx.run(build, b.steps, log, report=b.report, other_steps="runtime")
+    build = buildx.Build(plan.name, job.context, tags=(tag,), labels=labels, builder=job.settings.builder,
+                         no_cache=no_cache)
+    with buildx.log_file(log_path, job.dockerfile_text) as log:
+        outcome = buildx.run(build, job.steps, log, report=job.report, other_steps="runtime")
         if isinstance(outcome, buildx.Failed):
             raise _error(plan, outcome)
     assert outcome.image_id is not None  # a build that loads its image returns its id
@@ -257,26 +258,27 @@ def _error(plan: Plan, failed: buildx.Failed) -> CriError:
     return EngineError(message, command=failed.argv, output="\n".join(failed.output))
 
 
-def _debug_shell(b: _Build, failed: StepFailed, cache_dir: Path) -> None:
+def _debug_shell(job: _Build, failed: StepFailed, cache_dir: Path) -> None:
     """Like Zerops' debug mode: a shell in the state just before the failing command."""
-    p, report = b.plan, b.report
-    i = failed.failure.index
-    if i is None:
-        report(f"[{p.name}] --debug: the failure is in the default runtime, before any prepare command")
+    plan, report = job.plan, job.report
+    failing = failed.failure.index
+    if failing is None:
+        report(f"[{plan.name}] --debug: the failure is in the default runtime, before any prepare command")
         return
-    commands = p.setup.run.prepare_commands
-    tag = f"{b.settings.repository}-debug/{p.project_id}/{p.name.lower()}:{p.fingerprint[:12]}"
-    report(f"[{p.name}] --debug: building the image up to run.prepareCommands[{i - 1}]" if i else
-           f"[{p.name}] --debug: building the image before the first prepare command")
-    with _staged(b, cache_dir, commands[:i]):
+    commands = plan.setup.run.prepare_commands
+    tag = f"{job.settings.repository}-debug/{plan.project_id}/{plan.name.lower()}:{plan.fingerprint[:12]}"
+    report(f"[{plan.name}] --debug: building the image up to run.prepareCommands[{failing - 1}]" if failing else
+           f"[{plan.name}] --debug: building the image before the first prepare command")
+    with _staged(job, cache_dir, commands[:failing]):
         try:
-            engine.build(b.context, dockerfile=b.context / "Dockerfile", tags=[tag], labels={}, on_line=lambda _l: None, builder=b.settings.builder)
+            engine.build(job.context, dockerfile=job.context / "Dockerfile", tags=[tag], labels={},
+                         on_line=lambda _line: None, builder=job.settings.builder)
         except engine.BuildError:
-            report(f"[{p.name}] --debug: could not build the state before the failing command")
+            report(f"[{plan.name}] --debug: could not build the state before the failing command")
             return
-    shell = "/bin/bash" if p.setup.run.os == "ubuntu" else "/bin/sh"
-    report(f"[{p.name}] --debug: a shell as zerops in /home/zerops ({tag}); the failing command was:")
-    for line in commands[i].text.splitlines():
+    shell = "/bin/bash" if plan.setup.run.os == "ubuntu" else "/bin/sh"
+    report(f"[{plan.name}] --debug: a shell as zerops in /home/zerops ({tag}); the failing command was:")
+    for line in commands[failing].text.splitlines():
         report(f"    {line}")
-    report(f"[{p.name}] --debug: run it, fix it, then exit the shell")
+    report(f"[{plan.name}] --debug: run it, fix it, then exit the shell")
     engine.shell(tag, user="zerops", workdir="/home/zerops", command=[shell], tty=sys.stdin.isatty())
