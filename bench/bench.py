@@ -874,7 +874,7 @@ class Bench:
         self.set_message(root, "Hello from the BEAM, bench warm-up")
         seconds, proc = run([*INVOKE, "--write-pyc", "deploy", "--json"], cwd=root, timeout=900)
         (first,) = json.loads(proc.stdout)["setups"]
-        if first["status"] != "ACTIVE" or not first["urls"]:
+        if first["status"] != "active" or not first["urls"]:
             raise Failed(f"the first deploy did not activate the example:\n{proc.stdout}")
         url = first["urls"][0]
         say(f"    deployed in {seconds:.1f} s: {url}")
@@ -962,7 +962,7 @@ class Bench:
         if code != 0:
             raise Failed(f"invoke deploy (round {i}) exited with {code}:\n{log[-2000:]}")
         (doc,) = json.loads(out[0])["setups"]
-        if doc["status"] != "ACTIVE" or doc["urls"] != [url] or not doc["switch"]:
+        if doc["status"] != "active" or doc["urls"] != [url] or not doc["switch"]:
             raise Failed(f"invoke deploy (round {i}) did not activate the new version at {url}:\n{out[0]}")
         try:
             stats = json.loads(summary.strip().splitlines()[-1])
