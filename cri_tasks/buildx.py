@@ -11,7 +11,7 @@ itself is :mod:`cri_tasks.engine`'s; the log is read by :mod:`cri_tasks.buildlog
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Iterator, Mapping, Union
 
@@ -73,7 +73,7 @@ class Build:
     setup: str
     context: Path
     tags: tuple[str, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = dataclass_field(default_factory=dict)
     target: str | None = None
     export_to: Path | None = None
     secrets: tuple[str, ...] = ()

@@ -71,7 +71,8 @@ class Shown:
             self.log.append(f"[{setup}] | {line}")
 
 
-def _follow(name: str, tmp_path: Path, *, report: Any, other_steps: str | None = "runtime") -> tuple[buildx.Follower, list[str]]:
+def _follow(name: str, tmp_path: Path, *, report: Any,
+            other_steps: str | None = "runtime") -> tuple[buildx.Follower, list[str]]:
     steps, _ = _steps(name)
     lines = (FIXTURES / f"{name}.log").read_text().splitlines()
     with LogFile(tmp_path / f"{name}.log") as log:
@@ -98,7 +99,8 @@ def _failed(name: str, tmp_path: Path, other_steps: str | None = "runtime") -> b
 ])
 def test_a_step_header_gives_its_vertex_stage_step_and_instruction(line: str, expected: tuple[Any, ...]) -> None:
     header = buildlog.header(line)
-    assert header is not None and (header.vertex, header.stage, header.step, header.total, header.instruction) == expected
+    assert header is not None
+    assert (header.vertex, header.stage, header.step, header.total, header.instruction) == expected
 
 
 @pytest.mark.parametrize("line", ["#1 [internal] load build definition from Dockerfile", "#9 0.453 [1/2] output",
@@ -137,7 +139,8 @@ def test_stages_number_their_own_steps_and_from_an_earlier_stage_is_none() -> No
 def test_unnamed_stages_comments_and_continuation_lines() -> None:
     text = ("# syntax comment\nARG X=1\nFROM a\nRUN one \\\n  && RUN-not-a-step \\\n# a comment inside\n"
             "  COPY this is still the RUN\nFROM --platform=linux/amd64 b AS second\nadd x y\nFROM stage-0\n")
-    assert dockerfile.steps(text) == {"stage-0": ["FROM a", "RUN one \\"], "second": ["FROM --platform=linux/amd64 b AS second", "add x y"],
+    assert dockerfile.steps(text) == {"stage-0": ["FROM a", "RUN one \\"],
+                                      "second": ["FROM --platform=linux/amd64 b AS second", "add x y"],
                                       "stage-2": ["FROM stage-0"]}
 
 
@@ -214,7 +217,8 @@ def test_a_prepare_command_failing_among_several_is_named_with_its_line_exit_cod
         "  last lines of its output:\n    about to fail\n    on stderr\n"
         f"  full log: {tmp_path / 'runtime-prepare-fails.log'}")
     location = error.failure.location
-    assert location is not None and (location.line, error.failure.log_path) == (17, str(tmp_path / "runtime-prepare-fails.log"))
+    assert location is not None and location.line == 17
+    assert error.failure.log_path == str(tmp_path / "runtime-prepare-fails.log")
 
 
 def test_a_failing_step_of_the_default_runtime_is_named_as_written_in_the_dockerfile(tmp_path: Path) -> None:
@@ -224,7 +228,8 @@ def test_a_failing_step_of_the_default_runtime_is_named_as_written_in_the_docker
     assert isinstance(error, StepFailed)
     assert (error.failure.phase, error.failure.index, error.failure.exit_code) == ("default runtime", None, 100)
     assert str(error).splitlines()[:2] == [
-        "[app] PREPARING_RUNTIME_FAILED: building the default alpine runtime failed (exit code 100) before any run.prepareCommands ran",
+        "[app] PREPARING_RUNTIME_FAILED: building the default alpine runtime failed (exit code 100) "
+        "before any run.prepareCommands ran",
         "  command: RUN echo 'E: Unable to locate package erlang-nope' && exit 100"]
     assert error.failure.tail == ["E: Unable to locate package erlang-nope"]
 
@@ -273,7 +278,8 @@ def test_a_build_command_is_found_in_stage_build_behind_its_secret_mount(tmp_pat
                            + with_build_env(CASES["build-command-fails"].build[1]))
     error = build_phase._error(SimpleNamespace(name="app"), failed)  # type: ignore[arg-type]
     assert isinstance(error, StepFailed)
-    assert str(error).splitlines()[0] == "[app] BUILD_FAILED: zerops.yml:11: build.buildCommands[1] failed with exit code 1"
+    headline = "[app] BUILD_FAILED: zerops.yml:11: build.buildCommands[1] failed with exit code 1"
+    assert str(error).splitlines()[0] == headline
     assert error.failure.tail == ["error: no such module"]
 
 
