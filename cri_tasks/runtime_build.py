@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from . import buildx, engine, fingerprint
 from .engine import LABEL
 from .dockerfile import exec_form
-from .errors import CommandFailure, CriError, EngineError, StepFailed
+from .errors import CriError, EngineError, StepFailed
 from .locks import locked, sweep
 from .logfiles import new_log
 from .model import Command, Project
