@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cri_tasks import build_phase, buildlog, buildx, dockerfile, runtime_build
+from cri_tasks import build_phase, buildlog, buildx, dockerfile, engine, runtime_build
 from cri_tasks.dockerfile import exec_form, with_build_env
 from cri_tasks.errors import EngineError, Location, StepFailed
 from cri_tasks.logfiles import LogFile
@@ -196,6 +196,50 @@ def test_the_log_opens_with_the_dockerfile(tmp_path: Path) -> None:
         log.write("#1 line\n")
     assert (tmp_path / "a.log").read_text() == "FROM x\n\n# ---- docker buildx build ----\n#1 line\n"
     assert (tmp_path / "b.log").read_text() == "#1 line\n"
+
+
+def _replay(name: str, *, fail: bool, calls: list[dict[str, Any]]) -> Any:
+    """A stand-in for engine.build / engine.build_export that prints a captured log."""
+    lines = (FIXTURES / f"{name}.log").read_text().splitlines()
+
+    def fake(context: Path, *, on_line: Any, **options: Any) -> str:
+        calls.append({"context": context, **options})
+        for line in lines:
+            on_line(line)
+        if fail:
+            raise engine.BuildError(lines, ARGV, 1)
+        return "sha256:built"
+
+    return fake
+
+
+def test_run_loads_an_image_and_returns_its_id_with_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(engine, "build", _replay("runtime-success", fail=False, calls=calls))
+    steps, _ = _steps("runtime-success")
+    build = buildx.Build("app", tmp_path, tags=("repo/p/app:1",), labels={"k": "v"}, builder="b", no_cache=True)
+    shown = Shown()
+    with buildx.log_file(tmp_path / "prepare.log", "FROM x") as log:
+        outcome = buildx.run(build, steps, log, report=shown, other_steps="runtime")
+    assert outcome == buildx.Built("sha256:built", tmp_path / "prepare.log")
+    assert shown.lines == RUNTIME_PROGRESS
+    assert calls == [{"context": tmp_path, "dockerfile": tmp_path / "Dockerfile", "tags": ("repo/p/app:1",),
+                      "labels": {"k": "v"}, "builder": "b", "target": None, "no_cache": True}]
+    assert (tmp_path / "prepare.log").read_text().startswith("FROM x\n# ---- docker buildx build ----\n#0 building")
+
+
+def test_run_returns_an_export_that_failed_classified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(engine, "build_export", _replay("build-command-fails", fail=True, calls=calls))
+    steps, _ = _steps("build-command-fails")
+    build = buildx.Build("app", tmp_path, target="artifact", export_to=tmp_path / "out", secrets=("id=s,src=f",))
+    with buildx.log_file(tmp_path / "build.log", None) as log:
+        outcome = buildx.run(build, steps, log, report=None)
+    assert isinstance(outcome, buildx.Failed) and outcome.command is not None
+    assert (outcome.command.field, outcome.command.index, outcome.exit_code) == ("build.buildCommands", 1, 1)
+    assert (outcome.argv, outcome.log) == (ARGV, tmp_path / "build.log")
+    assert calls == [{"context": tmp_path, "dockerfile": tmp_path / "Dockerfile", "dest": tmp_path / "out",
+                      "target": "artifact", "secrets": ("id=s,src=f",), "builder": None}]
 
 
 # -- classification, and each phase's message --------------------------------------------------
