@@ -12,22 +12,21 @@ import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Iterator
 
-from . import artifact, engine, envvars, fingerprint, runtime_build
-from .buildlog import Tracker, step_lines
+from . import artifact, buildx, engine, envvars, fingerprint, runtime_build
 from .dockerfile import exec_form, render, templates_digest, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
-from .model import Project, Setup
+from .model import Build, Project, Setup
 from .locks import locked, sweep
-from .logfiles import LogFile, new_log
-from .results import Reporter, build_line
+from .logfiles import new_log
+from .results import Reporter
 from .runtime_plan import _now, gleam_source_for, project_id
 from .runtimes import OPERATING_SYSTEMS, build_toolchain
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder, component, path_refusal, private_dir, remove, writing
+from .paths import component, path_refusal, private_dir, remove, writing
 
 FAILED = "BUILD_FAILED"
 
@@ -110,13 +109,13 @@ def _save_script(paths: list[str]) -> str:
 def build(project: Project, setup: Setup, settings: Settings, *, report: Reporter, store: Store) -> BuildResult:
     """Run the build phase for one setup; returns the assembled artifact folder."""
     component(setup.name, "setup name")  # before anything is written (the loader checked it too)
-    b = setup.build
-    if b is None:
+    section = setup.build
+    if section is None:
         raise ConfigError(f"[{setup.name}] has no build section: nothing to deploy (zerops.yml needs build.deployFiles)")
-    os_name = b.os
+    os_name = section.os
     if os_name not in OPERATING_SYSTEMS:
         raise ConfigError(f"[{setup.name}] build.os {os_name!r} is not supported")
-    version = build_toolchain(b.base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
+    version = build_toolchain(section.base, where=section.where("base"), path=f"zerops[{setup.index}].build.base")
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
     cache_dir = settings.cache_path(project.root)
     env = build_env(project, setup, settings)
@@ -126,7 +125,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     # The base-layer key: what Zerops names as invalidating the build cache (os, base,
     # prepareCommands, cache), plus what cri-tasks puts in that layer itself.
     cache_key = fingerprint.digest(
-        [os_name, list(b.base), [c.text for c in b.prepare_commands], paths, gleam, settings.zcli_enabled,
+        [os_name, list(section.base), [c.text for c in section.prepare_commands], paths, gleam, settings.zcli_enabled,
          base_image, engine.image_ids([base_image]).get(base_image), templates_digest()]
     )
     # A builder other than the engine's own cannot start FROM an image of the engine.
@@ -138,8 +137,8 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
         "base_image": base_image,
         "gleam": {**gleam, "context_name": "gleam.tar.gz"},
         "zcli": {"enabled": settings.zcli_enabled, "url": settings.zcli_url},
-        "prepare_commands": [c.text for c in b.prepare_commands],
-        "build_commands": [c.text for c in b.build_commands],
+        "prepare_commands": [c.text for c in section.prepare_commands],
+        "build_commands": [c.text for c in section.build_commands],
         "env_digest": hashlib.sha256(("cri-build-env\0" + env_text).encode()).hexdigest(),
         "cache_id": f"cri-build-{project_id(project)}-{setup.name}-{cache_key[:16]}" if paths else None,
         "cache_restore": _restore_script(paths),
@@ -154,8 +153,8 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
 def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, text: str, env_text: str,
               gleam_file: Path | None, toolchain_image: str | None, cache_key: str, *, report: Reporter,
               store: Store) -> BuildResult:
-    b = setup.build
-    assert b is not None
+    section = setup.build
+    assert section is not None
     cache_dir = settings.cache_path(project.root)
     context_dir = work / "context"
     out_dir = work / "out"
@@ -175,63 +174,37 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
                 shutil.copy2(gleam_file, context_dir / "gleam.tar.gz")
             (context_dir / "Dockerfile").write_text(text)
             log_path = new_log(cache_dir, setup.name, "build")
-        steps = step_lines(text)
-        tracker = Tracker()
-        stage_of = _stage_of_steps(text)
-        commands = {**{("toolchain", f"RUN {exec_form(c.text)}"): ("build.prepareCommands", i, c) for i, c in enumerate(b.prepare_commands)},
-                    **{("build", f"RUN --mount=type=secret,id=cri-build-env,mode=0444 {with_build_env(c.text)}"): ("build.buildCommands", i, c) for i, c in enumerate(b.build_commands)}}
+        steps = _steps(text, section)
         start = time.monotonic()
-        report(f"[{setup.name}] build: {len(b.build_commands)} build command(s) on {b.os}")
-        with LogFile(log_path) as log, build_secret(work, env_text) as secret:
-            log.write(text + "\n# ---- docker buildx build ----\n")
-
-            def on_line(line: str) -> None:
-                log.write(line + "\n")
-                build_line(report, setup.name, line)
-                tracker.feed(line)
-                m = _header(line)
-                if m is not None:
-                    found = _lookup(m, stage_of, commands)
-                    if found is not None:
-                        field, i, c = found
-                        first = c.text.strip().splitlines()[0] if c.text.strip() else ""
-                        total = len(b.build_commands) if field == "build.buildCommands" else len(b.prepare_commands)
-                        report(f"[{setup.name}] {field} {i + 1}/{total} {first[:120]}")
-
+        report(f"[{setup.name}] build: {len(section.build_commands)} build command(s) on {section.os}")
+        with buildx.log_file(log_path, text) as log, build_secret(work, env_text) as secret:
             try:
+                outcome: buildx.Outcome | None = None
                 if toolchain_image is not None and engine.image_ids([toolchain_image]).get(toolchain_image) is None:
                     report(f"[{setup.name}] build: base layer (build.os, build.base, build.prepareCommands) -> {toolchain_image}")
-                    engine.build(
-                        context_dir,
-                        dockerfile=context_dir / "Dockerfile",
-                        tags=[toolchain_image],
-                        labels={f"{engine.LABEL}.project": project_id(project), f"{engine.LABEL}.setup": setup.name,
-                                f"{engine.LABEL}.base-layer": cache_key},
-                        on_line=on_line,
-                        builder=settings.builder,
-                        target="toolchain",
-                    )
+                    labels = {f"{engine.LABEL}.project": project_id(project), f"{engine.LABEL}.setup": setup.name,
+                              f"{engine.LABEL}.base-layer": cache_key}
+                    base_layer = buildx.Build(setup.name, context_dir, tags=(toolchain_image,), labels=labels,
+                                              target="toolchain", builder=settings.builder)
+                    outcome = buildx.run(base_layer, steps, log, report=report)
                 elif toolchain_image is not None:
                     report(f"[{setup.name}] build: base layer up to date ({toolchain_image}): build.prepareCommands skipped")
-                engine.build_export(
-                    context_dir,
-                    dockerfile=context_dir / "Dockerfile",
-                    dest=out_dir,
-                    target="artifact",
-                    on_line=on_line,
-                    secrets=[f"id=cri-build-env,src={secret}"],
-                    builder=settings.builder,
-                )
-            except engine.BuildError as exc:
-                raise _classify(setup, tracker, exc, log_path, stage_of, commands, steps) from None
+                if not isinstance(outcome, buildx.Failed):
+                    export = buildx.Build(setup.name, context_dir, target="artifact", export_to=out_dir,
+                                          secrets=(f"id=cri-build-env,src={secret}",), builder=settings.builder)
+                    outcome = buildx.run(export, steps, log, report=report)
             finally:
                 shutil.rmtree(context_dir, ignore_errors=True)
+            if isinstance(outcome, buildx.Failed):
+                raise _error(setup, outcome)
         dest = work / "artifact"
         try:
             with writing("the artifact (deployFiles)", dest, partial=partial):
-                count = artifact.assemble(out_dir, dest, b.deploy_files, ignore=artifact.ignore_spec(project.root, ".deployignore"))
+                ignore = artifact.ignore_spec(project.root, ".deployignore")
+                count = artifact.assemble(out_dir, dest, section.deploy_files, ignore=ignore)
         except ConfigError as exc:
-            failure = CommandFailure(setup.name, "build.deployFiles", None, ", ".join(r.value for r in b.deploy_files), None, None, [str(exc)], str(log_path))
+            deploy_files = ", ".join(ref.value for ref in section.deploy_files)
+            failure = CommandFailure(setup.name, "build.deployFiles", None, deploy_files, None, None, [str(exc)], str(log_path))
             raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
         seconds = time.monotonic() - start
         store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})
@@ -331,60 +304,29 @@ def _project_env(settings: Settings, project: Project) -> dict[str, str]:
     return envvars.read_env_file(path) if path is not None else {}
 
 
-def _header(line: str) -> tuple[str, int, str] | None:
-    """(stage, step, instruction) of a BuildKit step header like ``#9 [build 3/7] RUN ...``."""
-    import re
-
-    m = re.match(r"^#\d+ \[(\S+)\s+(\d+)/\d+\] (.*)$", line)
-    if m:
-        return m.group(1), int(m.group(2)), m.group(3)
-    return None
-
-
-def _stage_of_steps(text: str) -> dict[str, list[str]]:
-    """The step lines of each named stage (``FROM x AS name``)."""
-    stages: dict[str, list[str]] = {}
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.upper().startswith("FROM "):
-            parts = line.split()
-            from_stage = parts[1] in stages  # FROM an earlier stage is not a step of its own
-            current = parts[3] if len(parts) >= 4 and parts[2].upper() == "AS" else None
-            if current:
-                stages[current] = []
-            if from_stage:
-                continue
-        if current:
-            if line and not line.startswith("#") and line.split(None, 1)[0].upper() in ("FROM", "RUN", "COPY", "ADD", "WORKDIR"):
-                stages[current].append(line)
-    return stages
+def _steps(dockerfile: str, build: Build) -> buildx.Steps:
+    """The build Dockerfile's steps and the command each one runs: build.prepareCommands in the
+    base layer (stage ``toolchain``), buildCommands in stage ``build``."""
+    prepare = build.prepare_commands
+    commands = build.build_commands
+    return buildx.Steps(dockerfile, {
+        **{("toolchain", f"RUN {exec_form(command.text)}"):
+           buildx.StepCommand("build.prepareCommands", index, len(prepare), command, label="build.prepareCommands")
+           for index, command in enumerate(prepare)},
+        **{("build", f"RUN --mount=type=secret,id=cri-build-env,mode=0444 {with_build_env(command.text)}"):
+           buildx.StepCommand("build.buildCommands", index, len(commands), command, label="build.buildCommands")
+           for index, command in enumerate(commands)},
+    })
 
 
-def _lookup(m: tuple[str, int, str], stages: dict[str, list[str]], commands: dict[tuple[str, str], Any]) -> Any:
-    stage, step, _ = m
-    lines = stages.get(stage, [])
-    if 0 < step <= len(lines):
-        return commands.get((stage, lines[step - 1]))
-    return None
-
-
-def _classify(setup: Setup, tracker: Tracker, exc: engine.BuildError, log_path: Path,
-              stages: dict[str, list[str]], commands: dict[tuple[str, str], Any], steps: list[str]) -> CriError:
-    vertex = tracker.failed_vertex
-    header = None
-    if vertex is not None:
-        for line in exc.log:
-            if line.startswith(f"#{vertex} [") and (h := _header(line)):
-                header = h
-                break
-    if header is not None:
-        found = _lookup(header, stages, commands)
-        if found is not None:
-            field, i, c = found
-            failure = CommandFailure(setup.name, field, i, c.text, c.location, tracker.exit_code, tracker.tail(), str(log_path))
-            return StepFailed(failure, status=FAILED)
-        failure = CommandFailure(setup.name, "build environment", None, header[2], None, tracker.exit_code, tracker.tail(), str(log_path))
-        return StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: a build step of cri-tasks failed (exit code {tracker.exit_code})")
-    tail = "\n".join(f"    {line}" for line in exc.log[-15:])
-    return EngineError(f"[{setup.name}] {FAILED}: docker buildx build failed: {tracker.error or 'see the log'}\n  last lines:\n{tail}\n  full log: {log_path}")
+def _error(setup: Setup, failed: buildx.Failed) -> CriError:
+    """BUILD_FAILED naming the build command (or build.prepareCommands entry), or the step of
+    cri-tasks' own that failed; a failure that is no step's is the engine's."""
+    if failed.command is not None:
+        return StepFailed(failed.command_failure(setup.name), status=FAILED)
+    if failed.step is not None:
+        failure = failed.step_failure(setup.name, "build environment", failed.step.instruction)
+        headline = f"[{setup.name}] {FAILED}: a build step of cri-tasks failed (exit code {failed.exit_code})"
+        return StepFailed(failure, status=FAILED, headline=headline)
+    return EngineError(f"[{setup.name}] {FAILED}: docker buildx build failed: {failed.error or 'see the log'}\n"
+                       f"  last lines:\n{failed.last_lines()}\n  full log: {failed.log}")

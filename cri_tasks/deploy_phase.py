@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import build_phase, cron, deployed, engine, envvars, runtime_image
+from . import build_phase, buildx, cron, deployed, engine, envvars, runtime_image
 from .locks import locked
 from .dockerfile import render
 from .errors import ConfigError, CriError, Problem
 from .model import Project, Setup
-from .logfiles import LogFile, new_log
+from .logfiles import new_log
 from .probe import SwitchReport
 from .results import PrepareResult, Reporter, stderr_reporter
 from .engine import LABEL
@@ -443,18 +443,20 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
         pid = project_id(project)
         tag = app_tag(settings, pid, s.name, number)
         log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
+    labels = {f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app",
+              f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime}
+    build = buildx.Build(s.name, work, tags=(tag,), labels=labels, builder=settings.builder)
     try:
-        with LogFile(log_path) as log:
-            image_id = engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
-                                    labels={f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app",
-                                            f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime},
-                                    on_line=lambda line: log.write(line + "\n"), builder=settings.builder)
-    except engine.BuildError as exc:
-        raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(exc.log[-15:]) + f"\n  full log: {log_path}", status=DEPLOY_FAILED) from None
+        with buildx.log_file(log_path, None) as log:
+            outcome = buildx.run(build, buildx.Steps(""), log, report=None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if isinstance(outcome, buildx.Failed):
+        raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(outcome.output[-15:])
+                       + f"\n  full log: {log_path}", status=DEPLOY_FAILED)
+    assert outcome.image_id is not None  # a build that loads its image returns its id
     report(f"[{s.name}] app image {tag}")
-    return tag, image_id
+    return tag, outcome.image_id
 
 
 def rollback(project: Project, settings: Settings, *, setup: str, version: int | None, report: Reporter) -> DeployResult:

@@ -118,6 +118,43 @@ def with_build_env(command: str) -> str:
     return json.dumps(["/bin/sh", "-c", loader, command]).replace("<", "\\u003c")
 
 
+#: instructions that BuildKit numbers as steps (``[stage k/n]``); FROM counts unless it names an
+#: earlier stage of the same Dockerfile
+STEP_INSTRUCTIONS = ("FROM", "RUN", "COPY", "ADD", "WORKDIR")
+
+
+def steps(dockerfile: str) -> dict[str, list[str]]:
+    """The step instructions of each stage, in BuildKit's order (step k is ``[k - 1]``), under the
+    stage name BuildKit's headers show: the ``AS`` name, ``stage-<i>`` for an unnamed stage of
+    several, ``""`` for a Dockerfile of one unnamed stage. An instruction is its first physical
+    line; comments and continuation lines are not steps."""
+    stages: list[tuple[str | None, list[str]]] = []
+    continued = False
+    for raw in dockerfile.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue  # inside an instruction too: comments and blank lines do not end it
+        if continued:
+            continued = line.endswith("\\")
+            continue
+        continued = line.endswith("\\")
+        words = line.split()
+        instruction = words[0].upper()
+        if instruction == "FROM":
+            image_and_name = [word for word in words[1:] if not word.startswith("--")]  # --platform=...
+            named = len(image_and_name) >= 3 and image_and_name[1].upper() == "AS"
+            name = image_and_name[2].lower() if named else None
+            earlier = bool(image_and_name) and image_and_name[0].lower() in {stage for stage, _ in stages if stage}
+            stages.append((name, []))
+            if earlier:  # FROM an earlier stage is not a step of its own
+                continue
+        if instruction in STEP_INSTRUCTIONS and stages:
+            stages[-1][1].append(line)
+    if len(stages) == 1 and stages[0][0] is None:
+        return {"": stages[0][1]}
+    return {name or f"stage-{index}": lines for index, (name, lines) in enumerate(stages)}
+
+
 def read_file(name: str) -> str:
     """A non-template file of the template folder (e.g. ``zsc.sh``)."""
     return (template_dir() / name).read_text(encoding="utf-8")

@@ -34,17 +34,17 @@ _UNREACHABLE_HINTS = (
 )
 
 
-_POW: tuple[Any, Any] | None = None
+_PYTHON_ON_WHALES: tuple[Any, Any] | None = None
 
 
-def _pow() -> tuple[Any, Any]:
+def _python_on_whales() -> tuple[Any, Any]:
     """python-on-whales' ``DockerException`` and ``docker``, imported on first use.
 
     The import builds some thousands of pydantic objects that live as long as the process; they
     are then frozen out of the garbage collector (``gc.freeze``), which spares every later
     collection and the interpreter's exit from walking them (about 60 ms of a cold prepare)."""
-    global _POW
-    if _POW is None:
+    global _PYTHON_ON_WHALES
+    if _PYTHON_ON_WHALES is None:
         import gc
 
         _docker_binary()  # python-on-whales' ClientNotFoundError would be a traceback
@@ -52,8 +52,8 @@ def _pow() -> tuple[Any, Any]:
         from python_on_whales import DockerException, docker
 
         gc.freeze()
-        _POW = (DockerException, docker)
-    return _POW
+        _PYTHON_ON_WHALES = (DockerException, docker)
+    return _PYTHON_ON_WHALES
 
 
 def _docker_binary() -> str:
@@ -345,7 +345,7 @@ def _group_alive(pgid: int) -> bool:
 
 def pull(ref: str) -> str:
     """Pull ``ref``; returns its id. A clear error when it cannot be had."""
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     try:
         docker.image.pull(ref, quiet=True)
     except DockerException as exc:
@@ -363,7 +363,7 @@ def pull(ref: str) -> str:
 
 def remove_images(refs: Iterable[str]) -> list[str]:
     """Remove the given images (missing ones are skipped); returns what was removed."""
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     removed = []
     for ref in refs:
         try:
@@ -446,26 +446,26 @@ class ContainerState(NamedTuple):
 def _docker(what: str) -> Iterator[Any]:
     """python-on-whales' ``docker``; a DockerException inside becomes an EngineError naming
     ``what`` and the command's output."""
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     try:
         yield docker
     except DockerException as exc:
-        raise _pow_error(what, exc) from None
+        raise _docker_error(what, exc) from None
 
 
-def _pow_error(what: str, exc: Any) -> EngineError:
+def _docker_error(what: str, exc: Any) -> EngineError:
     detail = (getattr(exc, "stderr", None) or str(exc)).strip()
     return EngineError(f"{what}: {detail[-800:]}", command=getattr(exc, "docker_command", ()))
 
 
 def ensure_network(name: str, *, labels: Mapping[str, str], driver: str | None = None) -> None:
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     try:
         if not docker.network.exists(name):
             docker.network.create(name, labels=dict(labels), driver=driver, attachable=driver == "overlay")
     except DockerException as exc:
         if "already exists" not in (exc.stderr or ""):
-            raise _pow_error(f"could not create network {name}", exc) from None
+            raise _docker_error(f"could not create network {name}", exc) from None
 
 
 def remove_network(name: str) -> bool:
@@ -486,7 +486,7 @@ def ensure_volume(name: str, *, labels: Mapping[str, str]) -> None:
 
 
 def remove_volume(name: str) -> None:
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     try:
         docker.volume.remove(name)
     except DockerException:
@@ -538,11 +538,11 @@ def run_container(
 
 def start_container(cid: str, *, name: str | None = None) -> None:
     """Start a created container; when it cannot start, remove it and raise."""
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     try:
         docker.container.start(cid)
     except DockerException as exc:
-        error = _pow_error(f"could not start container {name or cid}", exc)
+        error = _docker_error(f"could not start container {name or cid}", exc)
         subprocess.run([_docker_binary(), "container", "rm", "-f", "-v", cid], capture_output=True, text=True, timeout=60)
         raise error from None
 
@@ -735,7 +735,7 @@ def stack_deploy(stack: str, compose_file: Path, *, on_line: Callable[[str], Non
     import sys
     import tempfile
 
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     sys.stdout.flush()
     saved = os.dup(1)
     with tempfile.TemporaryFile() as out:
@@ -747,7 +747,7 @@ def stack_deploy(stack: str, compose_file: Path, *, on_line: Callable[[str], Non
                 os.dup2(saved, 1)
                 os.close(saved)
         except DockerException as exc:
-            raise _pow_error(f"docker stack deploy {stack} failed", exc) from None
+            raise _docker_error(f"docker stack deploy {stack} failed", exc) from None
         finally:
             out.seek(0)
             for line in out.read().decode(errors="replace").splitlines():
@@ -805,13 +805,13 @@ def rollback_service(name: str) -> None:
 
 
 def remove_services(names: Sequence[str]) -> None:
-    DockerException, docker = _pow()
+    DockerException, docker = _python_on_whales()
     for name in names:
         try:
             docker.service.remove(name)
         except DockerException as exc:
             if "not found" not in (exc.stderr or "").lower():
-                raise _pow_error(f"could not remove service {name}", exc) from None
+                raise _docker_error(f"could not remove service {name}", exc) from None
 
 
 def remove_stack(stack: str) -> None:

@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import engine, fingerprint
+from . import buildx, engine, fingerprint
 from .engine import LABEL
-from .buildlog import Tracker, step_lines
 from .dockerfile import exec_form
-from .errors import CommandFailure, CriError, EngineError, StepFailed
+from .errors import CriError, EngineError, StepFailed
 from .locks import locked, sweep
-from .logfiles import LogFile, new_log
+from .logfiles import new_log
 from .model import Command, Project
-from .paths import cache_folder, component, private_dir, writing
-from .results import PREPARING_RUNTIME_FAILED, PrepareResult, Reporter, build_line
+from .paths import cache_folder, component, writing
+from .results import PREPARING_RUNTIME_FAILED, PrepareResult, Reporter
 from .runtime_plan import Plan, _now, _setup_record, image_key, tag_for
 from .runtimes import OPERATING_SYSTEMS
 from .settings import Settings
@@ -41,7 +40,7 @@ class _Build:
     report: Reporter
     context: Path = field(default=Path())
     dockerfile_text: str = ""
-    command_steps: dict[int, int] = field(default_factory=dict)  # step k -> command index
+    steps: buildx.Steps = field(default_factory=lambda: buildx.Steps(""))
 
 
 def _build_guarded(p: Plan, **kw: Any) -> tuple[PrepareResult, CriError | None]:
@@ -126,11 +125,12 @@ def render_dockerfile(p: Plan, settings: Settings, commands: Sequence[Command]) 
     return render(OPERATING_SYSTEMS[run.os].template, context)
 
 
-def _command_steps(dockerfile: str, commands: Sequence[Command]) -> dict[int, int]:
-    """Which BuildKit step (k of ``[k/n]``) runs which prepare command."""
-    lines = step_lines(dockerfile)
-    wanted = {f"RUN {exec_form(c.text)}": i for i, c in enumerate(commands)}
-    return {k + 1: wanted[line] for k, line in enumerate(lines) if line in wanted}
+def _steps(dockerfile: str, commands: Sequence[Command]) -> buildx.Steps:
+    """The runtime Dockerfile's steps (one unnamed stage) and the prepare command each one runs."""
+    return buildx.Steps(dockerfile, {
+        ("", f"RUN {exec_form(command.text)}"): buildx.StepCommand("run.prepareCommands", index, len(commands), command)
+        for index, command in enumerate(commands)
+    })
 
 
 def _lock_key(setup: str, fingerprint: str) -> str:
@@ -161,38 +161,38 @@ class _staged:
     """Stage the build context (Dockerfile, addToRunPrepare files, Gleam archive); remove it after.
     Built under the image's lock; a write that fails (a full disk) removes what was staged."""
 
-    def __init__(self, b: _Build, cache_dir: Path, commands: Sequence[Command]) -> None:
-        self.b, self.commands = b, commands
+    def __init__(self, job: _Build, cache_dir: Path, commands: Sequence[Command]) -> None:
+        self.job, self.commands = job, commands
         with writing("the runtime build context", cache_dir / "context"):
             folder = cache_folder(cache_dir, "context")
-        self.dir = folder / component(f"{_lock_key(b.plan.name, b.plan.fingerprint)}-{os.getpid()}", "build context folder")
+        self.dir = folder / component(f"{_lock_key(job.plan.name, job.plan.fingerprint)}-{os.getpid()}", "build context folder")
 
     def __enter__(self) -> Path:
         with writing("the runtime build context (addToRunPrepare files, Dockerfile)", self.dir, partial=[self.dir]):
             return self._stage()
 
     def _stage(self) -> Path:
-        b, root = self.b, self.b.plan.files_root
+        job, root = self.job, self.job.plan.files_root
         shutil.rmtree(self.dir, ignore_errors=True)
         files = self.dir / "files"
         files.mkdir(parents=True)
-        for e in b.plan.entries:
-            target = files / e.rel
-            if e.kind == "dir":
+        for entry in job.plan.entries:
+            target = files / entry.rel
+            if entry.kind == "dir":
                 target.mkdir(parents=True, exist_ok=True)
-                os.chmod(target, e.mode)
-            elif e.kind == "link":
+                os.chmod(target, entry.mode)
+            elif entry.kind == "link":
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(e.content, target)
+                os.symlink(entry.content, target)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(root / e.rel, target)
-        if b.plan.gleam_file is not None:
-            _link_or_copy(b.plan.gleam_file, self.dir / "gleam.tar.gz")
-        b.context = self.dir
-        b.dockerfile_text = render_dockerfile(b.plan, b.settings, self.commands)
-        (self.dir / "Dockerfile").write_text(b.dockerfile_text)
-        b.command_steps = _command_steps(b.dockerfile_text, self.commands)
+                _link_or_copy(root / entry.rel, target)
+        if job.plan.gleam_file is not None:
+            _link_or_copy(job.plan.gleam_file, self.dir / "gleam.tar.gz")
+        job.context = self.dir
+        job.dockerfile_text = render_dockerfile(job.plan, job.settings, self.commands)
+        (self.dir / "Dockerfile").write_text(job.dockerfile_text)
+        job.steps = _steps(job.dockerfile_text, self.commands)
         return self.dir
 
     def __exit__(self, *exc: object) -> None:
@@ -206,50 +206,26 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _run_build(b: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
-    p, report = b.plan, b.report
-    commands = p.setup.run.prepare_commands
-    tracker = Tracker()
-    steps = step_lines(b.dockerfile_text)
-    gleam = p.inputs["gleam"]
+def _run_build(job: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
+    plan = job.plan
+    gleam = plan.inputs["gleam"]
     cli = "no gleam CLI" if gleam["source"] == "none" else f"gleam {gleam['version']}"
-    what = f"{p.setup.run.os}, {cli}, base {p.base_ref}"
-    report(f"[{p.name}] building runtime image {tag} ({what})")
-    with LogFile(log_path) as log:
-        log.write(b.dockerfile_text + "\n# ---- docker buildx build ----\n")
-
-        def on_line(line: str) -> None:
-            log.write(line + "\n")
-            build_line(report, p.name, line)
-            step = tracker.feed(line)
-            if step is None:
-                return
-            if step in b.command_steps:
-                i = b.command_steps[step]
-                first = commands[i].text.strip().splitlines()[0] if commands[i].text.strip() else ""
-                report(f"[{p.name}] {i + 1}/{len(commands)} {first[:120]}")
-            elif 0 < step <= len(steps) and steps[step - 1].split(None, 1)[0] in ("RUN", "ADD", "COPY"):
-                shown = steps[step - 1].rstrip(" \\")[:100]
-                report(f"[{p.name}] runtime: {shown}")
-
-        labels = {
-            f"{LABEL}.project": p.project_id,
-            f"{LABEL}.setup": p.name,
-            f"{LABEL}.fingerprint": p.fingerprint,
-            f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(p.inputs)),
-        }
-        try:
-            return engine.build(
-                b.context,
-                dockerfile=b.context / "Dockerfile",
-                tags=[tag],
-                labels=labels,
-                on_line=on_line,
-                builder=b.settings.builder,
-                no_cache=no_cache,
-            )
-        except engine.BuildError as exc:
-            raise _classify(b, tracker, exc, log_path) from None
+    what = f"{plan.setup.run.os}, {cli}, base {plan.base_ref}"
+    job.report(f"[{plan.name}] building runtime image {tag} ({what})")
+    labels = {
+        f"{LABEL}.project": plan.project_id,
+        f"{LABEL}.setup": plan.name,
+        f"{LABEL}.fingerprint": plan.fingerprint,
+        f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(plan.inputs)),
+    }
+    build = buildx.Build(plan.name, job.context, tags=(tag,), labels=labels, builder=job.settings.builder,
+                         no_cache=no_cache)
+    with buildx.log_file(log_path, job.dockerfile_text) as log:
+        outcome = buildx.run(build, job.steps, log, report=job.report, other_steps="runtime")
+        if isinstance(outcome, buildx.Failed):
+            raise _error(plan, outcome)
+    assert outcome.image_id is not None  # a build that loads its image returns its id
+    return outcome.image_id
 
 
 def _label_summary(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -263,70 +239,46 @@ def _label_summary(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _classify(b: _Build, tracker: Tracker, exc: engine.BuildError, log_path: Path) -> CriError:
-    p = b.plan
-    step = tracker.failed_step
-    commands = p.setup.run.prepare_commands
-    if step is not None and step in b.command_steps:
-        i = b.command_steps[step]
-        cmd = commands[i]
-        failure = CommandFailure(
-            setup=p.name,
-            phase="run.prepareCommands",
-            index=i,
-            command=cmd.text,
-            location=cmd.location,
-            exit_code=tracker.exit_code,
-            tail=tracker.tail(),
-            log_path=str(log_path),
-        )
-        return StepFailed(failure, status=PREPARING_RUNTIME_FAILED)
-    if step is not None:
-        lines = step_lines(b.dockerfile_text)
-        instruction = lines[step - 1] if 0 < step <= len(lines) else f"step {step}"
-        failure = CommandFailure(
-            setup=p.name,
-            phase="default runtime",
-            index=None,
-            command=instruction,
-            location=None,
-            exit_code=tracker.exit_code,
-            tail=tracker.tail(),
-            log_path=str(log_path),
-        )
+def _error(plan: Plan, failed: buildx.Failed) -> CriError:
+    """PREPARING_RUNTIME_FAILED naming the prepare command, or the default runtime's step that
+    failed before any of them ran; a failure that is no step's is the engine's."""
+    if failed.command is not None:
+        return StepFailed(failed.command_failure(plan.name), status=PREPARING_RUNTIME_FAILED)
+    if failed.step is not None:
+        failure = failed.step_failure(plan.name, "default runtime", failed.line or f"step {failed.step.step}")
         headline = (
-            f"[{p.name}] {PREPARING_RUNTIME_FAILED}: building the default {p.setup.run.os} runtime failed "
-            f"(exit code {tracker.exit_code}) before any run.prepareCommands ran"
+            f"[{plan.name}] {PREPARING_RUNTIME_FAILED}: building the default {plan.setup.run.os} runtime failed "
+            f"(exit code {failed.exit_code}) before any run.prepareCommands ran"
         )
         return StepFailed(failure, status=PREPARING_RUNTIME_FAILED, headline=headline)
-    tail = "\n".join(f"    {line}" for line in exc.log[-15:])
     message = (
-        f"[{p.name}] {PREPARING_RUNTIME_FAILED}: docker buildx build failed: {tracker.error or 'see the log'}\n"
-        f"  command: {' '.join(exc.command)}\n  last lines:\n{tail}\n  full log: {log_path}"
+        f"[{plan.name}] {PREPARING_RUNTIME_FAILED}: docker buildx build failed: {failed.error or 'see the log'}\n"
+        f"  command: {' '.join(failed.argv)}\n  last lines:\n{failed.last_lines()}\n  full log: {failed.log}"
     )
-    return EngineError(message, command=exc.command, output="\n".join(exc.log))
+    return EngineError(message, command=failed.argv, output="\n".join(failed.output))
 
 
-def _debug_shell(b: _Build, failed: StepFailed, cache_dir: Path) -> None:
+def _debug_shell(job: _Build, failed: StepFailed, cache_dir: Path) -> None:
     """Like Zerops' debug mode: a shell in the state just before the failing command."""
-    p, report = b.plan, b.report
-    i = failed.failure.index
-    if i is None:
-        report(f"[{p.name}] --debug: the failure is in the default runtime, before any prepare command")
+    plan, report = job.plan, job.report
+    failing = failed.failure.index
+    if failing is None:
+        report(f"[{plan.name}] --debug: the failure is in the default runtime, before any prepare command")
         return
-    commands = p.setup.run.prepare_commands
-    tag = f"{b.settings.repository}-debug/{p.project_id}/{p.name.lower()}:{p.fingerprint[:12]}"
-    report(f"[{p.name}] --debug: building the image up to run.prepareCommands[{i - 1}]" if i else
-           f"[{p.name}] --debug: building the image before the first prepare command")
-    with _staged(b, cache_dir, commands[:i]):
+    commands = plan.setup.run.prepare_commands
+    tag = f"{job.settings.repository}-debug/{plan.project_id}/{plan.name.lower()}:{plan.fingerprint[:12]}"
+    report(f"[{plan.name}] --debug: building the image up to run.prepareCommands[{failing - 1}]" if failing else
+           f"[{plan.name}] --debug: building the image before the first prepare command")
+    with _staged(job, cache_dir, commands[:failing]):
         try:
-            engine.build(b.context, dockerfile=b.context / "Dockerfile", tags=[tag], labels={}, on_line=lambda _l: None, builder=b.settings.builder)
+            engine.build(job.context, dockerfile=job.context / "Dockerfile", tags=[tag], labels={},
+                         on_line=lambda _line: None, builder=job.settings.builder)
         except engine.BuildError:
-            report(f"[{p.name}] --debug: could not build the state before the failing command")
+            report(f"[{plan.name}] --debug: could not build the state before the failing command")
             return
-    shell = "/bin/bash" if p.setup.run.os == "ubuntu" else "/bin/sh"
-    report(f"[{p.name}] --debug: a shell as zerops in /home/zerops ({tag}); the failing command was:")
-    for line in commands[i].text.splitlines():
+    shell = "/bin/bash" if plan.setup.run.os == "ubuntu" else "/bin/sh"
+    report(f"[{plan.name}] --debug: a shell as zerops in /home/zerops ({tag}); the failing command was:")
+    for line in commands[failing].text.splitlines():
         report(f"    {line}")
-    report(f"[{p.name}] --debug: run it, fix it, then exit the shell")
+    report(f"[{plan.name}] --debug: run it, fix it, then exit the shell")
     engine.shell(tag, user="zerops", workdir="/home/zerops", command=[shell], tty=sys.stdin.isatty())

@@ -93,7 +93,7 @@ def test_the_path_rules_of_each_kind(value: str, kind: str, why: str | None) -> 
 #: the reason it is not a name: (module, source of the right side).
 NOT_NAMES = {
     # a relative path found by fingerprint.scan under checked addToRunPrepare refs
-    ("runtime_build.py", "e.rel"),
+    ("runtime_build.py", "entry.rel"),
     # zerops.yml paths (the loader's path_problem rule), looked up in the project
     ("preflight.py", "r.value.strip()"),
     ("preflight.py", "dp.source"),
