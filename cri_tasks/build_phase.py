@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
-from . import artifact, engine, envvars, fingerprint, runtime_build
+from . import artifact, engine, envvars, fingerprint, records, runtime_build
 from .buildlog import Tracker, step_lines
 from .dockerfile import exec_form, render, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
@@ -23,10 +23,11 @@ from .model import Project, Setup
 from .locks import locked, sweep
 from .logfiles import LogFile, new_log
 from .results import Reporter, build_line
-from .runtime_plan import _now, gleam_source_for, project_id
+from .runtime_plan import gleam_source_for
 from .runtimes import OPERATING_SYSTEMS, gleam_version
 from .settings import Settings
 from .store import Store
+from .workspace import project_id
 from .paths import cache_folder, component, path_problem, private_dir, remove, writing
 
 FAILED = "BUILD_FAILED"
@@ -87,7 +88,8 @@ def _save_script(paths: list[str]) -> str:
 
 
 def build(project: Project, setup: Setup, settings: Settings, *, report: Reporter, store: Store) -> BuildResult:
-    """Run the build phase for one setup; returns the assembled artifact folder."""
+    """Run the build phase for one setup; returns the assembled artifact folder. ``store`` is
+    the call's records store; the cache folder is the one it was opened in."""
     component(setup.name, "setup name")  # before anything is written (the loader checked it too)
     b = setup.build
     if b is None:
@@ -98,7 +100,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     base = b.base[0] if b.base else "gleam@1.5"
     version = gleam_version(base, where=b.where("base"), path=f"zerops[{setup.index}].build.base")
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
-    cache_dir = settings.cache_path(project.root)
+    cache_dir = store.cache_dir
     env = build_env(project, setup, settings)
     env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     paths = cache_paths(setup)
@@ -125,7 +127,7 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
               gleam_file: Path | None, *, report: Reporter, store: Store) -> BuildResult:
     b = setup.build
     assert b is not None
-    cache_dir = settings.cache_path(project.root)
+    cache_dir = store.cache_dir
     context_dir = work / "context"
     out_dir = work / "out"
     # A failed write (a full disk) removes what this build half made: the staged source, the
@@ -189,7 +191,7 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
             failure = CommandFailure(setup.name, "build.deployFiles", None, ", ".join(r.value for r in b.deploy_files), None, None, [str(exc)], str(log_path))
             raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
         seconds = time.monotonic() - start
-        store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})
+        records.set_last_log(store, setup.name, "build", str(log_path), ok=True)
     except BaseException:
         for path in partial:
             remove(path)

@@ -13,9 +13,15 @@ must work on a full disk (``stop``, ``clean``) the folder keeps a reserve file o
 checkpointed after every commit so that it stays well inside the reserve. A write that still
 cannot be made is a :class:`CriError` naming the folder; nothing is moved aside or lost.
 
-Keys: ``image/<fingerprint>`` (a built image), ``setup/<name>`` (the last good prepare of a setup),
-``stat/<name>`` (the stat cache of its addToRunPrepare files), ``log/<name>/<phase>`` (last log).
-Writing or deleting a ``setup/`` record drops the cache-hit index (:mod:`cri_tasks.hitindex`).
+The keys and the records under them (``setup/<setup>``, ``image/<setup>/<fingerprint>``,
+``deploy/<setup>``, ``swarm/...``, ``stat/...``, ``log/<setup>/<phase>``, ``meta/...``) are
+:mod:`cri_tasks.records`'; this module only keeps JSON objects. Writing or deleting a ``setup/``
+record drops the cache-hit index (:mod:`cri_tasks.hitindex`).
+
+One store is opened per API call (:class:`cri_tasks.workspace.Workspace`). diskcache keeps one
+SQLite connection per thread and ``close`` closes the calling thread's only, and the read-only
+connection of a full disk belongs to the thread that opened it: a store is used by the thread
+that opened it.
 """
 
 from __future__ import annotations
@@ -34,12 +40,12 @@ from diskcache.core import MODE_PICKLE
 
 from . import hitindex
 from .errors import CriError
+from .records import SCHEMA_KEY, is_setup_key
 from .paths import cache_folder, private_dir, writing
 
 
 #: the layout of the records; a database with another number is moved aside, never misread
 SCHEMA = 1
-SCHEMA_KEY = "meta/schema"
 #: room kept in the records folder for the writes a full disk must not stop (see above)
 RESERVE = "reserve"
 RESERVE_BYTES = 128 * 1024
@@ -247,7 +253,7 @@ class Store:
 
     def _changed(self, key: str) -> None:
         """The cache-hit index is derived from the setup records: drop it when one changes."""
-        if key.startswith("setup/"):
+        if is_setup_key(key):
             hitindex.forget(self.cache_dir)
 
     def identity(self) -> tuple[str, list[int]]:

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
     from ..model import Project, Setup
     from ..results import Reporter
     from ..settings import Settings
+    from ..workspace import Workspace
 
 
 class Target(Protocol):
-    def __init__(self, project: Project, settings: Settings, report: Reporter) -> None: ...
+    def __init__(self, project: Project, settings: Settings, report: Reporter,
+                 workspace: Workspace | None = None) -> None: ...
 
     def activate(self, setup: Setup, version: Version, env: dict[str, str], *, previous: Version | None) -> Activation: ...
 

@@ -27,8 +27,8 @@ from ..model import Port, Project, Setup
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
 from ..engine import LABEL
-from ..runtime_plan import project_id
 from ..settings import Settings
+from ..workspace import Workspace, project_id
 from ..paths import cache_folder, component, writing
 from . import env_file_prefix
 
@@ -41,9 +41,11 @@ class _Proxy:
 
 
 class LocalTarget:
-    def __init__(self, project: Project, settings: Settings, report: Reporter) -> None:
+    def __init__(self, project: Project, settings: Settings, report: Reporter,
+                 workspace: Workspace | None = None) -> None:
         self.project, self.settings, self.report = project, settings, report
         self.pid = project_id(project)
+        self.cache_dir = workspace.cache_dir if workspace is not None else settings.cache_path(project.root)
         self.network = f"cri-{self.pid}"
 
     # -- names ----------------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class LocalTarget:
         volume = self.zsc_volume(setup)
         engine.ensure_volume(volume, labels=self._labels(setup, role="zsc"))
         names = []
-        env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
+        env_dir = cache_folder(self.cache_dir, "tmp")
         for k in range(1, n + 1):
             name = f"cri-{self.pid}-{setup.name.lower()}-v{version.number}-{k}-{activation}"
             fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))
@@ -228,9 +230,9 @@ class LocalTarget:
         tag = f"{self.settings.repository}-proxy/{self.pid}/{os_name}:{fingerprint.digest([templates_digest(), base, base_id])[:12]}"
         if engine.image_ids([tag]).get(tag) is None:
             self.report(f"[{setup.name}] building the front proxy image {tag}")
-            work = self.settings.cache_path(self.project.root) / "proxy-build"
+            work = self.cache_dir / "proxy-build"
             with writing("the proxy image's Dockerfile", work, partial=[work / "Dockerfile"]):
-                cache_folder(self.settings.cache_path(self.project.root), "proxy-build")
+                cache_folder(self.cache_dir, "proxy-build")
                 (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
             try:
                 engine.build(work, dockerfile=work / "Dockerfile", tags=[tag], labels={f"{LABEL}.project": self.pid, f"{LABEL}.role": "proxy"},
@@ -291,10 +293,10 @@ class LocalTarget:
                 "health": proxy_health(setup),
             },
         )
-        work = self.settings.cache_path(self.project.root) / "tmp"
+        work = self.cache_dir / "tmp"
         path = work / component(f"haproxy-{setup.name}.cfg", "proxy configuration file")
         with writing("the proxy configuration", work, partial=[path]):
-            cache_folder(self.settings.cache_path(self.project.root), "tmp")
+            cache_folder(self.cache_dir, "tmp")
             path.write_text(text)
         engine.copy_into(proxy, path, "/etc/cri-proxy/haproxy.cfg")
 
