@@ -93,6 +93,7 @@ class Store:
         # ``_reader`` (None: no database yet, so no records) and writes fail cleanly.
         self._unwritable: OSError | sqlite3.OperationalError | None = None
         self._reader: sqlite3.Connection | None = None
+        self._released = False  # the reserve was given up for a write (see _settle)
         self._cache: diskcache.Cache | None = self._open()
 
     def _open(self) -> diskcache.Cache | None:
@@ -182,9 +183,10 @@ class Store:
         """Give up the reserve file for a write the full disk refused; False when it is gone."""
         try:
             os.unlink(self.directory / RESERVE)
-            return True
         except OSError:
             return False
+        self._released = True
+        return True
 
     def _keep_reserve(self) -> None:
         """Make the reserve file again when it is missing and there is room (best effort)."""
@@ -206,6 +208,7 @@ class Store:
             os.close(fd)
 
     def _raw(self, key: str) -> Any:
+        self.settle()
         if self._cache is not None:
             return self._cache.get(key)
         if self._reader is None:
@@ -239,6 +242,7 @@ class Store:
 
     def _write(self, key: str, verb: str, change: Callable[[diskcache.Cache], Any]) -> Any:
         """One atomic change; on a full disk the reserve is given up and it is tried once more."""
+        self.settle()
         cache = self._writer(key, verb)
         try:
             return change(cache)
@@ -250,6 +254,30 @@ class Store:
                     exc = again
             raise CriError(f"cannot {verb} the record {key} in {self.directory}: {_why(exc)}; "
                            "the records already there are unchanged (free some space and run it again)") from None
+
+    def settle(self) -> None:
+        """After a write that gave up the reserve (else nothing): close the database (its WAL
+        goes, and its room with it), make the reserve again and open the database anew,
+        read-only when the disk is still full.
+
+        A store lives for a whole call (one per Workspace), where it used to be closed after
+        each step, making the reserve again each time. So that the room the reserve kept is
+        not left free for what the call writes next (a build context would fill it, and the
+        next write of a record would find no reserve), the next use of the store, and the
+        workspace before it makes a folder or a log in the cache, call this first: the close
+        and reopen a store closed after each step made."""
+        if not self._released:
+            return
+        self._released = False
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        self._keep_reserve()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._unwritable = None
+        self._cache = self._open()
 
     def _changed(self, key: str) -> None:
         """The cache-hit index is derived from the setup records: drop it when one changes."""
@@ -263,6 +291,7 @@ class Store:
         return path, hitindex.file_identity(path)
 
     def keys(self, prefix: str = "") -> list[str]:
+        self.settle()
         if self._cache is not None:
             found: list[Any] = list(self._cache.iterkeys())
         elif self._reader is not None:

@@ -57,6 +57,7 @@ class Workspace:
 
     def folder(self, *parts: str) -> Path:
         """A folder of the cache (created owner-only when missing): ``tmp``, ``build``, ..."""
+        self._settle()
         return cache_folder(self.cache_dir, *parts)
 
     def lock(self, key: str, **options: Any) -> AbstractContextManager[None]:
@@ -65,7 +66,14 @@ class Workspace:
 
     def new_log(self, setup: str, phase: str) -> Path:
         """A new log file for ``phase`` of ``setup`` under ``<cache>/logs/<setup>/``."""
+        self._settle()
         return new_log(self.cache_dir, setup, phase)
+
+    def _settle(self) -> None:
+        """Before writing into the cache folder: the reserve a record write gave up on a full
+        disk is made again first (:meth:`cri_tasks.store.Store.settle`)."""
+        if self._store is not None:
+            self._store.settle()
 
     def close(self) -> None:
         if self._store is not None:

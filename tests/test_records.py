@@ -236,3 +236,31 @@ def test_no_module_but_records_spells_a_record_key() -> None:
                 if isinstance(part, ast.Constant) and isinstance(part.value, str) and part.value.startswith(prefixes):
                     offenders.append(f"{module}:{node.lineno}: {part.value!r}")
     assert offenders == []
+
+
+def test_a_store_held_for_a_whole_call_makes_its_reserve_again_before_it_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store closed after each step made the reserve again each time; one held for the call
+    # does it before its next use, or before the workspace writes into the cache folder.
+    project = Project(tmp_path / "zerops.yml", ())
+    with Workspace(project, resolve({})) as ws:
+        records.set_last_log(ws.store, "app", "build", "/x.log", ok=True)
+    reserve = tmp_path / ".cri" / "records" / store_module.RESERVE
+    assert reserve.exists()
+    opens: list[int] = []
+    real = store_module._new_cache
+
+    def full_once(directory: Path) -> Any:
+        opens.append(1)
+        if len(opens) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(directory)
+
+    monkeypatch.setattr(store_module, "_new_cache", full_once)
+    with Workspace(project, resolve({})) as ws:
+        records.set_last_log(ws.store, "app", "build", "/y.log", ok=False)  # read-only: the reserve is spent
+        assert not reserve.exists() and len(opens) == 2
+        ws.folder("tmp")
+        assert reserve.exists() and len(opens) == 3  # closed, reserve made, opened again
+        log = records.last_log(ws.store, "app", "build")
+        assert log is not None and (log.path, log.ok) == ("/y.log", False) and len(opens) == 3
