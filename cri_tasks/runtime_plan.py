@@ -19,12 +19,10 @@ from .errors import ConfigError, Problem
 from .model import Project, Setup
 from .runtimes import DEFAULT_BASE, OPERATING_SYSTEMS, gleam_release_url, gleam_version
 from .settings import Settings
-from .workspace import project_id
+from .workspace import project_id as project_id  # its home is the workspace; still importable from here
 
 if TYPE_CHECKING:
     from .store import Store
-
-__all__ = ["Plan", "app_tag", "diff_inputs", "gleam_source_for", "plan", "project_id", "repository_for", "tag_for"]
 
 
 @dataclass
