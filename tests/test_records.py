@@ -221,7 +221,7 @@ def test_one_store_is_opened_per_api_call(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_no_module_but_records_spells_a_record_key() -> None:
     prefixes = ("setup/", "image/", "deploy/", "swarm/", "stat/", "log/", "meta/")
-    offenders = []
+    offenders = []  # a string that starts like a key: f"deploy/{name}", "stat/gleam-archive", ...
     for path in sorted(PACKAGE.rglob("*.py")):
         module = path.relative_to(PACKAGE).as_posix()
         if module == "records.py":
@@ -234,7 +234,7 @@ def test_no_module_but_records_spells_a_record_key() -> None:
                 parts = [node]
             for part in parts:
                 if isinstance(part, ast.Constant) and isinstance(part.value, str) and part.value.startswith(prefixes):
-                    offenders.append(f"{module}:{node.lineno}: {part.value!r}")
+                    offenders.append(f"{module}:{part.lineno}: {part.value!r}")
     assert offenders == []
 
 
