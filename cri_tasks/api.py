@@ -3,7 +3,9 @@ no logic lives in the adapters. Every task returns its typed result (:mod:`cri_t
 ``as_json()`` is its ``--json`` document, ``lines()`` its text.
 
 Each function takes ``settings`` as a :class:`~cri_tasks.settings.Settings`, a raw ``cri``
-mapping (as in invoke.yaml), or None for the defaults.
+mapping (as in invoke.yaml), or None for the defaults. A function that works in the cache
+folder opens one :class:`~cri_tasks.workspace.Workspace` for the call (the cache folder, one
+records store, locks and logs) and hands it to the phases.
 """
 
 from __future__ import annotations
@@ -78,28 +80,30 @@ def prepare(
         if hits is not None:
             return Prepared(hits)
     from . import runtime_image as _prepare
+    from .workspace import Workspace
 
     project = load(file, s, data=None if key is None else key.data)  # the very bytes of the key
     _preflight(project, s, setup, "prepare")
-    return Prepared(_prepare.prepare(
-        project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
-        hit_key=key,
-    ))
+    with Workspace(project, s) as ws:
+        return Prepared(_prepare.prepare(
+            project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
+            hit_key=key, workspace=ws,
+        ))
 
 
 def render(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Rendered:
     """The Dockerfile prepare would build, per setup."""
     from .runtime_build import render_dockerfile
     from .runtime_plan import plan
-    from .store import Store
+    from .workspace import Workspace
 
     s = _settings(settings)
 
     project = load(file, s)
     out = {}
-    with Store(s.cache_path(project.root)) as store:
+    with Workspace(project, s) as ws:
         for st in project.select(setup):
-            p = plan(project, st, s, store)
+            p = plan(project, st, s, ws.store)
             out[st.name] = render_dockerfile(p, s, st.run.prepare_commands)
     return Rendered(out)
 
@@ -107,20 +111,25 @@ def render(file: str | Path | None = None, *, setup: str | None = None, settings
 def clean(file: str | Path | None = None, *, setup: str | None = None, images: bool = False, settings: SettingsLike = None) -> Cleaned:
     """Forget prepared images (Zerops' "Clear runtime prepare image"); ``images`` removes them too."""
     from . import runtime_image as _prepare
+    from .workspace import Workspace
 
     s = _settings(settings)
-    return Cleaned(_prepare.clean(load(file, s), s, setup=setup, images=images))
+    project = load(file, s)
+    with Workspace(project, s) as ws:
+        return Cleaned(_prepare.clean(project, s, setup=setup, images=images, workspace=ws))
 
 
 def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepare", settings: SettingsLike = None) -> Path:
     """The last log of ``phase`` for ``setup``."""
     from . import runtime_image as _prepare
+    from .workspace import Workspace
 
     s = _settings(settings)
 
     project = load(file, s)
     project.select(setup)
-    path = _prepare.last_log(project, s, setup, phase)
+    with Workspace(project, s) as ws:
+        path = _prepare.last_log(project, s, setup, phase, workspace=ws)
     if path is None or not path.exists():
         raise CriError(f"[{setup}] no {phase} log yet: run the {phase} task for this setup first")
     return path
@@ -130,14 +139,14 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
           report: Reporter = stderr_reporter) -> Built:
     """Run the build phase of each selected setup; returns their BuildResults."""
     from . import build_phase
-    from .store import Store
+    from .workspace import Workspace
 
     s = _settings(settings)
     project = load(file, s)
     for warning in _preflight(project, s, setup, "build"):
         report(str(warning))
-    with Store(s.cache_path(project.root)) as store:
-        return Built(build_phase.build(project, st, s, report=report, store=store) for st in project.select(setup))
+    with Workspace(project, s) as ws:
+        return Built(build_phase.build(project, st, s, report=report, store=ws.store) for st in project.select(setup))
 
 
 def deploy(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
@@ -147,36 +156,47 @@ def deploy(file: str | Path | None = None, *, setup: str | None = None, settings
     ``check``: only say whether the deploy would build the runtime image (PrepareResults with
     ``would build`` or ``up to date``); the build phase runs, nothing is deployed."""
     from . import deploy_phase as _deploy
+    from .workspace import Workspace
 
     s = _settings(settings)
     project = load(file, s)
     _preflight(project, s, setup, "deploy")
-    if check:
-        return DeployCheck(_deploy.check(project, s, setup=setup, report=report))
-    return Deployed(_deploy.deploy(project, s, setup=setup, report=report))
+    with Workspace(project, s) as ws:
+        if check:
+            return DeployCheck(_deploy.check(project, s, setup=setup, report=report, workspace=ws))
+        return Deployed(_deploy.deploy(project, s, setup=setup, report=report, workspace=ws))
 
 
 def rollback(file: str | Path | None = None, *, setup: str, version: int | None = None,
              settings: SettingsLike = None, report: Reporter = stderr_reporter) -> Rollback:
     """Activate an earlier kept version (default: the one before the active one)."""
     from . import deploy_phase as _deploy
+    from .workspace import Workspace
 
     s = _settings(settings)
-    return Rollback(_deploy.rollback(load(file, s), s, setup=setup, version=version, report=report))
+    project = load(file, s)
+    with Workspace(project, s) as ws:
+        return Rollback(_deploy.rollback(project, s, setup=setup, version=version, report=report, workspace=ws))
 
 
 def status(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> StatusReport:
     from . import deploy_phase as _deploy
+    from .workspace import Workspace
 
     s = _settings(settings)
-    return StatusReport(_deploy.status(load(file, s), s, setup=setup))
+    project = load(file, s)
+    with Workspace(project, s) as ws:
+        return StatusReport(_deploy.status(project, s, setup=setup, workspace=ws))
 
 
 def stop(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Stopped:
     from . import deploy_phase as _deploy
+    from .workspace import Workspace
 
     s = _settings(settings)
-    return Stopped(_deploy.stop(load(file, s), s, setup=setup))
+    project = load(file, s)
+    with Workspace(project, s) as ws:
+        return Stopped(_deploy.stop(project, s, setup=setup, workspace=ws))
 
 
 def logs(file: str | Path | None = None, *, setup: str, tail: int | None = 100, follow: bool = False,
@@ -185,12 +205,15 @@ def logs(file: str | Path | None = None, *, setup: str, tail: int | None = 100, 
     ``phase`` (``prepare`` or ``build``): the last log of that phase instead."""
     from . import deploy_phase as _deploy
 
+    from .workspace import Workspace
+
     s = _settings(settings)
     if phase is not None:
         path = log_path(file, setup=setup, phase=phase, settings=s)
         return Logs(setup, [(str(path), path.read_text(encoding="utf-8", errors="replace"))], log_file=path)
     project = load(file, s)
-    if follow:
-        _deploy.follow_logs(project, s, setup=setup)
-        return Logs(setup)
-    return Logs(setup, _deploy.logs(project, s, setup=setup, tail=tail))
+    with Workspace(project, s) as ws:
+        if follow:
+            _deploy.follow_logs(project, s, setup=setup, workspace=ws)
+            return Logs(setup)
+        return Logs(setup, _deploy.logs(project, s, setup=setup, tail=tail, workspace=ws))

@@ -15,17 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import artifact, buildx, engine, envvars, fingerprint, runtime_build
+from . import artifact, buildx, engine, envvars, fingerprint, records, runtime_build
 from .dockerfile import exec_form, render, templates_digest, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
 from .model import Build, Project, Setup
 from .locks import locked, sweep
 from .logfiles import new_log
 from .results import Reporter
-from .runtime_plan import _now, gleam_source_for, project_id
+from .runtime_plan import gleam_source_for
 from .runtimes import OPERATING_SYSTEMS, build_toolchain
 from .settings import Settings
 from .store import Store
+from .workspace import project_id
 from .paths import component, path_refusal, private_dir, remove, writing
 
 FAILED = "BUILD_FAILED"
@@ -107,7 +108,8 @@ def _save_script(paths: list[str]) -> str:
 
 
 def build(project: Project, setup: Setup, settings: Settings, *, report: Reporter, store: Store) -> BuildResult:
-    """Run the build phase for one setup; returns the assembled artifact folder."""
+    """Run the build phase for one setup; returns the assembled artifact folder. ``store`` is
+    the call's records store; the cache folder is the one it was opened in."""
     component(setup.name, "setup name")  # before anything is written (the loader checked it too)
     section = setup.build
     if section is None:
@@ -117,7 +119,7 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
         raise ConfigError(f"[{setup.name}] build.os {os_name!r} is not supported")
     version = build_toolchain(section.base, where=section.where("base"), path=f"zerops[{setup.index}].build.base")
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
-    cache_dir = settings.cache_path(project.root)
+    cache_dir = store.cache_dir
     env = build_env(project, setup, settings)
     env_text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     paths = cache_paths(setup)
@@ -155,7 +157,7 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
               store: Store) -> BuildResult:
     section = setup.build
     assert section is not None
-    cache_dir = settings.cache_path(project.root)
+    cache_dir = store.cache_dir
     context_dir = work / "context"
     out_dir = work / "out"
     # A failed write (a full disk) removes what this build half made: the staged source, the
@@ -207,7 +209,7 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
             failure = CommandFailure(setup.name, "build.deployFiles", None, deploy_files, None, None, [str(exc)], str(log_path))
             raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
         seconds = time.monotonic() - start
-        store.set(f"log/{setup.name}/build", {"path": str(log_path), "time": _now(), "ok": True})
+        records.set_last_log(store, setup.name, "build", str(log_path), ok=True)
     except BaseException:
         for path in partial:
             remove(path)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from invoke import Argument, Exit, Program
+from invoke import Argument, Program
 
 from ._version import __version__
 from .config import CriConfig

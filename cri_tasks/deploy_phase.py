@@ -23,23 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import build_phase, buildx, cron, deployed, engine, envvars, runtime_image
-from .locks import locked
+from . import build_phase, buildx, cron, deployed, engine, envvars, records, runtime_image
 from .dockerfile import render
 from .errors import ConfigError, CriError, Problem
 from .model import Project, Setup
-from .logfiles import new_log
 from .probe import SwitchReport
 from .results import PrepareResult, Reporter, stderr_reporter
 from .engine import LABEL
-from .runtime_plan import _now, app_tag, project_id, repository_for
+from .runtime_plan import app_tag, repository_for
 from .settings import Settings
 from .store import Store
-from .paths import cache_folder, component, path_refusal, private_dir, remove, writing
+from .paths import component, path_refusal, private_dir, remove, writing
 from .targets import Target, get
 # The words a target shares with this module live below both (targets/base.py); they stay
 # importable from here, where the callers of the deploy phase find them.
 from .targets.base import DEPLOY_FAILED, Activation, HealthTimings, Version, check_command, deploy_error, env_file_prefix
+from .workspace import Workspace, opened, project_id
 
 __all__ = [
     "DEPLOY_FAILED", "Activation", "DeployFailed", "DeployResult", "HealthTimings", "Version", "builtins_for",
@@ -97,12 +96,17 @@ def check_env_replace_targets(setup: Setup) -> None:
             raise ConfigError([Problem(refusal, path=ref.path, location=ref.location)])
 
 
-def _target(project: Project, settings: Settings, report: Reporter) -> Target:
-    return get(settings.target)(project, settings, report)
+def _target(ws: Workspace, report: Reporter) -> Target:
+    return get(ws.settings.target)(ws.project, ws.settings, report, workspace=ws)
 
 
 def _record(store: Store, setup: str) -> dict[str, Any]:
-    return store.get(f"deploy/{setup}") or {"next": 1, "versions": [], "active": None}
+    """The setup's deploy record as JSON (an empty history when there is none)."""
+    return (records.deploy_history(store, setup) or records.DeployHistory()).as_json()
+
+
+def _save(store: Store, setup: str, rec: dict[str, Any]) -> None:
+    records.set_deploy_history(store, setup, records.DeployHistory.from_json(rec))
 
 
 def _version(entry: dict[str, Any]) -> Version:
@@ -148,17 +152,17 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
       becomes the active one.
     """
     pid = project_id(project)
-    owner = store.get("meta/project")
-    if owner is None or owner.get("id") != pid:
+    owner = records.project_owner(store)
+    if owner is None or owner.id != pid:
         # A cache folder inside the project moves with it (a renamed folder is the same
         # project); one outside it may be shared by mistake: its records are someone else's.
         inside = store.cache_dir.resolve().is_relative_to(project.root.resolve())
         if owner is not None and not inside:
             raise CriError(f"the cache folder {store.cache_dir} holds the deploy records of another project "
-                           f"({owner.get('root')}); give each project its own cri.cache_dir")
-        store.set("meta/project", {"id": pid, "root": str(project.root.resolve())})
-    stored = store.get(f"deploy/{s.name}")
-    rec = stored or {"next": 1, "versions": [], "active": None}
+                           f"({owner.root}); give each project its own cri.cache_dir")
+        records.set_project_owner(store, records.ProjectOwner(pid, str(project.root.resolve())))
+    stored = records.deploy_history(store, s.name)
+    rec = (stored or records.DeployHistory()).as_json()
     before = copy.deepcopy(rec)
     found = engine.list_images({f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app"})
     repo = repository_for(settings, pid, s.name)
@@ -201,7 +205,7 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
                f"runs: recorded version {serving} as active")
         rec["active"] = serving
     if rec != before or stored is None and rec["versions"]:
-        store.set(f"deploy/{s.name}", rec)
+        _save(store, s.name, rec)
     return rec
 
 
@@ -250,7 +254,8 @@ def env_warnings(project: Project, setup: Setup, settings: Settings) -> list[Pro
     return warnings
 
 
-def deploy(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter) -> list[DeployResult]:
+def deploy(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter,
+           workspace: Workspace | None = None) -> list[DeployResult]:
     """Deploy the selected setups one after the other.
 
     A target that says ``all_or_nothing = True`` (the swarm target: Swarm rolls back one service,
@@ -259,8 +264,14 @@ def deploy(project: Project, settings: Settings, *, setup: str | None = None, re
     active before it (:func:`rollback`), or are stopped when none was. Other targets (local) go
     on with the next setup and keep what succeeded.
     """
+    with opened(project, settings, workspace) as ws:
+        return _deploy(ws, setup, report)
+
+
+def _deploy(ws: Workspace, setup: str | None, report: Reporter) -> list[DeployResult]:
     from dataclasses import replace
 
+    project, settings = ws.project, ws.settings
     setups = project.select(setup)
     for s in setups:  # every name before anything is written (the loader checked them too)
         component(s.name, "setup name")
@@ -279,10 +290,9 @@ def deploy(project: Project, settings: Settings, *, setup: str | None = None, re
             continue
         before: int | None = None
         if all_or_nothing:
-            with Store(settings.cache_path(project.root)) as store:
-                before = _record(store, s.name)["active"]
+            before = _record(ws.store, s.name)["active"]
         try:
-            results.append(_deploy_one(project, settings, s, report, start))
+            results.append(_deploy_one(ws, s, report, start))
             if all_or_nothing:
                 activated.append((s, before))
         except CriError as exc:
@@ -296,12 +306,12 @@ def deploy(project: Project, settings: Settings, *, setup: str | None = None, re
             try:
                 if before is None:
                     report(f"[{s.name}] {failed} failed: removing {s.name} again (no version of it was active before)")
-                    stop(project, settings, setup=s.name)
+                    stop(project, settings, setup=s.name, workspace=ws)
                     note = f"[{s.name}] removed again: no version of it was active before and {failed} failed"
                     results[i] = DeployResult(s.name, "ROLLED_BACK", None, None, None, seconds=time.monotonic() - start, error=note)
                 else:
                     report(f"[{s.name}] {failed} failed: returning {s.name} to version {before}")
-                    back = rollback(project, settings, setup=s.name, version=before, report=report)
+                    back = rollback(project, settings, setup=s.name, version=before, report=report, workspace=ws)
                     note = f"[{s.name}] returned to version {before} because {failed} failed"
                     results[i] = replace(back, status="ROLLED_BACK", error=note)
                 errors.append(CriError(note, status=DEPLOY_FAILED))
@@ -313,10 +323,10 @@ def deploy(project: Project, settings: Settings, *, setup: str | None = None, re
     return results
 
 
-def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter, start: float) -> DeployResult:
+def _deploy_one(ws: Workspace, s: Setup, report: Reporter, start: float) -> DeployResult:
     check_env_replace_targets(s)
-    cache_dir = settings.cache_path(project.root)
-    with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+    project, settings, cache_dir, store = ws.project, ws.settings, ws.cache_dir, ws.store
+    with ws.lock(f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
         _remove_env_leftovers(cache_dir, s.name)
         # Fail on bad variables before anything is built or started; say which stay literal.
         for warning in env_warnings(project, s, settings):
@@ -324,25 +334,23 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
         # The build folder is this deploy's from the build until the app image holds the
         # artifact: an `invoke build` of the same setup waits (and says so) meanwhile.
         with build_phase.work_folder(cache_dir, s.name, settings, report):
-            with Store(cache_dir) as store:
-                built = build_phase.build(project, s, settings, report=report, store=store)
+            built = build_phase.build(project, s, settings, report=report, store=store)
             try:
-                prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report)[0]
+                prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report,
+                                                 workspace=ws)[0]
             finally:
                 shutil.rmtree(built.tree, ignore_errors=True)
             assert prepared.image is not None
-            target = _target(project, settings, report)
-            with Store(cache_dir) as store:
-                rec = reconcile(project, settings, s, store, target, report)
-                number = int(rec["next"])
-                rec["next"] = number + 1
-                store.set(f"deploy/{s.name}", rec)
-            image, image_id = _app_image(project, settings, s, built.artifact, prepared.image, number, report)
-        version = Version(number, image, image_id, prepared.image, _now(), run=deployed.record(s))
+            target = _target(ws, report)
+            rec = reconcile(project, settings, s, store, target, report)
+            number = int(rec["next"])
+            rec["next"] = number + 1
+            _save(store, s.name, rec)
+            image, image_id = _app_image(ws, s, built.artifact, prepared.image, number, report)
+        version = Version(number, image, image_id, prepared.image, records.now(), run=deployed.record(s))
         env = run_env(project, s, settings, version)
-        with Store(cache_dir) as store:
-            rec = _record(store, s.name)
-            previous = next((_version(v) for v in rec["versions"] if v["version"] == rec["active"]), None)
+        rec = _record(store, s.name)
+        previous = next((_version(v) for v in rec["versions"] if v["version"] == rec["active"]), None)
         report(f"[{s.name}] activating version {number}")
         checked_image(s.name, version)
         try:
@@ -352,12 +360,11 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
             # the next command's reconcile adopts it). `untag` never forces.
             engine.untag(image)
             raise
-        with Store(cache_dir) as store:
-            rec = _record(store, s.name)
-            rec["versions"] = [v for v in rec["versions"] if v["version"] != number] + [version.as_json()]
-            rec["active"] = number
-            dropped = _trim(rec, settings.keep_versions)
-            store.set(f"deploy/{s.name}", rec)
+        rec = _record(store, s.name)
+        rec["versions"] = [v for v in rec["versions"] if v["version"] != number] + [version.as_json()]
+        rec["active"] = number
+        dropped = _trim(rec, settings.keep_versions)
+        _save(store, s.name, rec)
         if dropped:
             engine.remove_images(dropped)
         shutil.rmtree(built.artifact, ignore_errors=True)
@@ -367,23 +374,24 @@ def _deploy_one(project: Project, settings: Settings, s: Setup, report: Reporter
                             time.monotonic() - start, activation.containers)
 
 
-def check(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter) -> list[PrepareResult]:
+def check(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter,
+          workspace: Workspace | None = None) -> list[PrepareResult]:
     """What ``deploy --check`` answers: whether a deploy would build the runtime image, for each
     selected setup. The runtime image of a deploy is prepared from the tree after the build
     (addToRunPrepare files may be build output), so the build phase runs (BuildKit caches it);
     nothing is prepared, versioned or started."""
     out = []
-    for s in project.select(setup):
-        check_env_replace_targets(s)
-        run_env(project, s, settings, Version(0, "", "sha256:000000000000", ""))
-        with Store(settings.cache_path(project.root)) as store:
-            built = build_phase.build(project, s, settings, report=report, store=store)
-        try:
-            out.extend(runtime_image.prepare(project, settings, setup=s.name, root=built.tree, explain=True,
-                                             report=report))
-        finally:
-            shutil.rmtree(built.tree, ignore_errors=True)
-            shutil.rmtree(built.artifact, ignore_errors=True)
+    with opened(project, settings, workspace) as ws:
+        for s in project.select(setup):
+            check_env_replace_targets(s)
+            run_env(project, s, settings, Version(0, "", "sha256:000000000000", ""))
+            built = build_phase.build(project, s, settings, report=report, store=ws.store)
+            try:
+                out.extend(runtime_image.prepare(project, settings, setup=s.name, root=built.tree, explain=True,
+                                                 report=report, workspace=ws))
+            finally:
+                shutil.rmtree(built.tree, ignore_errors=True)
+                shutil.rmtree(built.artifact, ignore_errors=True)
     return out
 
 
@@ -404,7 +412,8 @@ def _trim(rec: dict[str, Any], keep: int) -> list[str]:
     return [v["image"] for v in dropped]
 
 
-def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
+def _app_image(ws: Workspace, s: Setup, artifact: Path, runtime: str, number: int, report: Reporter) -> tuple[str, str]:
+    settings = ws.settings
     run = s.run
     hc = run.health_check
     health = None
@@ -432,7 +441,7 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
         ],
     })
     name = component(s.name, "setup name")
-    work = cache_folder(settings.cache_path(project.root), "build") / name / "app-context"
+    work = ws.folder("build") / name / "app-context"
     shutil.rmtree(work, ignore_errors=True)
     with writing("the app image context", work, partial=[work, artifact]):
         private_dir(work.parent)
@@ -440,9 +449,9 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
         artifact.rename(work / "app")
         (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script,
                                                                       "cron_script": cron_script}))
-        pid = project_id(project)
+        pid = ws.project_id
         tag = app_tag(settings, pid, s.name, number)
-        log_path = new_log(settings.cache_path(project.root), s.name, "app-image")
+        log_path = ws.new_log(s.name, "app-image")
     labels = {f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app",
               f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime}
     build = buildx.Build(s.name, work, tags=(tag,), labels=labels, builder=settings.builder)
@@ -459,16 +468,21 @@ def _app_image(project: Project, settings: Settings, s: Setup, artifact: Path, r
     return tag, outcome.image_id
 
 
-def rollback(project: Project, settings: Settings, *, setup: str, version: int | None, report: Reporter) -> DeployResult:
+def rollback(project: Project, settings: Settings, *, setup: str, version: int | None, report: Reporter,
+             workspace: Workspace | None = None) -> DeployResult:
     """Activate an earlier version (default: the one before the active one), zero-downtime."""
+    with opened(project, settings, workspace) as ws:
+        return _rollback(ws, setup, version, report)
+
+
+def _rollback(ws: Workspace, setup: str, version: int | None, report: Reporter) -> DeployResult:
+    project, settings, store = ws.project, ws.settings, ws.store
     s = project.select(setup)[0]
-    cache_dir = settings.cache_path(project.root)
     start = time.monotonic()
-    with locked(cache_dir, f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
-        target = _target(project, settings, report)
-        _remove_env_leftovers(cache_dir, s.name)
-        with Store(cache_dir) as store:
-            rec = reconcile(project, settings, s, store, target, report)
+    with ws.lock(f"deploy-{s.name}", wait=False, what=f"another deploy of {s.name} is running"):
+        target = _target(ws, report)
+        _remove_env_leftovers(ws.cache_dir, s.name)
+        rec = reconcile(project, settings, s, store, target, report)
         kept = sorted((v for v in rec["versions"]), key=lambda v: v["version"])
         if not kept:
             raise CriError(f"[{s.name}] nothing deployed yet")
@@ -492,65 +506,68 @@ def rollback(project: Project, settings: Settings, *, setup: str, version: int |
         env = run_env(project, s, settings, chosen)
         report(f"[{s.name}] rolling back to version {chosen.number}")
         activation = target.activate(s, chosen, env, previous=previous)
-        with Store(cache_dir) as store:
-            rec = _record(store, s.name)
-            rec["active"] = chosen.number
-            store.set(f"deploy/{s.name}", rec)
+        rec = _record(store, s.name)
+        rec["active"] = chosen.number
+        _save(store, s.name, rec)
         return DeployResult(s.name, "ACTIVE", chosen.number, chosen.image, chosen.runtime_image, activation.urls,
                             activation.switch, time.monotonic() - start, activation.containers)
 
 
-def _reconciled(project: Project, settings: Settings, s: Setup, store: Store, target: Target, report: Reporter) -> dict[str, Any]:
+def _reconciled(ws: Workspace, s: Setup, target: Target, report: Reporter) -> dict[str, Any]:
     """The setup's record after :func:`reconcile`, or as stored while a deploy of the setup runs
     (its state is in flux, and its new image is not yet recorded on purpose)."""
     with ExitStack() as stack:
         try:
-            stack.enter_context(locked(settings.cache_path(project.root), f"deploy-{s.name}", wait=False))
+            stack.enter_context(ws.lock(f"deploy-{s.name}", wait=False))
         except CriError:
             report(f"[{s.name}] a deploy of {s.name} is running: showing the records as they are")
-            return _record(store, s.name)
-        return reconcile(project, settings, s, store, target, report)
+            return _record(ws.store, s.name)
+        return reconcile(ws.project, ws.settings, s, ws.store, target, report)
     raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
 
 
 def status(project: Project, settings: Settings, *, setup: str | None = None,
-           report: Reporter = stderr_reporter) -> list[dict[str, Any]]:
+           report: Reporter = stderr_reporter, workspace: Workspace | None = None) -> list[dict[str, Any]]:
     out = []
-    target = _target(project, settings, lambda _l: None)
-    with Store(settings.cache_path(project.root)) as store:
+    with opened(project, settings, workspace) as ws:
+        target = _target(ws, lambda _l: None)
         for s in project.select(setup):
-            rec = _reconciled(project, settings, s, store, target, report)
-            cri = store.get(f"setup/{s.name}")
+            rec = _reconciled(ws, s, target, report)
+            cri = records.prepared_setup(ws.store, s.name)
             active = next((v for v in rec["versions"] if v["version"] == rec["active"]), None)
             out.append({
                 "setup": s.name,
                 "active_version": rec["active"],
-                "runtime_image": active["runtime_image"] if active else (cri or {}).get("tag"),
+                "runtime_image": active["runtime_image"] if active else (cri.tag if cri else None),
                 "versions": [v["version"] for v in rec["versions"]],
                 **target.status(s),
             })
     return out
 
 
-def logs(project: Project, settings: Settings, *, setup: str, tail: int | None = 100) -> list[tuple[str, str]]:
+def logs(project: Project, settings: Settings, *, setup: str, tail: int | None = 100,
+         workspace: Workspace | None = None) -> list[tuple[str, str]]:
     """The setup's recent logs as (source, text), from whatever the target runs."""
     s = project.select(setup)[0]
-    return list(_target(project, settings, lambda _l: None).logs(s, tail=tail))
+    with opened(project, settings, workspace) as ws:
+        return list(_target(ws, lambda _l: None).logs(s, tail=tail))
 
 
-def follow_logs(project: Project, settings: Settings, *, setup: str) -> int:
+def follow_logs(project: Project, settings: Settings, *, setup: str, workspace: Workspace | None = None) -> int:
     s = project.select(setup)[0]
-    return int(_target(project, settings, lambda _l: None).follow_logs(s))
+    with opened(project, settings, workspace) as ws:
+        return int(_target(ws, lambda _l: None).follow_logs(s))
 
 
-def stop(project: Project, settings: Settings, *, setup: str | None = None) -> list[dict[str, Any]]:
-    target = _target(project, settings, lambda _l: None)
+def stop(project: Project, settings: Settings, *, setup: str | None = None,
+         workspace: Workspace | None = None) -> list[dict[str, Any]]:
     out = []
-    with Store(settings.cache_path(project.root)) as store:
+    with opened(project, settings, workspace) as ws:
+        target = _target(ws, lambda _l: None)
         for s in project.select(setup):
             removed = target.stop(s)
-            rec = _record(store, s.name)
+            rec = _record(ws.store, s.name)
             rec["active"] = None
-            store.set(f"deploy/{s.name}", rec)
+            _save(ws.store, s.name, rec)
             out.append({"setup": s.name, "removed": removed})
     return out

@@ -33,6 +33,7 @@ from . import fingerprint
 from ._version import __version__
 from .errors import CriError
 from .paths import MAX_FILE_BYTES, folder_stamps, locate
+from .records import prepared_fingerprint
 from .results import PrepareResult, Reporter
 from .settings import Settings
 
@@ -123,14 +124,13 @@ def forget(cache_dir: Path) -> None:
 
 def remember(key: Key, setups: Sequence[dict[str, Any]], records: Any) -> bool:
     """Write ``key`` -> ``setups`` while ``records`` (a Store: ``get`` and ``identity``) still
-    names each setup's fingerprint as its current image. Best effort: returns whether it was
+    names each setup's fingerprint as its current image (:func:`cri_tasks.records.prepared_fingerprint`). Best effort: returns whether it was
     written (a full disk only costs the next call its shortcut)."""
     tmp = key.cache_dir / f".{INDEX}.{os.getpid()}"
     try:
         with _locked(key.cache_dir):
             for s in setups:
-                current = records.get(f"setup/{s['name']}")
-                if not current or current.get("fingerprint") != s["fingerprint"]:
+                if prepared_fingerprint(records, s["name"]) != s["fingerprint"]:
                     return False
             path, identity = records.identity()
             entries = _read(key.cache_dir)

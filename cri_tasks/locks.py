@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import CriError
-from .paths import cache_folder, component, private_dir, remove, write_failed, writing
+from .paths import cache_folder, component, remove, write_failed, writing
 
 # The locks this thread holds: taking one again (a deploy that runs the build phase under the
 # build lock it already holds) must not wait for itself. Per thread, so that two threads of one

@@ -13,19 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import buildx, engine, fingerprint
+from . import buildx, engine, fingerprint, records
 from .engine import LABEL
 from .dockerfile import exec_form
 from .errors import CriError, EngineError, StepFailed
-from .locks import locked, sweep
-from .logfiles import new_log
+from .locks import sweep
 from .model import Command, Project
 from .paths import cache_folder, component, writing
 from .results import PREPARING_RUNTIME_FAILED, PrepareResult, Reporter
-from .runtime_plan import Plan, _now, _setup_record, image_key, tag_for
+from .runtime_plan import Plan, tag_for
 from .runtimes import OPERATING_SYSTEMS
 from .settings import Settings
 from .store import Store
+from .workspace import Workspace
 
 
 def interrupted() -> CriError:
@@ -43,11 +43,12 @@ class _Build:
     steps: buildx.Steps = field(default_factory=lambda: buildx.Steps(""))
 
 
-def _build_guarded(p: Plan, **kw: Any) -> tuple[PrepareResult, CriError | None]:
-    """Build one setup; a CriError becomes a failed result so the other setups go on."""
+def build_guarded(p: Plan, store: Store, **kw: Any) -> tuple[PrepareResult, CriError | None]:
+    """Build one setup (:func:`build_one`); a CriError becomes a failed result so the other
+    setups go on."""
     start = time.monotonic()
     try:
-        return _build_one(p, **kw), None
+        return build_one(p, store, **kw), None
     except KeyboardInterrupt:
         raise interrupted() from None
     except CriError as exc:
@@ -59,49 +60,40 @@ def _build_guarded(p: Plan, **kw: Any) -> tuple[PrepareResult, CriError | None]:
         return result, exc
 
 
-def _build_one(
-    p: Plan, *, settings: Settings, project: Project, force: bool, no_cache: bool, debug: bool, report: Reporter
+def build_one(
+    p: Plan, store: Store, *, workspace: Workspace, force: bool, no_cache: bool, debug: bool, report: Reporter
 ) -> PrepareResult:
-    cache_dir = settings.cache_path(project.root)
+    """Build one setup's runtime image under its per-fingerprint lock and record it in ``store``
+    (the workspace's, or the worker thread's own)."""
+    settings, cache_dir = workspace.settings, workspace.cache_dir
     tag = tag_for(settings, p.project_id, p.name, p.fingerprint)
     waiting = f"[{p.name}] waiting for another cri-tasks process that builds the same image"
-    with locked(cache_dir, _lock_key(p.name, p.fingerprint), timeout=settings.lock_timeout,
-                on_wait=lambda: report(waiting), what="another process builds the same image"):
-        with Store(cache_dir) as store:
-            rec = store.get(image_key(p.name, p.fingerprint))
-            # Another process may have built this image while we waited for the lock. With --force
-            # only a build newer than the record this call started from counts.
-            seen = p.record.get("image_id") if force and p.record and p.record.get("present") else None
-            if rec and rec["image_id"] != seen and engine.image_ids([rec["tag"]]).get(rec["tag"]) == rec["image_id"]:
-                store.set(f"setup/{p.name}", _setup_record(p, rec["tag"], rec["image_id"]))
-                report(f"[{p.name}] up to date (built by another process: {rec['tag']})")
-                return PrepareResult(p.name, "up to date", rec["tag"], rec["image_id"], p.fingerprint, True, 0.0, rec.get("log"))
-        log_path = new_log(cache_dir, p.name, "prepare")
-        b = _Build(p, settings, project, report)
+    with workspace.lock(_lock_key(p.name, p.fingerprint), timeout=settings.lock_timeout,
+                        on_wait=lambda: report(waiting), what="another process builds the same image"):
+        rec = records.image(store, p.name, p.fingerprint)
+        # Another process may have built this image while we waited for the lock. With --force
+        # only a build newer than the record this call started from counts.
+        seen = p.record.image_id if force and p.record and p.present else None
+        if rec and rec.image_id != seen and engine.image_ids([rec.tag]).get(rec.tag) == rec.image_id:
+            records.set_prepared_setup(store, p.name, p.prepared(rec.tag, rec.image_id))
+            report(f"[{p.name}] up to date (built by another process: {rec.tag})")
+            return PrepareResult(p.name, "up to date", rec.tag, rec.image_id, p.fingerprint, True, 0.0, rec.log)
+        log_path = workspace.new_log(p.name, "prepare")
+        b = _Build(p, settings, workspace.project, report)
         start = time.monotonic()
         try:
             with _staged(b, cache_dir, p.setup.run.prepare_commands):
                 image_id = _run_build(b, tag, log_path, no_cache=no_cache)
         except StepFailed as failed:
-            with Store(cache_dir) as store:
-                store.set(f"log/{p.name}/prepare", {"path": str(log_path), "time": _now(), "ok": False})
+            records.set_last_log(store, p.name, "prepare", str(log_path), ok=False)
             if debug:
                 _debug_shell(b, failed, cache_dir)
             raise
         seconds = time.monotonic() - start
-        record = {
-            "tag": tag,
-            "image_id": image_id,
-            "setup": p.name,
-            "inputs": p.inputs,
-            "seconds": round(seconds, 3),
-            "log": str(log_path),
-            "time": _now(),
-        }
-        with Store(cache_dir) as store:
-            store.set(image_key(p.name, p.fingerprint), record)
-            store.set(f"setup/{p.name}", _setup_record(p, tag, image_id))
-            store.set(f"log/{p.name}/prepare", {"path": str(log_path), "time": _now(), "ok": True})
+        record = records.ImageRecord(tag, image_id, p.name, p.inputs, round(seconds, 3), str(log_path), records.now())
+        records.set_image(store, p.name, p.fingerprint, record)
+        records.set_prepared_setup(store, p.name, p.prepared(tag, image_id))
+        records.set_last_log(store, p.name, "prepare", str(log_path), ok=True)
         report(f"[{p.name}] built {tag} in {seconds:.1f} s")
         return PrepareResult(p.name, "built", tag, image_id, p.fingerprint, False, seconds, str(log_path))
 

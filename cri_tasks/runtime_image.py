@@ -15,18 +15,20 @@ never gets here):
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import engine, fingerprint, hitindex
+from . import engine, fingerprint, hitindex, records
 from .errors import CriError
 from .model import Project
 from .paths import component
 from .results import PREPARING_RUNTIME_FAILED, PrepareResult, Reporter, stderr_reporter
-from .runtime_build import _build_guarded, interrupted, remove_leftovers
-from .runtime_plan import Plan, _setup_record, diff_inputs, image_key, plan, tag_for
+from .runtime_build import build_guarded, interrupted, remove_leftovers
+from .runtime_plan import Plan, diff_inputs, plan, tag_for
 from .settings import Settings
 from .store import Store
+from .workspace import Workspace, opened
 
 
 class PrepareFailed(CriError):
@@ -56,6 +58,7 @@ def prepare(
     report: Reporter = stderr_reporter,
     root: Path | None = None,
     hit_key: hitindex.Key | None = None,
+    workspace: Workspace | None = None,
 ) -> list[PrepareResult]:
     """Prepare the runtime image of each selected setup; see the module docstring.
 
@@ -64,32 +67,44 @@ def prepare(
     setups = project.select(setup)
     for s in setups:  # every name before anything is written (the loader checked them too)
         component(s.name, "setup name")
-    cache_dir = settings.cache_path(project.root)
-    with Store(cache_dir) as store:
-        plans = [plan(project, s, settings, store, root) for s in setups]
-        _resolve(plans, settings, store, pull=not explain)
-        if explain:
-            return [_explain(p, settings) for p in plans]
-        results: dict[str, PrepareResult] = {}
-        todo: list[Plan] = []
-        for p in plans:
-            hit = None if force else _hit(p, store, settings)
-            if hit is not None:
-                results[p.name] = hit
-                report(f"[{p.name}] up to date ({hit.image})")
-            else:
-                todo.append(p)
+    with opened(project, settings, workspace) as ws:
+        return _prepare(ws, setups, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
+                        root=root, hit_key=hit_key)
+
+
+def _prepare(ws: Workspace, setups: Sequence[Any], *, force: bool, no_cache: bool, explain: bool, debug: bool,
+             report: Reporter, root: Path | None, hit_key: hitindex.Key | None) -> list[PrepareResult]:
+    project, settings, store = ws.project, ws.settings, ws.store
+    plans = [plan(project, s, settings, store, root) for s in setups]
+    _resolve(plans, settings, store, pull=not explain)
+    if explain:
+        return [_explain(p, settings) for p in plans]
+    results: dict[str, PrepareResult] = {}
+    todo: list[Plan] = []
+    for p in plans:
+        hit = None if force else _hit(p, store, settings)
+        if hit is not None:
+            results[p.name] = hit
+            report(f"[{p.name}] up to date ({hit.image})")
+        else:
+            todo.append(p)
     errors: list[CriError] = []
     if todo:
-        remove_leftovers(cache_dir)  # contexts that killed builds left behind, before making more
-        args: dict[str, Any] = dict(settings=settings, project=project, force=force, no_cache=no_cache, debug=debug,
-                                    report=report)
+        remove_leftovers(ws.cache_dir)  # contexts that killed builds left behind, before making more
+        args: dict[str, Any] = dict(workspace=ws, force=force, no_cache=no_cache, debug=debug, report=report)
         if len(todo) == 1 or settings.parallel == 1 or debug:
-            outcomes = [_build_guarded(p, **args) for p in todo]
+            outcomes = [build_guarded(p, store, **args) for p in todo]
         else:
+            # Each worker thread opens a store of its own: diskcache keeps one SQLite connection
+            # per thread and closes only the calling thread's, and the read-only connection of a
+            # full disk may not be used from another thread.
+            def in_thread(p: Plan) -> tuple[PrepareResult, CriError | None]:
+                with Store(ws.cache_dir) as own:
+                    return build_guarded(p, own, **args)
+
             pool = ThreadPoolExecutor(max_workers=min(settings.parallel, len(todo)))
             try:
-                outcomes = list(pool.map(lambda p: _build_guarded(p, **args), todo))
+                outcomes = list(pool.map(in_thread, todo))
             except KeyboardInterrupt:
                 # Ctrl-C reaches this thread only: stop the builds of the worker threads.
                 engine.stop_children()
@@ -106,8 +121,7 @@ def prepare(
     if hit_key is not None and root is None:
         entries = [_hit_entry(p, results[p.name]) for p in plans]
         if all(e is not None for e in entries):
-            with Store(cache_dir) as store:
-                hitindex.remember(hit_key, [e for e in entries if e is not None], store)
+            hitindex.remember(hit_key, [e for e in entries if e is not None], store)
     return ordered
 
 
@@ -139,14 +153,14 @@ def _resolve(plans: list[Plan], settings: Settings, store: Store, *, pull: bool)
     """
     refs: list[str] = []
     for p in plans:
-        p.last = last = store.get(f"setup/{p.name}")
+        p.last = last = records.prepared_setup(store, p.name)
         guess = None
-        if last and last.get("inputs", {}).get("baseImage", {}).get("ref") == p.base_ref:
-            guess = last["inputs"]["baseImage"].get("id")
+        if last and last.inputs.get("baseImage", {}).get("ref") == p.base_ref:
+            guess = last.inputs["baseImage"].get("id")
         p.with_base(guess)
-        p.record = store.get(image_key(p.name, p.fingerprint))
+        p.record = records.image(store, p.name, p.fingerprint)
         if p.record:
-            p.guess_tag = p.record.get("tag")
+            p.guess_tag = p.record.tag
         refs.extend(r for r in (p.base_ref, p.guess_tag) if r and r not in refs)
     ids = engine.image_ids(refs)
     for p in plans:
@@ -156,39 +170,38 @@ def _resolve(plans: list[Plan], settings: Settings, store: Store, *, pull: bool)
             ids[p.base_ref] = base_id
         if base_id != p.inputs["baseImage"]["id"] or p.record is None:
             p.with_base(base_id)
-            p.record = store.get(image_key(p.name, p.fingerprint))
+            p.record = records.image(store, p.name, p.fingerprint)
             p.guess_tag = None
         if p.record is not None:
-            tag = p.record.get("tag", "")
+            tag = p.record.tag
             present = ids.get(tag) if tag in ids else engine.image_ids([tag]).get(tag)
-            image_id = p.record.get("image_id")
-            p.record["named"] = present is not None and present == image_id
+            image_id = p.record.image_id
+            p.named = present is not None and present == image_id
             if present is None and image_id:  # the name went, the image may not have (see _hit)
                 present = engine.image_ids([image_id]).get(image_id)
-            p.record["present"] = present is not None and present == image_id
+            p.present = present is not None and present == image_id
 
 
 def _hit(p: Plan, store: Store, settings: Settings) -> PrepareResult | None:
     rec = p.record
-    if not rec or not rec.get("present"):
+    if not rec or not p.present:
         return None
     wanted = tag_for(settings, p.project_id, p.name, p.fingerprint)
-    if rec["tag"] != wanted or not rec.get("named"):
+    if rec.tag != wanted or not p.named:
         # cri.repository changed (or a record from before images were named per project): the
         # image is the same, so it gets the new name instead of a rebuild; the old name goes
         # (only a name: an image that still has others, or that a container uses, stays).
-        engine.tag_image(rec["image_id"], wanted)
-        if rec["tag"] != wanted and rec.get("named"):  # never a name that now means another image
-            engine.untag(rec["tag"])
-        rec = {k: v for k, v in rec.items() if k not in ("present", "named")}
-        rec["tag"] = wanted
-        store.set(image_key(p.name, p.fingerprint), rec)
-        store.set(f"setup/{p.name}", _setup_record(p, wanted, rec["image_id"]))
-    elif not p.last or p.last.get("fingerprint") != p.fingerprint:
+        engine.tag_image(rec.image_id, wanted)
+        if rec.tag != wanted and p.named:  # never a name that now means another image
+            engine.untag(rec.tag)
+        rec = p.record = replace(rec, tag=wanted)
+        records.set_image(store, p.name, p.fingerprint, rec)
+        records.set_prepared_setup(store, p.name, p.prepared(wanted, rec.image_id))
+    elif not p.last or p.last.fingerprint != p.fingerprint:
         # An earlier image matches again (a change was reverted): make it the current one.
-        store.set(f"setup/{p.name}", _setup_record(p, rec["tag"], rec["image_id"]))
+        records.set_prepared_setup(store, p.name, p.prepared(rec.tag, rec.image_id))
     return PrepareResult(
-        p.name, "up to date", rec["tag"], rec["image_id"], p.fingerprint, True, 0.0, rec.get("log")
+        p.name, "up to date", rec.tag, rec.image_id, p.fingerprint, True, 0.0, rec.log
     )
 
 
@@ -196,37 +209,36 @@ def _explain(p: Plan, settings: Settings) -> PrepareResult:
     last = p.last
     tag = tag_for(settings, p.project_id, p.name, p.fingerprint)
     rec = p.record
-    if rec and rec.get("present"):
-        if last and last.get("fingerprint") != p.fingerprint:
-            reasons = [f"up to date: the inputs match an image built earlier ({rec['tag']})"]
+    if rec and p.present:
+        if last and last.fingerprint != p.fingerprint:
+            reasons = [f"up to date: the inputs match an image built earlier ({rec.tag})"]
         else:
             reasons = ["up to date: nothing that invalidates the runtime image changed"]
-        return PrepareResult(p.name, "up to date", rec["tag"], rec["image_id"], p.fingerprint, True, 0.0, rec.get("log"), tuple(reasons))
+        return PrepareResult(p.name, "up to date", rec.tag, rec.image_id, p.fingerprint, True, 0.0, rec.log, tuple(reasons))
     if rec:
-        reasons = [f"image {rec['tag']} was removed"]
+        reasons = [f"image {rec.tag} was removed"]
     elif last is None:
         reasons = ["no runtime image was prepared for this setup yet (or it was cleared)"]
     else:
-        reasons = diff_inputs(last.get("inputs", {}), p.inputs)
+        reasons = diff_inputs(last.inputs, p.inputs)
     return PrepareResult(p.name, "would build", tag, None, p.fingerprint, False, 0.0, None, tuple(reasons))
 
 
-def last_log(project: Project, settings: Settings, setup: str, phase: str = "prepare") -> Path | None:
-    with Store(settings.cache_path(project.root)) as store:
-        rec = store.get(f"log/{setup}/{phase}")
-    return Path(rec["path"]) if rec else None
+def last_log(project: Project, settings: Settings, setup: str, phase: str = "prepare", *,
+             workspace: Workspace | None = None) -> Path | None:
+    with opened(project, settings, workspace) as ws:
+        rec = records.last_log(ws.store, setup, phase)
+    return Path(rec.path) if rec else None
 
 
-def clean(project: Project, settings: Settings, *, setup: str | None = None, images: bool = False) -> list[dict[str, Any]]:
+def clean(project: Project, settings: Settings, *, setup: str | None = None, images: bool = False,
+          workspace: Workspace | None = None) -> list[dict[str, Any]]:
     """Zerops' "Clear runtime prepare image": forget the records (and optionally the images)."""
     out = []
-    with Store(settings.cache_path(project.root)) as store:
+    with opened(project, settings, workspace) as ws:
         for s in project.select(setup):
-            keys = store.keys(f"image/{s.name}/")
-            tags = [r["tag"] for k in keys if (r := store.get(k))]
-            for k in keys:
-                store.delete(k)
-            store.delete(f"setup/{s.name}")
+            tags = [r.tag for r in records.images_of(ws.store, s.name)]
+            forgotten = records.forget_setup(ws.store, s.name)
             removed = engine.remove_images(tags) if images and tags else []
-            out.append({"setup": s.name, "forgotten": len(keys), "removed": removed})
+            out.append({"setup": s.name, "forgotten": forgotten, "removed": removed})
     return out

@@ -10,17 +10,19 @@ file, what changed between two input sets (``prepare --explain``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import fingerprint
+from . import fingerprint, records
 from .dockerfile import templates_digest
 from .errors import ConfigError, Problem
 from .model import Project, Setup
 from .runtimes import DEFAULT_BASE, OPERATING_SYSTEMS, gleam_release_url, gleam_version, min_otp
 from .settings import Settings
-from .store import Store
+from .workspace import project_id as project_id  # its home is the workspace; still importable from here
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 @dataclass
@@ -36,8 +38,10 @@ class Plan:
     stats: dict[str, list[Any]] = field(default_factory=dict)  # the stat cache the scan used
     gleam_stat: list[Any] | None = None  # [size, mtime_ns, ino, dev] of the hashed Gleam archive
     fingerprint: str = ""
-    last: dict[str, Any] | None = None  # the setup's record of its last good prepare
-    record: dict[str, Any] | None = None
+    last: records.PreparedSetup | None = None  # the setup's record of its last good prepare
+    record: records.ImageRecord | None = None  # the image recorded for ``fingerprint``
+    present: bool = False  # ``record``'s image is on the engine (its id)
+    named: bool = False  # ... and its tag still names it
     guess_tag: str | None = None
     project_id: str = ""  # the project's name on the engine (see :func:`project_id`)
 
@@ -50,19 +54,9 @@ class Plan:
         self.fingerprint = fingerprint.compute(self.inputs)
         return self.fingerprint
 
-
-def project_id(project: Project) -> str:
-    """A short, stable name for the project on this engine: folder name + hash of its path."""
-    import hashlib
-    import re
-
-    root = project.root.resolve()
-    name = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-")[:20] or "project"
-    return f"{name}-{hashlib.sha256(str(root).encode()).hexdigest()[:6]}"
-
-
-def image_key(setup: str, fp: str) -> str:
-    return f"image/{setup}/{fp}"
+    def prepared(self, tag: str, image_id: str) -> records.PreparedSetup:
+        """The setup record saying that ``image_id`` (``tag``) is this plan's image."""
+        return records.PreparedSetup(self.fingerprint, tag, image_id, self.inputs, records.now())
 
 
 # Names on the engine. Every image cri-tasks makes for a project lives under
@@ -97,10 +91,10 @@ def gleam_source_for(settings: Settings, project: Project, store: Store, version
             f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})"
         )
     st = path.stat()
-    cache = fingerprint.StatCache(store.get("stat/gleam-archive"))
+    cache = fingerprint.StatCache(records.gleam_archive_stats(store))
     sha = cache.file_digest(path, str(path), st)
     if cache.changed:
-        store.set("stat/gleam-archive", cache.data)
+        records.set_gleam_archive_stats(store, cache.data)
     return {"source": "file", "version": version, "sha256": sha, "otp": min_otp(version)}, path
 
 
@@ -115,16 +109,15 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store, root:
         raise ConfigError([Problem(f"unsupported os {run.os!r}", path=f"{setup.name}: run.os")])
     version = gleam_version(run.base, where=run.where("base"), path=f"zerops[{setup.index}].run.base")
     refs = setup.build.add_to_run_prepare if setup.build else ()
-    stat_key = f"stat/{setup.name}"
-    stats = fingerprint.StatCache(store.get(stat_key))
+    stats = fingerprint.StatCache(records.stat_cache(store, setup.name))
     entries = fingerprint.scan(root or project.root, refs, stats)
     seen = stats.pruned()
     if stats.changed or len(seen) != len(stats.data):
-        store.set(stat_key, seen)
+        records.set_stat_cache(store, setup.name, seen)
     gleam, gleam_file = gleam_source_for(settings, project, store, version)
     gleam_stat = None
     if gleam_file is not None:
-        hashed = (store.get("stat/gleam-archive") or {}).get(str(gleam_file))
+        hashed = (records.gleam_archive_stats(store) or {}).get(str(gleam_file))
         gleam_stat = hashed[:4] if hashed and hashed[4:] == [gleam["sha256"]] else None
     inputs: dict[str, Any] = {
         "os": run.os,
@@ -197,10 +190,3 @@ def diff_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         reasons.append(f"base image {nb.get('ref')} changed: {ob.get('id')} -> {now}")
     return reasons or ["the inputs differ in a way cri-tasks cannot name"]
 
-
-def _setup_record(p: Plan, tag: str, image_id: str) -> dict[str, Any]:
-    return {"fingerprint": p.fingerprint, "tag": tag, "image_id": image_id, "inputs": p.inputs, "time": _now()}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,9 +13,15 @@ must work on a full disk (``stop``, ``clean``) the folder keeps a reserve file o
 checkpointed after every commit so that it stays well inside the reserve. A write that still
 cannot be made is a :class:`CriError` naming the folder; nothing is moved aside or lost.
 
-Keys: ``image/<fingerprint>`` (a built image), ``setup/<name>`` (the last good prepare of a setup),
-``stat/<name>`` (the stat cache of its addToRunPrepare files), ``log/<name>/<phase>`` (last log).
-Writing or deleting a ``setup/`` record drops the cache-hit index (:mod:`cri_tasks.hitindex`).
+The keys and the records under them (``setup/<setup>``, ``image/<setup>/<fingerprint>``,
+``deploy/<setup>``, ``swarm/...``, ``stat/...``, ``log/<setup>/<phase>``, ``meta/...``) are
+:mod:`cri_tasks.records`'; this module only keeps JSON objects. Writing or deleting a ``setup/``
+record drops the cache-hit index (:mod:`cri_tasks.hitindex`).
+
+One store is opened per API call (:class:`cri_tasks.workspace.Workspace`). diskcache keeps one
+SQLite connection per thread and ``close`` closes the calling thread's only, and the read-only
+connection of a full disk belongs to the thread that opened it: a store is used by the thread
+that opened it.
 """
 
 from __future__ import annotations
@@ -34,12 +40,12 @@ from diskcache.core import MODE_PICKLE
 
 from . import hitindex
 from .errors import CriError
+from .records import SCHEMA_KEY, is_setup_key
 from .paths import cache_folder, private_dir, writing
 
 
 #: the layout of the records; a database with another number is moved aside, never misread
 SCHEMA = 1
-SCHEMA_KEY = "meta/schema"
 #: room kept in the records folder for the writes a full disk must not stop (see above)
 RESERVE = "reserve"
 RESERVE_BYTES = 128 * 1024
@@ -87,6 +93,7 @@ class Store:
         # ``_reader`` (None: no database yet, so no records) and writes fail cleanly.
         self._unwritable: OSError | sqlite3.OperationalError | None = None
         self._reader: sqlite3.Connection | None = None
+        self._released = False  # the reserve was given up for a write (see _settle)
         self._cache: diskcache.Cache | None = self._open()
 
     def _open(self) -> diskcache.Cache | None:
@@ -176,9 +183,10 @@ class Store:
         """Give up the reserve file for a write the full disk refused; False when it is gone."""
         try:
             os.unlink(self.directory / RESERVE)
-            return True
         except OSError:
             return False
+        self._released = True
+        return True
 
     def _keep_reserve(self) -> None:
         """Make the reserve file again when it is missing and there is room (best effort)."""
@@ -200,6 +208,7 @@ class Store:
             os.close(fd)
 
     def _raw(self, key: str) -> Any:
+        self.settle()
         if self._cache is not None:
             return self._cache.get(key)
         if self._reader is None:
@@ -233,6 +242,7 @@ class Store:
 
     def _write(self, key: str, verb: str, change: Callable[[diskcache.Cache], Any]) -> Any:
         """One atomic change; on a full disk the reserve is given up and it is tried once more."""
+        self.settle()
         cache = self._writer(key, verb)
         try:
             return change(cache)
@@ -245,9 +255,33 @@ class Store:
             raise CriError(f"cannot {verb} the record {key} in {self.directory}: {_why(exc)}; "
                            "the records already there are unchanged (free some space and run it again)") from None
 
+    def settle(self) -> None:
+        """After a write that gave up the reserve (else nothing): close the database (its WAL
+        goes, and its room with it), make the reserve again and open the database anew,
+        read-only when the disk is still full.
+
+        A store lives for a whole call (one per Workspace), where it used to be closed after
+        each step, making the reserve again each time. So that the room the reserve kept is
+        not left free for what the call writes next (a build context would fill it, and the
+        next write of a record would find no reserve), the next use of the store, and the
+        workspace before it makes a folder or a log in the cache, call this first: the close
+        and reopen a store closed after each step made."""
+        if not self._released:
+            return
+        self._released = False
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        self._keep_reserve()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._unwritable = None
+        self._cache = self._open()
+
     def _changed(self, key: str) -> None:
         """The cache-hit index is derived from the setup records: drop it when one changes."""
-        if key.startswith("setup/"):
+        if is_setup_key(key):
             hitindex.forget(self.cache_dir)
 
     def identity(self) -> tuple[str, list[int]]:
@@ -257,6 +291,7 @@ class Store:
         return path, hitindex.file_identity(path)
 
     def keys(self, prefix: str = "") -> list[str]:
+        self.settle()
         if self._cache is not None:
             found: list[Any] = list(self._cache.iterkeys())
         elif self._reader is not None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..probe import SwitchReport
     from ..results import Reporter
     from ..settings import Settings
+    from ..workspace import Workspace
 
 DEPLOY_FAILED = "DEPLOY_FAILED"
 
@@ -66,7 +67,8 @@ class Target(Protocol):
     #: failure, :func:`cri_tasks.deploy_phase.deploy` returns the setups it already activated.
     all_or_nothing: ClassVar[bool]
 
-    def __init__(self, project: Project, settings: Settings, report: Reporter) -> None: ...
+    def __init__(self, project: Project, settings: Settings, report: Reporter,
+                 workspace: Workspace | None = None) -> None: ...
 
     def activate(self, setup: Setup, version: Version, env: dict[str, str], *, previous: Version | None) -> Activation:
         """Make ``version`` the one that serves, or raise (:func:`deploy_error`) leaving

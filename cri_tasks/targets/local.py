@@ -25,8 +25,8 @@ from ..model import Port, Project, Setup
 from ..paths import cache_folder, component, writing
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
-from ..runtime_plan import project_id
 from ..settings import Settings
+from ..workspace import Workspace, project_id
 from . import proxy
 from .base import Activation, HealthTimings, Version, check_command, deploy_error, env_file_prefix
 
@@ -43,9 +43,11 @@ class LocalTarget:
     #: each setup of a deploy stands on its own: a failed one leaves the others as they landed
     all_or_nothing: ClassVar[bool] = False
 
-    def __init__(self, project: Project, settings: Settings, report: Reporter) -> None:
+    def __init__(self, project: Project, settings: Settings, report: Reporter,
+                 workspace: Workspace | None = None) -> None:
         self.project, self.settings, self.report = project, settings, report
         self.pid = project_id(project)
+        self.cache_dir = workspace.cache_dir if workspace is not None else settings.cache_path(project.root)
         self.network = f"cri-{self.pid}"
 
     # -- names ----------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class LocalTarget:
         volume = self.zsc_volume(setup)
         engine.ensure_volume(volume, labels=self._labels(setup, role="zsc"))
         names = []
-        env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
+        env_dir = cache_folder(self.cache_dir, "tmp")
         for k in range(1, n + 1):
             name = f"cri-{self.pid}-{setup.name.lower()}-v{version.number}-{k}-{activation}"
             fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))
@@ -234,7 +236,7 @@ class LocalTarget:
                 return _Proxy(name, have)
             self.report(f"[{setup.name}] the ports changed: recreating the front proxy (a short outage)")
             engine.remove_containers([name], stop_timeout=2)
-        image = proxy.image(self.settings, self.project.root, self.pid, setup, self.report)
+        image = proxy.image(self.settings, self.cache_dir, self.pid, setup, self.report)
         publish = []
         for p in ports:
             host_port = self.settings.host_port(setup.name, p.port) or _free_port(self.settings.publish_address)
@@ -267,10 +269,10 @@ class LocalTarget:
                 raise deploy_error(setup, f"container {container} has no address on {self.network}", engine.logs(container, tail=20))
             entries.append({"name": f"v{version.number}_{slot}", "ip": ip})
         text = proxy.local_config(setup, version.number, ports, entries)
-        work = self.settings.cache_path(self.project.root) / "tmp"
+        work = self.cache_dir / "tmp"
         path = work / component(f"haproxy-{setup.name}.cfg", "proxy configuration file")
         with writing("the proxy configuration", work, partial=[path]):
-            cache_folder(self.settings.cache_path(self.project.root), "tmp")
+            cache_folder(self.cache_dir, "tmp")
             path.write_text(text)
         engine.copy_into(proxy_name, path, proxy.CONFIG_PATH)
 

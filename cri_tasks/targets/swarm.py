@@ -47,9 +47,9 @@ from ..model import Port, Project, Setup
 from ..paths import cache_folder, component, writing
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
-from ..runtime_plan import project_id
+from .. import records
 from ..settings import SWARM_NEEDS_REGISTRY, Settings
-from ..store import Store
+from ..workspace import Workspace, opened, project_id
 from . import proxy
 from .base import Activation, Version, check_command, deploy_error, env_file_prefix
 
@@ -86,9 +86,12 @@ class SwarmTarget:
     #: a deploy of several setups either lands for all of them or for none (deploy_phase.deploy)
     all_or_nothing: ClassVar[bool] = True
 
-    def __init__(self, project: Project, settings: Settings, report: Reporter) -> None:
+    def __init__(self, project: Project, settings: Settings, report: Reporter,
+                 workspace: Workspace | None = None) -> None:
         self.project, self.settings, self.report = project, settings, report
         self.pid = project_id(project)
+        self.workspace = workspace  # the call's records; without one, each use opens its own
+        self.cache_dir = workspace.cache_dir if workspace is not None else settings.cache_path(project.root)
         # cri.swarm was checked with the other settings (settings.resolve)
         swarm = settings.swarm
         self.stack = swarm.stack or f"cri-{self.pid}"
@@ -174,7 +177,7 @@ class SwarmTarget:
         health = self._health(setup)
 
         stack_file = component(f"{self._short(setup)}.yml", "stack file")
-        compose_path = cache_folder(self.settings.cache_path(self.project.root), "swarm") / stack_file
+        compose_path = cache_folder(self.cache_dir, "swarm") / stack_file
         urls = self._urls(setup, front.ports if front else app_ports)
         http_port = next((p for p in tcp if p.http_support), tcp[0] if tcp else None)
         published = (front.ports if front else app_ports).get(http_port.port) if http_port else None
@@ -192,7 +195,7 @@ class SwarmTarget:
         try:
             self.report(f"[{setup.name}] docker stack deploy {self.stack}: {service} version {version.number}, "
                         f"{replicas} replica(s), {order}, ports: {mode}")
-            env_dir = cache_folder(self.settings.cache_path(self.project.root), "tmp")
+            env_dir = cache_folder(self.cache_dir, "tmp")
             fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))  # 0600, in an owner-only folder
             try:
                 with writing("the stack's env and compose files", env_dir, partial=[compose_path]):
@@ -450,10 +453,8 @@ class SwarmTarget:
         if self.ports_mode != "auto":
             return self.ports_mode
         cluster = str((swarm.get("Cluster") or {}).get("ID") or swarm.get("NodeID") or "unknown")
-        key = f"swarm/ports/{cluster}"
-        cache_dir = self.settings.cache_path(self.project.root)
-        with Store(cache_dir) as store:
-            known = store.get(key)
+        with opened(self.project, self.settings, self.workspace) as ws:
+            known = records.swarm_ports(ws.store, cluster)
         if known and known.get("mode") in ("mesh", "proxy"):
             return str(known["mode"])
         if not engine.network_exists("ingress"):
@@ -465,8 +466,8 @@ class SwarmTarget:
                                               labels={f"{LABEL}.project": self.pid, f"{LABEL}.role": "ingress-probe"})
         mode = "mesh" if works else "proxy"
         self.report(f"[{setup.name}] swarm.ports auto: {why}: using {mode} (remembered for this swarm)")
-        with Store(cache_dir) as store:
-            store.set(key, {"mode": mode, "reason": why, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        with opened(self.project, self.settings, self.workspace) as ws:
+            records.set_swarm_ports(ws.store, cluster, mode, why)
         return mode
 
     def _mesh_ports(self, setup: Setup, before: dict[str, Any] | None) -> dict[int, int]:
@@ -482,7 +483,7 @@ class SwarmTarget:
 
     def _proxy_image_ref(self, setup: Setup) -> str:
         """The front proxy image (the one the local target runs), pushed and pinned by digest."""
-        local = proxy.image(self.settings, self.project.root, self.pid, setup, self.report)
+        local = proxy.image(self.settings, self.cache_dir, self.pid, setup, self.report)
         return engine.push_image(local, f"{self._registry()}/{local}")
 
     def _proxy(self, setup: Setup, service: str, ports: list[Port]) -> _Proxy:
@@ -498,7 +499,7 @@ class SwarmTarget:
         text = proxy.swarm_config(setup, service, max(MIN_SLOTS, 2 * replicas + max(self.parallelism, 1)), ports)
         digest = fingerprint.digest([text])[:12]
         config_name = f"{name}-{digest}"
-        work = cache_folder(self.settings.cache_path(self.project.root), "swarm")
+        work = cache_folder(self.cache_dir, "swarm")
         config_file = work / component(f"{self._short(setup)}-haproxy.cfg", "proxy configuration file")
         with writing("the proxy configuration", work, partial=[config_file]):
             config_file.write_text(text)
@@ -583,15 +584,14 @@ class SwarmTarget:
     def _remember(self, setup: Setup, version: Version, image: str) -> None:
         """Keep the digest of each version; forget node-local registry references of versions
         that are no longer kept (the registry itself keeps them: its retention is its own)."""
-        cache_dir = self.settings.cache_path(self.project.root)
-        with Store(cache_dir) as store:
-            rec = store.get(f"swarm/{setup.name}") or {"digests": {}}
-            rec["digests"][str(version.number)] = image.rsplit("@", 1)[-1]
-            deployed = store.get(f"deploy/{setup.name}") or {}
-            kept = {str(v.get("version")) for v in deployed.get("versions", [])} | {str(version.number)}
-            rec["digests"] = {k: v for k, v in rec["digests"].items() if k in kept}
-            store.set(f"swarm/{setup.name}", rec)
-        keep = set(rec["digests"].values())
+        with opened(self.project, self.settings, self.workspace) as ws:
+            digests = records.swarm_digests(ws.store, setup.name)
+            digests[str(version.number)] = image.rsplit("@", 1)[-1]
+            history = records.deploy_history(ws.store, setup.name) or records.DeployHistory()
+            kept = {str(v.number) for v in history.versions} | {str(version.number)}
+            digests = {k: v for k, v in digests.items() if k in kept}
+            records.set_swarm_digests(ws.store, setup.name, digests)
+        keep = set(digests.values())
         repo = image.split("@", 1)[0].rsplit(":", 1)[0]
         stale = [r for r in engine.image_references(repo) if "@" in r and r.split("@", 1)[1] not in keep]
         if stale:
