@@ -40,7 +40,7 @@ class FakeTarget:
     all_or_nothing: ClassVar[bool] = False
     calls: ClassVar[list[tuple[Any, ...]]] = []
 
-    def __init__(self, project: Project, settings: Settings, report: Any) -> None:
+    def __init__(self, project: Project, settings: Settings, report: Any, workspace: Any = None) -> None:
         self.project = project
 
     def activate(self, setup: Setup, version: Version, env: dict[str, str], *, previous: Version | None) -> Activation:
