@@ -1,10 +1,10 @@
 """This repository's own tasks: the cri-tasks collection, composed the way a user's tasks.py would.
 
-    invoke --list
-    invoke validate --file examples/hello/zerops.yml
+invoke --list
+invoke validate --file examples/hello/zerops.yml
 """
 
-from invoke import Collection, Context, task
+from invoke import Context, task
 
 from cri_tasks import collection
 

@@ -6,7 +6,8 @@ and reports the ratio of the medians: on a shared machine absolute times are noi
 less so. Results go to stdout, one line per measure; progress goes to stderr.
 
 It makes its own temporary projects and images (a random repository name) and removes them at
-the end; measure 6 deploys a copy of examples/hello, and the end stops it and removes its network. The last stage runs ``docker builder prune -af`` (skip it with ``--no-prune``), which
+the end; measure 6 deploys a copy of examples/hello, and the end stops it and removes its
+network. The last stage runs ``docker builder prune -af`` (skip it with ``--no-prune``), which
 empties BuildKit's cache for every user of this engine: read bench/README.md first.
 """
 
@@ -27,10 +28,11 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 BASE_IMAGE = os.environ.get("CRI_BENCH_BASE_IMAGE", "cri-local/debian:bookworm")
 SMALL_REFS = ["a.txt", "b.txt"]
@@ -50,7 +52,7 @@ MESSAGE = re.compile(r'-define\(MESSAGE, "[^"]*"\)\.')  # the example's answer, 
 # URL, one new connection each, until its stdin closes (or its bounds are reached). It prints one
 # line when its first request has been answered, then a JSON summary. Times are
 # time.monotonic() values (CLOCK_MONOTONIC, the same clock in the bench's process).
-LOAD_PY = r'''
+LOAD_PY = r"""
 import http.client, json, sys, threading, time
 
 host, port, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -120,7 +122,7 @@ print(json.dumps({
     "latency_ms": {"median": (latency[len(latency) // 2] if latency else 0.0) * 1000,
                    "max": (latency[-1] if latency else 0.0) * 1000},
 }), flush=True)
-'''
+"""
 
 # Measure 6: progress lines of `invoke deploy` that end a phase, in the order they come.
 DEPLOY_MARKS = (
@@ -243,8 +245,15 @@ class Result:
         if self.a is None or self.b is None:
             mark = "-" if self.ok is None else ("met" if self.ok else "MISSED")
             return [self.key, self.title, self.note, "", "", "", mark]
-        return [self.key, self.title, f"{self.a.label} {self.a.text()}", f"{self.b.label} {self.b.text()}",
-                self.ratio_text(), self.target_text(), self.verdict()]
+        return [
+            self.key,
+            self.title,
+            f"{self.a.label} {self.a.text()}",
+            f"{self.b.label} {self.b.text()}",
+            self.ratio_text(),
+            self.target_text(),
+            self.verdict(),
+        ]
 
     def line(self) -> str:
         return "  ".join(c for c in self.cells() if c)
@@ -260,7 +269,7 @@ def table(results: Sequence[Result]) -> list[str]:
         if not r[3]:
             out.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" + (f"  {r[6]}" if r[6] != "-" else ""))
         else:
-            out.append("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)).rstrip())
+            out.append("  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=False)).rstrip())
     return out
 
 
@@ -306,8 +315,9 @@ class Rebuilt(Failed):
     """A run meant as a cache hit built: the inputs changed under the bench (e.g. an edited template)."""
 
 
-def run(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 300) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(
+    cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Run ``cmd``; returns (wall seconds, process). A non-zero exit raises Failed."""
     start = time.perf_counter()
     try:
@@ -328,7 +338,7 @@ def import_times(project: Path, *args: str) -> dict[str, int]:
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:"):
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         if len(parts) == 3 and parts[0].strip().isdigit():
             name = parts[2].strip()
             out[name] = out.get(name, 0) + int(parts[0])
@@ -349,7 +359,7 @@ def steps_run(log: str) -> tuple[int, list[str]]:
     cached: set[str] = set()
     for line in log.splitlines():
         if m := _STEP.match(line):
-            steps.setdefault(m.group(1), line[m.end():].strip())
+            steps.setdefault(m.group(1), line[m.end() :].strip())
         elif m := _CACHED.match(line):
             cached.add(m.group(1))
     return len(steps), [text for vid, text in steps.items() if vid not in cached]
@@ -584,17 +594,36 @@ class Bench:
                 {"version": self.version(project), "hit": self.hit(project), "buildx": self.buildx_noop([ctx])}, w, n
             )
             hit = Figure("invoke prepare (hit)", t["hit"])
-            self.results.append(Result(key1, f"cache hit overhead, {label}", hit,
-                                       Figure("invoke --version", t["version"]), 1.2 if key1 == "1a" else 1.4))
-            self.results.append(Result(key2, f"hit vs buildx no-op, 1 setup, {label}", hit,
-                                       Figure("docker buildx build (no-op)", t["buildx"])))
+            self.results.append(
+                Result(
+                    key1,
+                    f"cache hit overhead, {label}",
+                    hit,
+                    Figure("invoke --version", t["version"]),
+                    1.2 if key1 == "1a" else 1.4,
+                )
+            )
+            self.results.append(
+                Result(
+                    key2,
+                    f"hit vs buildx no-op, 1 setup, {label}",
+                    hit,
+                    Figure("docker buildx build (no-op)", t["buildx"]),
+                )
+            )
             if key1 == "1a":
                 self.floor = Figure("invoke --version", t["version"])
         say(f"2c: hit of 4 setups in one call vs 4 buildx no-ops, {w}+{n} rounds")
         t = interleaved({"hit": self.hit(self.four, setups=4), "buildx": self.buildx_noop(self.ctx_four)}, w, n)
-        self.results.append(Result("2c", "hit vs buildx no-op, 4 setups in one call",
-                                   Figure("invoke prepare (4 hits)", t["hit"]),
-                                   Figure("4x docker buildx build (no-op)", t["buildx"]), 0.5))
+        self.results.append(
+            Result(
+                "2c",
+                "hit vs buildx no-op, 4 setups in one call",
+                Figure("invoke prepare (4 hits)", t["hit"]),
+                Figure("4x docker buildx build (no-op)", t["buildx"]),
+                0.5,
+            )
+        )
 
     def check_imports(self) -> None:
         """-X importtime of the hit path: no python-on-whales nor jinja2, and what it imports."""
@@ -605,16 +634,23 @@ class Bench:
         others = [import_times(self.big, "prepare"), import_times(self.four, "prepare")]
         if not all(hits) or not all(floor):
             raise Failed("python -X importtime printed nothing")
+
         def imported(names: tuple[str, ...]) -> list[str]:
             return sorted({n for p in hits + others for m in p for n in names if m == n or m.startswith(n + ".")})
 
         bad, full = imported(IMPORT_FREE), imported(FULL_PATH)
-        self.results.append(Result(
-            "1c", "a hit imports neither python-on-whales nor jinja2",
-            note=(f"imported: {', '.join(bad + full)}" if bad or full else
-                  "neither is imported, nor the zerops.yml loader nor diskcache (1a, 1b, 2c hits, -X importtime)"),
-            ok=not bad and not full,
-        ))
+        self.results.append(
+            Result(
+                "1c",
+                "a hit imports neither python-on-whales nor jinja2",
+                note=(
+                    f"imported: {', '.join(bad + full)}"
+                    if bad or full
+                    else "neither is imported, nor the zerops.yml loader nor diskcache (1a, 1b, 2c hits, -X importtime)"
+                ),
+                ok=not bad and not full,
+            )
+        )
         self.floor_modules = set().union(*floor)
         self.profile += self.import_summary("hit (a)", hits, 12)
 
@@ -636,10 +672,13 @@ class Bench:
         from cri_tasks import engine
 
         reps = self.args.reps
-        inspect = Figure("docker image inspect", [
-            run(["docker", "image", "inspect", "--format", "{{.Id}}", BASE_IMAGE, self.small_tag])[0]
-            for _ in range(reps)
-        ])
+        inspect = Figure(
+            "docker image inspect",
+            [
+                run(["docker", "image", "inspect", "--format", "{{.Id}}", BASE_IMAGE, self.small_tag])[0]
+                for _ in range(reps)
+            ],
+        )
         api = Figure("engine.image_ids", [])
         for _ in range(reps):
             start = time.perf_counter()
@@ -648,9 +687,10 @@ class Bench:
             if None in answered.values():
                 raise Failed(f"engine.image_ids did not find the images: {answered}")
         bare = Figure("python -c pass", [run([sys.executable, "-c", "pass"])[0] for _ in range(reps)])
-        imp = Figure("import cri_tasks.tasks", [
-            run([sys.executable, "-c", "import invoke, cri_tasks.tasks"])[0] for _ in range(reps)
-        ])
+        imp = Figure(
+            "import cri_tasks.tasks",
+            [run([sys.executable, "-c", "import invoke, cri_tasks.tasks"])[0] for _ in range(reps)],
+        )
         hit = next(r for r in self.results if r.key == "1a").a
         self.profile += [
             f"the hit's one question to the engine (base + image, GET /images/<ref>/json on its socket): "
@@ -672,9 +712,17 @@ class Bench:
             funcs = stats.stats  # type: ignore[attr-defined]
             mine = [(k, v) for k, v in funcs.items() if "cri_tasks" in k[0] and not k[2].startswith("<")]
             ranked = sorted(mine, key=lambda kv: -kv[1][3])[:7]
-            waits = sum(v[2] for k, v in funcs.items() if k[2] in ("<method 'poll' of 'select.poll' objects>",
-                        "<built-in method posix.read>", "<built-in method _posixsubprocess.fork_exec>",
-                        "<built-in method posix.waitpid>"))
+            waits = sum(
+                v[2]
+                for k, v in funcs.items()
+                if k[2]
+                in (
+                    "<method 'poll' of 'select.poll' objects>",
+                    "<built-in method posix.read>",
+                    "<built-in method _posixsubprocess.fork_exec>",
+                    "<built-in method posix.waitpid>",
+                )
+            )
             self.profile += [
                 f"{what} under cProfile: {total * 1000:.0f} ms profiled, {waits * 1000:.0f} ms of it waiting on "
                 f"subprocesses (docker); cri_tasks functions by cumulative time:",
@@ -735,17 +783,40 @@ class Bench:
         say(f"4a: scan with an empty StatCache vs find | xargs sha256sum over 200 MB, {w}+{n} rounds")
         t = interleaved({"scan": scan_cold, "sha": lambda: run(find, cwd=self.big)[0]}, w, n)
         cold = Figure("fingerprint.scan, empty StatCache", t["scan"])
-        self.results.append(Result("4a", "hashing 200 MB in 5,000 files (page cache warm)", cold,
-                                   Figure("find | xargs -0 sha256sum", t["sha"]), 1.2))
+        self.results.append(
+            Result(
+                "4a",
+                "hashing 200 MB in 5,000 files (page cache warm)",
+                cold,
+                Figure("find | xargs -0 sha256sum", t["sha"]),
+                1.2,
+            )
+        )
         say(f"4b/4c: the unchanged tree: a hit's stat check, a stat-cached scan, a cold scan, {w}+{n} rounds")
         t = interleaved({"sig": signature, "warm": scan_warm, "cold": scan_cold, "bare": bare_walk}, w, n)
         cold = Figure("scan, empty StatCache", t["cold"])
         bare = Figure("os.scandir + lstat alone", t["bare"])
-        self.results.append(Result("4b", "unchanged tree: a hit's stat check vs hashing it",
-                                   Figure("fingerprint.stat_signature", t["sig"]), cold, 1 / 20, faster=True,
-                                   floor=bare))
-        self.results.append(Result("4c", "unchanged tree: a full prepare's stat-cached scan vs hashing it",
-                                   Figure("scan with StatCache", t["warm"]), cold, faster=True, floor=bare))
+        self.results.append(
+            Result(
+                "4b",
+                "unchanged tree: a hit's stat check vs hashing it",
+                Figure("fingerprint.stat_signature", t["sig"]),
+                cold,
+                1 / 20,
+                faster=True,
+                floor=bare,
+            )
+        )
+        self.results.append(
+            Result(
+                "4c",
+                "unchanged tree: a full prepare's stat-cached scan vs hashing it",
+                Figure("scan with StatCache", t["warm"]),
+                cold,
+                faster=True,
+                floor=bare,
+            )
+        )
         self.profile_warm_scan(lambda: fingerprint.scan(self.big, refs, fingerprint.StatCache(warm_cache)))
 
     def profile_warm_scan(self, scan: Callable[[], object]) -> None:
@@ -768,8 +839,10 @@ class Bench:
         self.profile += [
             f"4b: a stat-cached scan of 5,000 files under cProfile ({total * 1000:.0f} ms profiled; "
             f"os.walk + os.lstat of the same files alone: {_time(min(lstat.times))}); top self times:",
-            *(f"    {tt * 1000:6.1f} ms  {calls:>6} calls  {Path(fn).name}:{line}({name})"
-              for (fn, line, name), (_cc, calls, tt, _ct, _callers) in rows),
+            *(
+                f"    {tt * 1000:6.1f} ms  {calls:>6} calls  {Path(fn).name}:{line}({name})"
+                for (fn, line, name), (_cc, calls, tt, _ct, _callers) in rows
+            ),
         ]
 
     def measure_cold(self) -> None:
@@ -777,17 +850,44 @@ class Bench:
         have them) with its first step changed; 3b: a one-step ``echo``, where the fixed cost of
         starting Invoke and importing python-on-whales shows whole."""
         for key, title, project, ctx, dockerfile, setups, reps, target in (
-            ("3a", "cold prepare overhead, a package-installing prepare", self.cold_apt, self.ctx_cold_apt,
-             self.cold_apt_dockerfile, self.cold_apt_setups, self.args.apt_reps, 1.05),
-            ("3b", "cold prepare overhead, 1 changed echo step", self.cold1, self.ctx_cold1,
-             self.cold1_dockerfile, self.cold1_setups, self.args.cold_reps, None),
+            (
+                "3a",
+                "cold prepare overhead, a package-installing prepare",
+                self.cold_apt,
+                self.ctx_cold_apt,
+                self.cold_apt_dockerfile,
+                self.cold_apt_setups,
+                self.args.apt_reps,
+                1.05,
+            ),
+            (
+                "3b",
+                "cold prepare overhead, 1 changed echo step",
+                self.cold1,
+                self.ctx_cold1,
+                self.cold1_dockerfile,
+                self.cold1_setups,
+                self.args.cold_reps,
+                None,
+            ),
         ):
             self._cold(key, title, project, ctx, dockerfile, setups, reps, target)
         (self.cold1 / "zerops.yml").write_text(zerops_yml(self.cold1_setups(self.token())))
-        self.profile += self.import_summary("3: a cold prepare --force", [import_times(self.cold1, "prepare", "--force")], 8)
+        self.profile += self.import_summary(
+            "3: a cold prepare --force", [import_times(self.cold1, "prepare", "--force")], 8
+        )
 
-    def _cold(self, key: str, title: str, project: Path, ctx: Path, dockerfile: str,
-              setups: Callable[[str], list[SetupSpec]], reps: int, target: float | None) -> None:
+    def _cold(
+        self,
+        key: str,
+        title: str,
+        project: Path,
+        ctx: Path,
+        dockerfile: str,
+        setups: Callable[[str], list[SetupSpec]],
+        reps: int,
+        target: float | None,
+    ) -> None:
         def prepare_once() -> float:
             (project / "zerops.yml").write_text(zerops_yml(setups(self.token())))
             seconds, proc = run([*INVOKE, "prepare", "--force"], cwd=project)
@@ -805,8 +905,15 @@ class Bench:
 
         say(f"{key}: {title} vs docker buildx build, 1+{reps} rounds")
         t = interleaved({"prepare": prepare_once, "buildx": buildx_once}, 1, reps)
-        self.results.append(Result(key, title, Figure("invoke prepare --force", t["prepare"]),
-                                   Figure("docker buildx build", t["buildx"]), target))
+        self.results.append(
+            Result(
+                key,
+                title,
+                Figure("invoke prepare --force", t["prepare"]),
+                Figure("docker buildx build", t["buildx"]),
+                target,
+            )
+        )
 
     def measure_four_cold(self) -> None:
         w, n = 1, self.args.cold4_reps
@@ -833,9 +940,15 @@ class Bench:
 
         say(f"5: 4 cold setups in one call vs one after another, {w}+{n} rounds")
         t = interleaved({"one": one_call, "seq": one_by_one}, w, n)
-        self.results.append(Result("5", "4 setups cold: one call vs one by one",
-                                   Figure("invoke prepare (4 setups)", t["one"]),
-                                   Figure("4x invoke prepare --setup", t["seq"]), 0.6))
+        self.results.append(
+            Result(
+                "5",
+                "4 setups cold: one call vs one by one",
+                Figure("invoke prepare (4 setups)", t["one"]),
+                Figure("4x invoke prepare --setup", t["seq"]),
+                0.6,
+            )
+        )
 
     def measure_deploy(self) -> None:
         """Issue 7, part 6: a code change deployed under a steady load, against its unavoidable parts.
@@ -857,13 +970,15 @@ class Bench:
         n = self.args.deploy_reps
         root = self.tmp / "deploy"
         shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".cri", "build"))
-        settings = {"cri": {
-            "images": {"ubuntu": BASE_IMAGE},
-            "gleam": {"source": "none"},
-            "repository": self.repository,
-            "cache_dir": str(self.tmp / "cache" / "deploy"),
-            "env_file": "project.env",
-        }}
+        settings = {
+            "cri": {
+                "images": {"ubuntu": BASE_IMAGE},
+                "gleam": {"source": "none"},
+                "repository": self.repository,
+                "cache_dir": str(self.tmp / "cache" / "deploy"),
+                "env_file": "project.env",
+            }
+        }
         (root / "invoke.yaml").write_text(json.dumps(settings, indent=2) + "\n")
         (root / "project.env").write_text("")
         self.deployed = root
@@ -879,33 +994,54 @@ class Bench:
         url = first["urls"][0]
         say(f"    deployed in {seconds:.1f} s: {url}")
 
-        say(f"6: {n} deploys of a changed message under {LOAD_RATE} requests/s, each followed by "
-            f"docker run + readiness of its app image")
+        say(
+            f"6: {n} deploys of a changed message under {LOAD_RATE} requests/s, each followed by "
+            f"docker run + readiness of its app image"
+        )
         rounds = []
         for i in range(1, n + 1):
             r = self.deploy_round(root, url, i)
             r["baseline"] = self.start_and_ready(r["image"], i)
             rounds.append(r)
-            say(f"    round {i}: new version answers after {_time(r['new'])}, deploy exits after "
+            say(
+                f"    round {i}: new version answers after {_time(r['new'])}, deploy exits after "
                 f"{_time(r['exit'])}; docker run + readiness {_time(r['baseline']['total'])}; load "
-                f"{r['load']['failed']} failed of {r['load']['sent']}; deploy's probe: {r['switch_text']}")
+                f"{r['load']['failed']} failed of {r['load']['sent']}; deploy's probe: {r['switch_text']}"
+            )
         base = Figure("docker run -d + readiness", [r["baseline"]["total"] for r in rounds])
-        self.results.append(Result("6a", "deploy until the new version answers vs its unavoidable parts",
-                                   Figure("invoke deploy until the new body", [r["new"] for r in rounds]), base))
-        self.results.append(Result("6b", "the whole deploy (until invoke deploy exits) vs the same",
-                                   Figure("invoke deploy", [r["exit"] for r in rounds]), base))
+        self.results.append(
+            Result(
+                "6a",
+                "deploy until the new version answers vs its unavoidable parts",
+                Figure("invoke deploy until the new body", [r["new"] for r in rounds]),
+                base,
+            )
+        )
+        self.results.append(
+            Result(
+                "6b",
+                "the whole deploy (until invoke deploy exits) vs the same",
+                Figure("invoke deploy", [r["exit"] for r in rounds]),
+                base,
+            )
+        )
         sent = sum(r["load"]["sent"] for r in rounds)
         failed = sum(r["load"]["failed"] for r in rounds)
         gap = max(r["load"]["longest_gap_ms"] for r in rounds)
         probe_req = sum(r["switch"]["requests"] for r in rounds)
         probe_failed = sum(r["switch"]["failed"] for r in rounds)
         probe_gap = max(r["switch"]["longest_gap_ms"] for r in rounds)
-        self.results.append(Result(
-            "6c", f"failed requests during {n} deploys at {LOAD_RATE} requests/s (target 0)",
-            note=(f"{failed} failed of {sent:,} requests, longest gap {gap:.0f} ms; the deploy's own switch report: "
-                  f"{probe_failed} failed of {probe_req:,}, longest gap {probe_gap:.0f} ms"),
-            ok=failed == 0,
-        ))
+        self.results.append(
+            Result(
+                "6c",
+                f"failed requests during {n} deploys at {LOAD_RATE} requests/s (target 0)",
+                note=(
+                    f"{failed} failed of {sent:,} requests, longest gap {gap:.0f} ms; the deploy's own switch report: "
+                    f"{probe_failed} failed of {probe_req:,}, longest gap {probe_gap:.0f} ms"
+                ),
+                ok=failed == 0,
+            )
+        )
         self.profile += self.deploy_profile(rounds)
 
     @staticmethod
@@ -925,8 +1061,14 @@ class Bench:
         host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
         if host != "127.0.0.1":
             raise Failed(f"the deploy publishes on {host}, the load goes to 127.0.0.1 only")
-        load = subprocess.Popen([sys.executable, str(self.tmp / "load.py"), host, port, marker, str(LOAD_RATE), "240"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        load = subprocess.Popen(
+            [sys.executable, str(self.tmp / "load.py"), host, port, marker, str(LOAD_RATE), "240"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         deploy: subprocess.Popen[str] | None = None
         try:
             ready = json.loads(load.stdout.readline() or "{}")  # type: ignore[union-attr]
@@ -936,10 +1078,18 @@ class Bench:
             lines: list[tuple[float, str]] = []
             out: list[str] = []
             start, wall = time.monotonic(), time.time()
-            deploy = subprocess.Popen([*INVOKE, "deploy", "--json"], cwd=root, env=ENV, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deploy = subprocess.Popen(
+                [*INVOKE, "deploy", "--json"],
+                cwd=root,
+                env=ENV,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             readers = [
-                threading.Thread(target=lambda: lines.extend((time.monotonic(), line.rstrip("\n")) for line in deploy.stderr)),  # type: ignore[union-attr]
+                threading.Thread(
+                    target=lambda: lines.extend((time.monotonic(), line.rstrip("\n")) for line in deploy.stderr)
+                ),  # type: ignore[union-attr]
                 threading.Thread(target=lambda: out.append(deploy.stdout.read())),  # type: ignore[union-attr]
             ]
             for t in readers:
@@ -977,21 +1127,57 @@ class Bench:
                 marks[label] = at - start
         switch = doc["switch"]
         ready = marks.get(DEPLOY_MARKS[5][0])
-        return {"new": stats["first_new"] - start, "exit": ended - start, "image": doc["image"], "load": stats,
-                "switch": switch, "marks": marks, "version": doc["version"],
-                "app": app_timeline(doc["containers"][0], wall + ready if ready is not None else None),
-                "switch_text": f"{switch['failed']} failed of {switch['requests']}, longest gap {switch['longest_gap_ms']:.0f} ms"}
+        return {
+            "new": stats["first_new"] - start,
+            "exit": ended - start,
+            "image": doc["image"],
+            "load": stats,
+            "switch": switch,
+            "marks": marks,
+            "version": doc["version"],
+            "app": app_timeline(doc["containers"][0], wall + ready if ready is not None else None),
+            "switch_text": f"{switch['failed']} failed of {switch['requests']}, longest gap {switch['longest_gap_ms']:.0f} ms",
+        }
 
     def start_and_ready(self, image: str, i: int) -> dict[str, float]:
         """The unavoidable parts: `docker run -d` of ``image`` on the project's network, then the
         example's readiness check (curl in the container against 127.0.0.1:8000/) until it passes,
         polled back to back. Returns the seconds of both and the total."""
         name = f"{self.repository}-baseline-{i}"
-        check = ["docker", "exec", name, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-L",
-                 "--max-time", "5", "http://127.0.0.1:8000/"]
+        check = [
+            "docker",
+            "exec",
+            name,
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-L",
+            "--max-time",
+            "5",
+            "http://127.0.0.1:8000/",
+        ]
         start = time.perf_counter()
-        run(["docker", "run", "-d", "--name", name, "--network", self.deploy_network, "--label",
-             f"io.cri-bench={self.repository}", "--env", "GREETING=hello", "--pull", "never", image])
+        run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                self.deploy_network,
+                "--label",
+                f"io.cri-bench={self.repository}",
+                "--env",
+                "GREETING=hello",
+                "--pull",
+                "never",
+                image,
+            ]
+        )
         started = time.perf_counter()
         checks = 0
         try:
@@ -1001,8 +1187,10 @@ class Bench:
                 if proc.returncode == 0 and proc.stdout.strip().startswith("2"):
                     break
                 if time.perf_counter() - start > 60:
-                    raise Failed(f"the baseline container of {image} was not ready within 60 s: "
-                                 f"{(proc.stdout + proc.stderr).strip()[-300:]}")
+                    raise Failed(
+                        f"the baseline container of {image} was not ready within 60 s: "
+                        f"{(proc.stdout + proc.stderr).strip()[-300:]}"
+                    )
             ready = time.perf_counter()
         finally:
             subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
@@ -1011,33 +1199,41 @@ class Bench:
     def deploy_profile(self, rounds: list[dict[str, Any]]) -> list[str]:
         """Where a deploy's time goes: the phases between its progress lines (median of the rounds)."""
         n = len(rounds)
-        out = [f"6: where a deploy's time goes, from the times its progress lines reached the bench "
-               f"(median of {n} rounds; each phase ends with its line):"]
+        out = [
+            f"6: where a deploy's time goes, from the times its progress lines reached the bench "
+            f"(median of {n} rounds; each phase ends with its line):"
+        ]
         prev = [0.0] * n
         for label, _ in DEPLOY_MARKS:
             if not all(label in r["marks"] for r in rounds):
                 out.append(f"    {'?':>8}  {label} (line not seen)")
                 continue
-            spans = [r["marks"][label] - p for r, p in zip(rounds, prev)]
+            spans = [r["marks"][label] - p for r, p in zip(rounds, prev, strict=True)]
             prev = [r["marks"][label] for r in rounds]
             out.append(f"    {_time(statistics.median(spans)):>8}  {label}")
-        tail = [r["exit"] - p for r, p in zip(rounds, prev)]
+        tail = [r["exit"] - p for r, p in zip(rounds, prev, strict=True)]
         out.append(f"    {_time(statistics.median(tail)):>8}  the rest (records, JSON, exit)")
         switched = [r["marks"].get(DEPLOY_MARKS[6][0]) for r in rounds]
         if all(s is not None for s in switched):
-            lead = statistics.median(r["new"] - s for r, s in zip(rounds, switched) if s is not None)
-            out.append(f"    the load's first new body came {lead * 1000:+.0f} ms from the line that confirms the "
-                       f"proxy reload (the bench's 10 ms load resolution, the deploy's 50 ms log polling)")
+            lead = statistics.median(r["new"] - s for r, s in zip(rounds, switched, strict=True) if s is not None)
+            out.append(
+                f"    the load's first new body came {lead * 1000:+.0f} ms from the line that confirms the "
+                f"proxy reload (the bench's 10 ms load resolution, the deploy's 50 ms log polling)"
+            )
         b = [r["baseline"] for r in rounds]
-        out.append(f"    baseline: docker run -d {_time(statistics.median(x['run'] for x in b))}, then readiness "
-                   f"{_time(statistics.median(x['ready'] for x in b))} ({statistics.median(x['checks'] for x in b):.0f} "
-                   f"back-to-back checks)")
+        out.append(
+            f"    baseline: docker run -d {_time(statistics.median(x['run'] for x in b))}, then readiness "
+            f"{_time(statistics.median(x['ready'] for x in b))} ({statistics.median(x['checks'] for x in b):.0f} "
+            f"back-to-back checks)"
+        )
         for k, r in enumerate(rounds, 1):
             ld = r["load"]
             app = r["app"]
             if app:
-                out.append(f"    round {k}: the new container's app listened {_time(app['listening'])} after its "
-                           f"start; the deploy's readiness check passed {_time(app['ready'])} after that")
+                out.append(
+                    f"    round {k}: the new container's app listened {_time(app['listening'])} after its "
+                    f"start; the deploy's readiness check passed {_time(app['ready'])} after that"
+                )
             out.append(
                 f"    round {k} (version {r['version']}): load {ld['failed']} failed of {ld['sent']} in "
                 f"{ld['seconds']:.1f} s, longest gap {ld['longest_gap_ms']:.0f} ms, latency median "
@@ -1062,9 +1258,15 @@ class Bench:
         except Failed as exc:
             self.results.append(Result("2d", "hit vs buildx after builder prune", note=f"buildx failed: {exc}"))
             return
-        self.results.append(Result("2d", "hit vs buildx after builder prune",
-                                   Figure("invoke prepare (hit)", hits),
-                                   Figure("docker buildx build", [seconds]), 0.01))
+        self.results.append(
+            Result(
+                "2d",
+                "hit vs buildx after builder prune",
+                Figure("invoke prepare (hit)", hits),
+                Figure("docker buildx build", [seconds]),
+                0.01,
+            )
+        )
         total, ran = steps_run(proc.stderr)
         self.profile += [
             f"2d: `docker builder prune -af` took {_time(self.prune_seconds)}; the buildx build after it ran "
@@ -1080,25 +1282,32 @@ class Bench:
             engine = docker("version", "--format", "{{.Server.Version}}")
             buildx = docker("buildx", "version").split()[1]
         except Failed as exc:
-            raise SystemExit(f"bench: no Docker engine answers: {exc}")
-        import cri_tasks
+            raise SystemExit(f"bench: no Docker engine answers: {exc}") from None
         import invoke
+
+        import cri_tasks
 
         print(f"cri-tasks bench, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
         print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, load average {load} (1, 5, 15 min)")
         print(f"engine: Docker {engine}, buildx {buildx}; base image {BASE_IMAGE}")
         print(f"cri-tasks {cri_tasks.__version__}, invoke {invoke.__version__}, Python {platform.python_version()}")
-        print("Python bytecode: written once by the setup (invoke --write-pyc) into the bench's temp dir"
-              " (PYTHONPYCACHEPREFIX), as a pip-installed package has it")
-        print(f"figures: median ± half the interquartile range over N runs after a warm-up; sides interleaved;"
-              f" N={self.args.reps} (3a: {self.args.apt_reps}, 3b: {self.args.cold_reps}, 5: {self.args.cold4_reps}, 6: {self.args.deploy_reps})")
+        print(
+            "Python bytecode: written once by the setup (invoke --write-pyc) into the bench's temp dir"
+            " (PYTHONPYCACHEPREFIX), as a pip-installed package has it"
+        )
+        print(
+            f"figures: median ± half the interquartile range over N runs after a warm-up; sides interleaved;"
+            f" N={self.args.reps} (3a: {self.args.apt_reps}, 3b: {self.args.cold_reps}, 5: {self.args.cold4_reps}, 6: {self.args.deploy_reps})"
+        )
         print(flush=True)
 
     def preflight(self) -> None:
         try:
             run(["docker", "image", "inspect", BASE_IMAGE])
         except Failed:
-            raise SystemExit(f"bench: the base image {BASE_IMAGE} is missing: run scripts/provision-engine first")
+            raise SystemExit(
+                f"bench: the base image {BASE_IMAGE} is missing: run scripts/provision-engine first"
+            ) from None
 
     def cleanup(self) -> None:
         if self.deployed is not None:  # measure 6: its containers, proxy, volumes and network
@@ -1106,8 +1315,11 @@ class Bench:
                 run([*INVOKE, "stop"], cwd=self.deployed, timeout=120)
             except Failed as exc:
                 say(f"invoke stop in the deploy project failed: {exc}")
-            left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=io.cri-bench={self.repository}"],
-                                  capture_output=True, text=True).stdout.split()
+            left = subprocess.run(
+                ["docker", "ps", "-aq", "--filter", f"label=io.cri-bench={self.repository}"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
             if left:
                 subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
             if self.deploy_network:
@@ -1116,8 +1328,16 @@ class Bench:
         for repo in (self.repository, f"{self.repository}-proxy", f"{self.repository}-debug", self.direct):
             try:
                 # <repository>/<project id>/<setup> (cri-tasks) and <direct>/<name> (plain buildx)
-                refs = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
-                              "--filter", f"reference={repo}/*", "--filter", f"reference={repo}/*/*").split()
+                refs = docker(
+                    "image",
+                    "ls",
+                    "--format",
+                    "{{.Repository}}:{{.Tag}}",
+                    "--filter",
+                    f"reference={repo}/*",
+                    "--filter",
+                    f"reference={repo}/*/*",
+                ).split()
                 if refs:
                     docker("image", "rm", "-f", *refs)
                     removed += len(refs)
@@ -1133,8 +1353,10 @@ class Bench:
         print()
         missed = [r for r in self.results if r.met is False]
         met = [r for r in self.results if r.met is True]
-        print(f"targets: {len(met)} met, {len(missed)} missed" + (
-            f" ({', '.join(r.key for r in missed)})" if missed else ""))
+        print(
+            f"targets: {len(met)} met, {len(missed)} missed"
+            + (f" ({', '.join(r.key for r in missed)})" if missed else "")
+        )
         if self.profile:
             print("\nprofile (where the time goes):")
             for line in self.profile:
@@ -1187,10 +1409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--apt-reps", type=int, default=3, help="timed runs per side for measure 3a (default 3)")
     parser.add_argument("--cold-reps", type=int, default=6, help="timed runs per side for measure 3b (default 6)")
     parser.add_argument("--cold4-reps", type=int, default=4, help="timed runs per side for measure 5 (default 4)")
-    parser.add_argument("--deploy-reps", type=int, default=3,
-                        help="timed deploys for measure 6, each with its baseline (default 3)")
-    parser.add_argument("--no-prune", action="store_true",
-                        help="skip the last stage (docker builder prune -af, then one full rebuild)")
+    parser.add_argument(
+        "--deploy-reps", type=int, default=3, help="timed deploys for measure 6, each with its baseline (default 3)"
+    )
+    parser.add_argument(
+        "--no-prune", action="store_true", help="skip the last stage (docker builder prune -af, then one full rebuild)"
+    )
     parser.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
     parser.add_argument("--only-deploy", action="store_true", help="run measure 6 alone (no other setup or measure)")
     args = parser.parse_args(argv)
@@ -1202,16 +1426,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         stages: tuple[Callable[[], None], ...] = (bench.measure_deploy,)
         if not args.only_deploy:
             bench.setup()
-            stages = (bench.measure_hits, bench.check_imports, bench.where_time_goes, bench.profile_hits,
-                      bench.measure_fingerprint, bench.measure_cold, bench.measure_four_cold,
-                      bench.measure_deploy, bench.measure_after_prune)
+            stages = (
+                bench.measure_hits,
+                bench.check_imports,
+                bench.where_time_goes,
+                bench.profile_hits,
+                bench.measure_fingerprint,
+                bench.measure_cold,
+                bench.measure_four_cold,
+                bench.measure_deploy,
+                bench.measure_after_prune,
+            )
         for stage in stages:
             before = len(bench.results)
             try:
                 stage()
             except Rebuilt as exc:
-                say(f"{exc}\n  the inputs changed under the bench (a template edited?): preparing again, "
-                    f"then repeating {stage.__name__}")
+                say(
+                    f"{exc}\n  the inputs changed under the bench (a template edited?): preparing again, "
+                    f"then repeating {stage.__name__}"
+                )
                 del bench.results[before:]
                 bench.prepare_all()
                 stage()

@@ -10,13 +10,26 @@ records store, locks and logs) and hands it to the phases.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .errors import CriError, Problem
 from .results import Reporter, stderr_reporter
-from .task_results import Built, Cleaned, DeployCheck, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, Validation
 from .settings import Settings, resolve
+from .task_results import (
+    Built,
+    Cleaned,
+    DeployCheck,
+    Deployed,
+    Logs,
+    Prepared,
+    Rendered,
+    Rollback,
+    StatusReport,
+    Stopped,
+    Validation,
+)
 
 if TYPE_CHECKING:
     from .model import Project
@@ -85,10 +98,20 @@ def prepare(
     project = load(file, s, data=None if key is None else key.data)  # the very bytes of the key
     _preflight(project, s, setup, "prepare")
     with Workspace(project, s) as ws:
-        return Prepared(_prepare.prepare(
-            project, s, setup=setup, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
-            hit_key=key, workspace=ws,
-        ))
+        return Prepared(
+            _prepare.prepare(
+                project,
+                s,
+                setup=setup,
+                force=force,
+                no_cache=no_cache,
+                explain=explain,
+                debug=debug,
+                report=report,
+                hit_key=key,
+                workspace=ws,
+            )
+        )
 
 
 def render(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None) -> Rendered:
@@ -108,7 +131,9 @@ def render(file: str | Path | None = None, *, setup: str | None = None, settings
     return Rendered(out)
 
 
-def clean(file: str | Path | None = None, *, setup: str | None = None, images: bool = False, settings: SettingsLike = None) -> Cleaned:
+def clean(
+    file: str | Path | None = None, *, setup: str | None = None, images: bool = False, settings: SettingsLike = None
+) -> Cleaned:
     """Forget prepared images (Zerops' "Clear runtime prepare image"); ``images`` removes them too."""
     from . import runtime_image as _prepare
     from .workspace import Workspace
@@ -119,7 +144,9 @@ def clean(file: str | Path | None = None, *, setup: str | None = None, images: b
         return Cleaned(_prepare.clean(project, s, setup=setup, images=images, workspace=ws))
 
 
-def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepare", settings: SettingsLike = None) -> Path:
+def log_path(
+    file: str | Path | None = None, *, setup: str, phase: str = "prepare", settings: SettingsLike = None
+) -> Path:
     """The last log of ``phase`` for ``setup``."""
     from . import runtime_image as _prepare
     from .workspace import Workspace
@@ -135,8 +162,13 @@ def log_path(file: str | Path | None = None, *, setup: str, phase: str = "prepar
     return path
 
 
-def build(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
-          report: Reporter = stderr_reporter) -> Built:
+def build(
+    file: str | Path | None = None,
+    *,
+    setup: str | None = None,
+    settings: SettingsLike = None,
+    report: Reporter = stderr_reporter,
+) -> Built:
     """Run the build phase of each selected setup; returns their BuildResults."""
     from . import build_phase
     from .workspace import Workspace
@@ -149,8 +181,14 @@ def build(file: str | Path | None = None, *, setup: str | None = None, settings:
         return Built(build_phase.build(project, st, s, report=report, store=ws.store) for st in project.select(setup))
 
 
-def deploy(file: str | Path | None = None, *, setup: str | None = None, settings: SettingsLike = None,
-           report: Reporter = stderr_reporter, check: bool = False) -> Deployed | DeployCheck:
+def deploy(
+    file: str | Path | None = None,
+    *,
+    setup: str | None = None,
+    settings: SettingsLike = None,
+    report: Reporter = stderr_reporter,
+    check: bool = False,
+) -> Deployed | DeployCheck:
     """Build, prepare and deploy each selected setup into fresh containers; returns DeployResults.
 
     ``check``: only say whether the deploy would build the runtime image (PrepareResults with
@@ -167,8 +205,14 @@ def deploy(file: str | Path | None = None, *, setup: str | None = None, settings
         return Deployed(_deploy.deploy(project, s, setup=setup, report=report, workspace=ws))
 
 
-def rollback(file: str | Path | None = None, *, setup: str, version: int | None = None,
-             settings: SettingsLike = None, report: Reporter = stderr_reporter) -> Rollback:
+def rollback(
+    file: str | Path | None = None,
+    *,
+    setup: str,
+    version: int | None = None,
+    settings: SettingsLike = None,
+    report: Reporter = stderr_reporter,
+) -> Rollback:
     """Activate an earlier kept version (default: the one before the active one)."""
     from . import deploy_phase as _deploy
     from .workspace import Workspace
@@ -199,12 +243,18 @@ def stop(file: str | Path | None = None, *, setup: str | None = None, settings: 
         return Stopped(_deploy.stop(project, s, setup=setup, workspace=ws))
 
 
-def logs(file: str | Path | None = None, *, setup: str, tail: int | None = 100, follow: bool = False,
-         phase: str | None = None, settings: SettingsLike = None) -> Logs:
+def logs(
+    file: str | Path | None = None,
+    *,
+    setup: str,
+    tail: int | None = 100,
+    follow: bool = False,
+    phase: str | None = None,
+    settings: SettingsLike = None,
+) -> Logs:
     """The logs of what a setup runs, as (source, text); ``follow`` streams them to the terminal;
     ``phase`` (``prepare`` or ``build``): the last log of that phase instead."""
     from . import deploy_phase as _deploy
-
     from .workspace import Workspace
 
     s = _settings(settings)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Sequence
 
 import pathspec
 
@@ -42,7 +42,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _walk(src_root: Path, rel_start: str, skip: pathspec.GitIgnoreSpec, always_skip: set[str]) -> Iterable[tuple[str, os.DirEntry[str] | None]]:
+def _walk(
+    src_root: Path, rel_start: str, skip: pathspec.GitIgnoreSpec, always_skip: set[str]
+) -> Iterable[tuple[str, os.DirEntry[str] | None]]:
     """(rel path, entry) for everything under ``src_root/rel_start`` that is not skipped."""
     stack = [rel_start]
     while stack:
@@ -60,7 +62,9 @@ def _walk(src_root: Path, rel_start: str, skip: pathspec.GitIgnoreSpec, always_s
                     stack.append(child)
 
 
-def copy_tree(src_root: Path, dst_root: Path, rels: Iterable[tuple[str, os.DirEntry[str] | None]], *, strip: str = "") -> int:
+def copy_tree(
+    src_root: Path, dst_root: Path, rels: Iterable[tuple[str, os.DirEntry[str] | None]], *, strip: str = ""
+) -> int:
     """Recreate ``rels`` (relative to src_root) under dst_root, minus the prefix ``strip``."""
     count = 0
     for rel, e in rels:
@@ -134,11 +138,19 @@ def assemble(built: Path, dest: Path, deploy_files: Sequence[PathRef], *, ignore
         src = built / dp.source if dp.source else built
         if not os.path.lexists(src):
             raise ConfigError(
-                [Problem(f"{ref.value!r}: {dp.source or '.'} does not exist after the build", path=ref.path, location=ref.location)]
+                [
+                    Problem(
+                        f"{ref.value!r}: {dp.source or '.'} does not exist after the build",
+                        path=ref.path,
+                        location=ref.location,
+                    )
+                ]
             )
         real = Path(os.path.realpath(src))
         if real != real_built and real_built not in real.parents:
-            raise ConfigError([Problem(f"{ref.value!r} points outside the build folder", path=ref.path, location=ref.location)])
+            raise ConfigError(
+                [Problem(f"{ref.value!r} points outside the build folder", path=ref.path, location=ref.location)]
+            )
         if src.is_dir() and not src.is_symlink():
             landing = dp.source[len(dp.strip) :] if dp.strip else dp.source
             if landing:

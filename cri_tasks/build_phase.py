@@ -10,24 +10,24 @@ import os
 import shlex
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import artifact, buildx, engine, envvars, fingerprint, records, runtime_build
 from .dockerfile import exec_form, render, templates_digest, with_build_env
 from .errors import CommandFailure, ConfigError, CriError, EngineError, Problem, StepFailed
-from .model import Build, Project, Setup
 from .locks import locked, sweep
 from .logfiles import new_log
+from .model import Build, Project, Setup
+from .paths import component, path_refusal, private_dir, remove, writing
 from .results import Reporter
 from .runtime_plan import gleam_source_for
 from .runtimes import OPERATING_SYSTEMS, build_toolchain
 from .settings import Settings
 from .store import Store
 from .workspace import project_id
-from .paths import component, path_refusal, private_dir, remove, writing
 
 FAILED = "BUILD_FAILED"
 
@@ -91,7 +91,7 @@ def _restore_script(paths: list[str]) -> str:
     """Restore what the last build saved, no-clobber: the source's own files win (Zerops)."""
     words = " ".join(glob_word(p) for p in paths)
     return _bash(
-        f"cd /build/cri-cache; n=0; for p in {words}; do [ -e \"$p\" ] || [ -L \"$p\" ] || continue; echo \"cri: build cache restored: $p\"; n=1; done\n"
+        f'cd /build/cri-cache; n=0; for p in {words}; do [ -e "$p" ] || [ -L "$p" ] || continue; echo "cri: build cache restored: $p"; n=1; done\n'
         "[ $n = 1 ] || echo 'cri: build cache empty'\n"
         "cd /build/source; cp -a -n /build/cri-cache/. ./; chown -R zerops:zerops ."
     )
@@ -102,8 +102,8 @@ def _save_script(paths: list[str]) -> str:
     words = " ".join(glob_word(p) for p in paths)
     return _bash(
         "find /build/cri-cache -mindepth 1 -delete; cd /build/source\n"
-        f"for p in {words}; do [ -e \"$p\" ] || [ -L \"$p\" ] || continue; d=$(dirname -- \"$p\"); mkdir -p \"/build/cri-cache/$d\"; "
-        "cp -a -- \"$p\" \"/build/cri-cache/$d/\"; echo \"cri: build cache saved: $p\"; done"
+        f'for p in {words}; do [ -e "$p" ] || [ -L "$p" ] || continue; d=$(dirname -- "$p"); mkdir -p "/build/cri-cache/$d"; '
+        'cp -a -- "$p" "/build/cri-cache/$d/"; echo "cri: build cache saved: $p"; done'
     )
 
 
@@ -113,7 +113,9 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     component(setup.name, "setup name")  # before anything is written (the loader checked it too)
     section = setup.build
     if section is None:
-        raise ConfigError(f"[{setup.name}] has no build section: nothing to deploy (zerops.yml needs build.deployFiles)")
+        raise ConfigError(
+            f"[{setup.name}] has no build section: nothing to deploy (zerops.yml needs build.deployFiles)"
+        )
     os_name = section.os
     if os_name not in OPERATING_SYSTEMS:
         raise ConfigError(f"[{setup.name}] build.os {os_name!r} is not supported")
@@ -127,11 +129,24 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     # The base-layer key: what Zerops names as invalidating the build cache (os, base,
     # prepareCommands, cache), plus what cri-tasks puts in that layer itself.
     cache_key = fingerprint.digest(
-        [os_name, list(section.base), [c.text for c in section.prepare_commands], paths, gleam, settings.zcli_enabled,
-         base_image, engine.image_ids([base_image]).get(base_image), templates_digest()]
+        [
+            os_name,
+            list(section.base),
+            [c.text for c in section.prepare_commands],
+            paths,
+            gleam,
+            settings.zcli_enabled,
+            base_image,
+            engine.image_ids([base_image]).get(base_image),
+            templates_digest(),
+        ]
     )
     # A builder other than the engine's own cannot start FROM an image of the engine.
-    toolchain_image = None if settings.builder else f"{settings.repository}-build/{project_id(project)}/{setup.name.lower()}:{cache_key[:16]}"
+    toolchain_image = (
+        None
+        if settings.builder
+        else f"{settings.repository}-build/{project_id(project)}/{setup.name.lower()}:{cache_key[:16]}"
+    )
     context = {
         "os": os_name,
         "stage": "toolchain",
@@ -148,13 +163,35 @@ def build(project: Project, setup: Setup, settings: Settings, *, report: Reporte
     }
     text = render("build.Dockerfile.j2", context)
     with work_folder(cache_dir, setup.name, settings, report) as work:
-        return _build_in(work, project, setup, settings, text, env_text, gleam_file, toolchain_image, cache_key,
-                         report=report, store=store)
+        return _build_in(
+            work,
+            project,
+            setup,
+            settings,
+            text,
+            env_text,
+            gleam_file,
+            toolchain_image,
+            cache_key,
+            report=report,
+            store=store,
+        )
 
 
-def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, text: str, env_text: str,
-              gleam_file: Path | None, toolchain_image: str | None, cache_key: str, *, report: Reporter,
-              store: Store) -> BuildResult:
+def _build_in(
+    work: Path,
+    project: Project,
+    setup: Setup,
+    settings: Settings,
+    text: str,
+    env_text: str,
+    gleam_file: Path | None,
+    toolchain_image: str | None,
+    cache_key: str,
+    *,
+    report: Reporter,
+    store: Store,
+) -> BuildResult:
     section = setup.build
     assert section is not None
     cache_dir = store.cache_dir
@@ -183,17 +220,36 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
             try:
                 outcome: buildx.Outcome | None = None
                 if toolchain_image is not None and engine.image_ids([toolchain_image]).get(toolchain_image) is None:
-                    report(f"[{setup.name}] build: base layer (build.os, build.base, build.prepareCommands) -> {toolchain_image}")
-                    labels = {f"{engine.LABEL}.project": project_id(project), f"{engine.LABEL}.setup": setup.name,
-                              f"{engine.LABEL}.base-layer": cache_key}
-                    base_layer = buildx.Build(setup.name, context_dir, tags=(toolchain_image,), labels=labels,
-                                              target="toolchain", builder=settings.builder)
+                    report(
+                        f"[{setup.name}] build: base layer (build.os, build.base, build.prepareCommands) -> {toolchain_image}"
+                    )
+                    labels = {
+                        f"{engine.LABEL}.project": project_id(project),
+                        f"{engine.LABEL}.setup": setup.name,
+                        f"{engine.LABEL}.base-layer": cache_key,
+                    }
+                    base_layer = buildx.Build(
+                        setup.name,
+                        context_dir,
+                        tags=(toolchain_image,),
+                        labels=labels,
+                        target="toolchain",
+                        builder=settings.builder,
+                    )
                     outcome = buildx.run(base_layer, steps, log, report=report)
                 elif toolchain_image is not None:
-                    report(f"[{setup.name}] build: base layer up to date ({toolchain_image}): build.prepareCommands skipped")
+                    report(
+                        f"[{setup.name}] build: base layer up to date ({toolchain_image}): build.prepareCommands skipped"
+                    )
                 if not isinstance(outcome, buildx.Failed):
-                    export = buildx.Build(setup.name, context_dir, target="artifact", export_to=out_dir,
-                                          secrets=(f"id=cri-build-env,src={secret}",), builder=settings.builder)
+                    export = buildx.Build(
+                        setup.name,
+                        context_dir,
+                        target="artifact",
+                        export_to=out_dir,
+                        secrets=(f"id=cri-build-env,src={secret}",),
+                        builder=settings.builder,
+                    )
                     outcome = buildx.run(export, steps, log, report=report)
             finally:
                 shutil.rmtree(context_dir, ignore_errors=True)
@@ -206,7 +262,9 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
                 count = artifact.assemble(out_dir, dest, section.deploy_files, ignore=ignore)
         except ConfigError as exc:
             deploy_files = ", ".join(ref.value for ref in section.deploy_files)
-            failure = CommandFailure(setup.name, "build.deployFiles", None, deploy_files, None, None, [str(exc)], str(log_path))
+            failure = CommandFailure(
+                setup.name, "build.deployFiles", None, deploy_files, None, None, [str(exc)], str(log_path)
+            )
             raise StepFailed(failure, status=FAILED, headline=f"[{setup.name}] {FAILED}: {exc}") from None
         seconds = time.monotonic() - start
         records.set_last_log(store, setup.name, "build", str(log_path), ok=True)
@@ -218,7 +276,9 @@ def _build_in(work: Path, project: Project, setup: Setup, settings: Settings, te
     return BuildResult(setup.name, dest, out_dir, count, seconds, str(log_path))
 
 
-def build_env(project: Project, setup: Setup, settings: Settings, warnings: list[Problem] | None = None) -> dict[str, str]:
+def build_env(
+    project: Project, setup: Setup, settings: Settings, warnings: list[Problem] | None = None
+) -> dict[str, str]:
     """build.envVariables with every ``${name}`` resolved (``${RUNTIME_name}``: run.envVariables);
     one that names nothing stays as written and goes to ``warnings`` (envvars.resolve)."""
     b = setup.build
@@ -231,7 +291,9 @@ def build_env(project: Project, setup: Setup, settings: Settings, warnings: list
         where=f"zerops[{setup.index}].build.envVariables",
         location=b.location,
         locations={name: loc for name in b.env_variables if (loc := b.where(f"envVariables.{name}"))},
-        other=dict(setup.run.env_variables), other_prefix="RUNTIME_", warnings=warnings,
+        other=dict(setup.run.env_variables),
+        other_prefix="RUNTIME_",
+        warnings=warnings,
     )
 
 
@@ -252,8 +314,13 @@ def work_folder(cache_dir: Path, setup: str, settings: Settings, report: Reporte
     in any build folder is removed first."""
     work = cache_dir / "build" / component(setup, "setup name")
     waiting = f"[{setup}] waiting for another cri-tasks process (a build or deploy of {setup}) that uses {work}"
-    with locked(cache_dir, _lock_key(setup), timeout=settings.lock_timeout, on_wait=lambda: report(waiting),
-                what=f"another build or deploy of {setup} uses {work}"):
+    with locked(
+        cache_dir,
+        _lock_key(setup),
+        timeout=settings.lock_timeout,
+        on_wait=lambda: report(waiting),
+        what=f"another build or deploy of {setup} uses {work}",
+    ):
         remove_leftovers(cache_dir)
         yield work
 
@@ -311,14 +378,24 @@ def _steps(dockerfile: str, build: Build) -> buildx.Steps:
     base layer (stage ``toolchain``), buildCommands in stage ``build``."""
     prepare = build.prepare_commands
     commands = build.build_commands
-    return buildx.Steps(dockerfile, {
-        **{("toolchain", f"RUN {exec_form(command.text)}"):
-           buildx.StepCommand("build.prepareCommands", index, len(prepare), command, label="build.prepareCommands")
-           for index, command in enumerate(prepare)},
-        **{("build", f"RUN --mount=type=secret,id=cri-build-env,mode=0444 {with_build_env(command.text)}"):
-           buildx.StepCommand("build.buildCommands", index, len(commands), command, label="build.buildCommands")
-           for index, command in enumerate(commands)},
-    })
+    return buildx.Steps(
+        dockerfile,
+        {
+            **{
+                ("toolchain", f"RUN {exec_form(command.text)}"): buildx.StepCommand(
+                    "build.prepareCommands", index, len(prepare), command, label="build.prepareCommands"
+                )
+                for index, command in enumerate(prepare)
+            },
+            **{
+                (
+                    "build",
+                    f"RUN --mount=type=secret,id=cri-build-env,mode=0444 {with_build_env(command.text)}",
+                ): buildx.StepCommand("build.buildCommands", index, len(commands), command, label="build.buildCommands")
+                for index, command in enumerate(commands)
+            },
+        },
+    )
 
 
 def _error(setup: Setup, failed: buildx.Failed) -> CriError:
@@ -330,5 +407,7 @@ def _error(setup: Setup, failed: buildx.Failed) -> CriError:
         failure = failed.step_failure(setup.name, "build environment", failed.step.instruction)
         headline = f"[{setup.name}] {FAILED}: a build step of cri-tasks failed (exit code {failed.exit_code})"
         return StepFailed(failure, status=FAILED, headline=headline)
-    return EngineError(f"[{setup.name}] {FAILED}: docker buildx build failed: {failed.error or 'see the log'}\n"
-                       f"  last lines:\n{failed.last_lines()}\n  full log: {failed.log}")
+    return EngineError(
+        f"[{setup.name}] {FAILED}: docker buildx build failed: {failed.error or 'see the log'}\n"
+        f"  last lines:\n{failed.last_lines()}\n  full log: {failed.log}"
+    )

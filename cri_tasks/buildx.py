@@ -10,10 +10,11 @@ itself is :mod:`cri_tasks.engine`'s; the log is read by :mod:`cri_tasks.buildlog
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Iterator, Mapping, Union
 
 from . import engine
 from .buildlog import Header, Tracker
@@ -107,8 +108,16 @@ class Failed:
         """The failure of :attr:`command` (which must be set), naming its zerops.yml line."""
         assert self.command is not None
         found = self.command
-        return CommandFailure(setup, found.field, found.index, found.command.text, found.command.location,
-                              self.exit_code, self.tail, str(self.log))
+        return CommandFailure(
+            setup,
+            found.field,
+            found.index,
+            found.command.text,
+            found.command.location,
+            self.exit_code,
+            self.tail,
+            str(self.log),
+        )
 
     def step_failure(self, setup: str, phase: str, instruction: str) -> CommandFailure:
         """The failure of a step of cri-tasks' own (no zerops.yml command), shown as ``instruction``."""
@@ -119,7 +128,7 @@ class Failed:
         return "\n".join(f"    {line}" for line in self.output[-count:])
 
 
-Outcome = Union[Built, Failed]
+Outcome = Built | Failed
 
 
 @contextmanager
@@ -131,8 +140,9 @@ def log_file(path: Path, dockerfile: str | None) -> Iterator[LogFile]:
         yield log
 
 
-def run(build: Build, steps: Steps, log: LogFile, *, report: Reporter | None,
-        other_steps: str | None = None) -> Outcome:
+def run(
+    build: Build, steps: Steps, log: LogFile, *, report: Reporter | None, other_steps: str | None = None
+) -> Outcome:
     """Run one ``docker buildx build`` followed by a :class:`Follower`. A failure of the build is
     a :class:`Failed`; an engine that cannot be reached raises
     :class:`~cri_tasks.errors.EngineError`. An export (``build.export_to``) needs ``build.target``."""
@@ -141,11 +151,26 @@ def run(build: Build, steps: Steps, log: LogFile, *, report: Reporter | None,
     try:
         if build.export_to is not None:
             assert build.target is not None, "an export names the stage it exports"
-            engine.build_export(build.context, dockerfile=dockerfile, dest=build.export_to, target=build.target,
-                                on_line=follower, secrets=build.secrets, builder=build.builder)
+            engine.build_export(
+                build.context,
+                dockerfile=dockerfile,
+                dest=build.export_to,
+                target=build.target,
+                on_line=follower,
+                secrets=build.secrets,
+                builder=build.builder,
+            )
             return Built(None, log.path)
-        image_id = engine.build(build.context, dockerfile=dockerfile, tags=build.tags, labels=build.labels,
-                                on_line=follower, builder=build.builder, target=build.target, no_cache=build.no_cache)
+        image_id = engine.build(
+            build.context,
+            dockerfile=dockerfile,
+            tags=build.tags,
+            labels=build.labels,
+            on_line=follower,
+            builder=build.builder,
+            target=build.target,
+            no_cache=build.no_cache,
+        )
         return Built(image_id, log.path)
     except engine.BuildError as exc:
         return follower.failed(exc.log, exc.command)
@@ -157,8 +182,9 @@ class Follower:
     and, with ``other_steps``, the RUN, ADD and COPY steps of cri-tasks' own
     (``[app] runtime: RUN ...``); pass the line on to a reporter that shows the whole log."""
 
-    def __init__(self, setup: str, steps: Steps, log: LogFile, *, report: Reporter | None,
-                 other_steps: str | None = None) -> None:
+    def __init__(
+        self, setup: str, steps: Steps, log: LogFile, *, report: Reporter | None, other_steps: str | None = None
+    ) -> None:
         self.setup, self.steps, self.log = setup, steps, log
         self.report, self.other_steps = report, other_steps
         self.tracker = Tracker()

@@ -36,8 +36,15 @@ KEPT_CORE = ("complete", "help", "list", "list-format", "print-completion-script
 
 #: What Invoke's own Program code reads of the options ``cri`` drops, with their "not given" values.
 DROPPED_CORE: dict[str, Any] = {
-    "command-timeout": None, "debug": False, "dry": False, "echo": False, "hide": None,
-    "list-depth": None, "prompt-for-sudo-password": False, "pty": False, "warn-only": False,
+    "command-timeout": None,
+    "debug": False,
+    "dry": False,
+    "echo": False,
+    "hide": None,
+    "list-depth": None,
+    "prompt-for-sudo-password": False,
+    "pty": False,
+    "warn-only": False,
     "write-pyc": False,
 }
 
@@ -50,11 +57,12 @@ class CriProgram(Program):
         kept = [arg for arg in super().core_args() if arg.name in KEPT_CORE]
         return [
             *kept,
-            Argument(names=("file", SHORT_FLAGS["file"]),
-                     help=COMMON_HELP["file"] + "; for every task of the call"),
-            Argument(names=("config",),
-                     help="settings file in invoke.yaml format, read after invoke.yaml and INVOKE_CRI_* "
-                          "(default: $INVOKE_RUNTIME_CONFIG); it must exist"),
+            Argument(names=("file", SHORT_FLAGS["file"]), help=COMMON_HELP["file"] + "; for every task of the call"),
+            Argument(
+                names=("config",),
+                help="settings file in invoke.yaml format, read after invoke.yaml and INVOKE_CRI_* "
+                "(default: $INVOKE_RUNTIME_CONFIG); it must exist",
+            ),
         ]
 
     def parse_core_args(self) -> None:

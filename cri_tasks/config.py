@@ -74,8 +74,9 @@ class CriConfig(Config):
     search for a tasks module, so this class loads them when it is created.
     """
 
-    def __init__(self, *, project_location: str | os.PathLike[str] | None = None, lazy: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, project_location: str | os.PathLike[str] | None = None, lazy: bool = False, **kwargs: Any
+    ) -> None:
         location = Path(project_location) if project_location is not None else Path.cwd()
         with _readable():
             super().__init__(project_location=location, lazy=lazy, **kwargs)
@@ -131,7 +132,8 @@ def settings_from(config: Config | Mapping[str, Any], overrides: Mapping[str, An
     return resolve(merge(dict(raw), dict(overrides or {})))
 
 
-def load_settings(project_dir: str | os.PathLike[str] | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    project_dir: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """:func:`load_config` then :func:`settings_from`: what a call from outside Invoke uses."""
     return settings_from(load_config(project_dir), overrides)

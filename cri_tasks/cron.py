@@ -14,11 +14,21 @@ from dataclasses import dataclass
 
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 _NAMES = {
-    3: {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))},
+    3: {
+        m: i + 1
+        for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+    },
     4: {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
 }
-_MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
-           "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class CronError(ValueError):
@@ -48,12 +58,20 @@ def parse(timing: str) -> Schedule:
     text = _MACROS.get(timing.strip().lower(), timing.strip())
     parts = text.split()
     if len(parts) != 5:
-        raise CronError(f"{timing!r} is not a cron schedule: expected 5 fields (minute hour day month weekday) "
-                        f"or one of {', '.join(_MACROS)}")
+        raise CronError(
+            f"{timing!r} is not a cron schedule: expected 5 fields (minute hour day month weekday) "
+            f"or one of {', '.join(_MACROS)}"
+        )
     values = [_field(i, part) for i, part in enumerate(parts)]
     weekdays = tuple(sorted({0 if d == 7 else d for d in values[4]}))
-    return Schedule(tuple(values[0]), tuple(values[1]), tuple(values[2]), tuple(values[3]), weekdays,
-                    either_day=not parts[2].startswith("*") and not parts[4].startswith("*"))
+    return Schedule(
+        tuple(values[0]),
+        tuple(values[1]),
+        tuple(values[2]),
+        tuple(values[3]),
+        weekdays,
+        either_day=not parts[2].startswith("*") and not parts[4].startswith("*"),
+    )
 
 
 def _field(index: int, text: str) -> list[int]:
@@ -84,7 +102,10 @@ def _number(index: int, text: str, low: int, high: int, what: str = "") -> int:
     value = _NAMES.get(index, {}).get(text.lower()) if not what else None
     if value is None:
         if not text.isdigit():
-            raise CronError(f"{name} {what or 'value'} {text!r} is not a number" + (" or a name" if index in _NAMES and not what else ""))
+            raise CronError(
+                f"{name} {what or 'value'} {text!r} is not a number"
+                + (" or a name" if index in _NAMES and not what else "")
+            )
         value = int(text)
     if not low <= value <= high:
         raise CronError(f"{name} {what or 'value'} {value} is outside {low}-{high}")

@@ -25,25 +25,52 @@ from typing import Any
 
 from . import build_phase, buildx, cron, deployed, engine, envvars, records, runtime_image
 from .dockerfile import render
+from .engine import LABEL
 from .errors import ConfigError, CriError, Problem
 from .model import Project, Setup
+from .paths import component, path_refusal, private_dir, remove, writing
 from .probe import SwitchReport
 from .results import PrepareResult, Reporter, stderr_reporter
-from .engine import LABEL
 from .runtime_plan import app_tag, repository_for
 from .settings import Settings
 from .store import Store
-from .paths import component, path_refusal, private_dir, remove, writing
 from .targets import Target, get
+
 # The words a target shares with this module live below both (targets/base.py); they stay
 # importable from here, where the callers of the deploy phase find them.
-from .targets.base import DEPLOY_FAILED, Activation, HealthTimings, Version, check_command, deploy_error, env_file_prefix
+from .targets.base import (
+    DEPLOY_FAILED,
+    Activation,
+    HealthTimings,
+    Version,
+    check_command,
+    deploy_error,
+    env_file_prefix,
+)
 from .workspace import Workspace, opened, project_id
 
 __all__ = [
-    "DEPLOY_FAILED", "Activation", "DeployFailed", "DeployResult", "HealthTimings", "Version", "builtins_for",
-    "check", "check_command", "check_env_replace_targets", "checked_image", "deploy", "deploy_error", "env_warnings",
-    "follow_logs", "logs", "reconcile", "rollback", "run_env", "status", "stop",
+    "DEPLOY_FAILED",
+    "Activation",
+    "DeployFailed",
+    "DeployResult",
+    "HealthTimings",
+    "Version",
+    "builtins_for",
+    "check",
+    "check_command",
+    "check_env_replace_targets",
+    "checked_image",
+    "deploy",
+    "deploy_error",
+    "env_warnings",
+    "follow_logs",
+    "logs",
+    "reconcile",
+    "rollback",
+    "run_env",
+    "status",
+    "stop",
 ]
 
 
@@ -62,10 +89,16 @@ class DeployResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "setup": self.setup, "status": self.status, "version": self.version, "image": self.image,
-            "runtime_image": self.runtime_image, "urls": self.urls,
-            "switch": self.switch.as_json() if self.switch else None, "seconds": round(self.seconds, 3),
-            "containers": self.containers, "error": self.error,
+            "setup": self.setup,
+            "status": self.status,
+            "version": self.version,
+            "image": self.image,
+            "runtime_image": self.runtime_image,
+            "urls": self.urls,
+            "switch": self.switch.as_json() if self.switch else None,
+            "seconds": round(self.seconds, 3),
+            "containers": self.containers,
+            "error": self.error,
         }
 
     def lines(self) -> list[str]:
@@ -110,8 +143,15 @@ def _save(store: Store, setup: str, rec: dict[str, Any]) -> None:
 
 
 def _version(entry: dict[str, Any]) -> Version:
-    return Version(entry["version"], entry["image"], entry["image_id"], entry["runtime_image"], entry.get("time", ""),
-                   bool(entry.get("adopted")), entry.get("run"))
+    return Version(
+        entry["version"],
+        entry["image"],
+        entry["image_id"],
+        entry["runtime_image"],
+        entry.get("time", ""),
+        bool(entry.get("adopted")),
+        entry.get("run"),
+    )
 
 
 def checked_image(setup: str, version: Version) -> str:
@@ -126,16 +166,25 @@ def checked_image(setup: str, version: Version) -> str:
         if still:  # only the name went: the very image is there, give it its name back
             engine.tag_image(version.image_id, version.image)
             return version.image_id
-        raise CriError(f"[{setup}] the image of version {version.number} ({version.image}, {version.image_id}) was removed")
-    hint = (f"`docker tag {version.image_id} {version.image}` puts the tag back" if still
-            else f"the image {version.image_id} is gone: deploy a new version")
-    raise CriError(f"[{setup}] version {version.number}: the tag {version.image} points at {have}, not at "
-                   f"{version.image_id} that version {version.number} was built as; refusing to run another "
-                   f"image ({hint})", status=DEPLOY_FAILED)
+        raise CriError(
+            f"[{setup}] the image of version {version.number} ({version.image}, {version.image_id}) was removed"
+        )
+    hint = (
+        f"`docker tag {version.image_id} {version.image}` puts the tag back"
+        if still
+        else f"the image {version.image_id} is gone: deploy a new version"
+    )
+    raise CriError(
+        f"[{setup}] version {version.number}: the tag {version.image} points at {have}, not at "
+        f"{version.image_id} that version {version.number} was built as; refusing to run another "
+        f"image ({hint})",
+        status=DEPLOY_FAILED,
+    )
 
 
-def reconcile(project: Project, settings: Settings, s: Setup, store: Store, target: Target,
-              report: Reporter = stderr_reporter) -> dict[str, Any]:
+def reconcile(
+    project: Project, settings: Settings, s: Setup, store: Store, target: Target, report: Reporter = stderr_reporter
+) -> dict[str, Any]:
     """The setup's deploy record made true to the engine, written back when it changed.
 
     Call it holding the setup's deploy lock (a running deploy's image is not yet recorded).
@@ -158,8 +207,10 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
         # project); one outside it may be shared by mistake: its records are someone else's.
         inside = store.cache_dir.resolve().is_relative_to(project.root.resolve())
         if owner is not None and not inside:
-            raise CriError(f"the cache folder {store.cache_dir} holds the deploy records of another project "
-                           f"({owner.root}); give each project its own cri.cache_dir")
+            raise CriError(
+                f"the cache folder {store.cache_dir} holds the deploy records of another project "
+                f"({owner.root}); give each project its own cri.cache_dir"
+            )
         records.set_project_owner(store, records.ProjectOwner(pid, str(project.root.resolve())))
     stored = records.deploy_history(store, s.name)
     rec = (stored or records.DeployHistory()).as_json()
@@ -186,14 +237,23 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
     known = {int(v["version"]) for v in rec["versions"]}
     adopted = sorted(n for n in by_number if n not in known)
     if stored is None and by_number:
-        report(f"warning: [{s.name}] the records in {store.directory} hold no deploy history, but the engine holds "
-               f"{len(by_number)} app image(s) of this project ({', '.join(f'v{n}' for n in sorted(by_number))}); "
-               f"adopting them, numbering continues at {highest + 1}")
+        report(
+            f"warning: [{s.name}] the records in {store.directory} hold no deploy history, but the engine holds "
+            f"{len(by_number)} app image(s) of this project ({', '.join(f'v{n}' for n in sorted(by_number))}); "
+            f"adopting them, numbering continues at {highest + 1}"
+        )
     for n in adopted:
         img = by_number[n]
-        rec["versions"].append(Version(n, app_tag(settings, pid, s.name, n), img.id,
-                                       img.labels.get(f"{LABEL}.runtime", ""), img.created[:19] + "Z" if img.created else "",
-                                       adopted=True).as_json())
+        rec["versions"].append(
+            Version(
+                n,
+                app_tag(settings, pid, s.name, n),
+                img.id,
+                img.labels.get(f"{LABEL}.runtime", ""),
+                img.created[:19] + "Z" if img.created else "",
+                adopted=True,
+            ).as_json()
+        )
         if stored is not None:
             report(f"[{s.name}] adopted version {n} ({img.id[:19]}): an earlier deploy built it but did not record it")
     rec["versions"].sort(key=lambda v: v["version"])
@@ -201,14 +261,14 @@ def reconcile(project: Project, settings: Settings, s: Setup, store: Store, targ
         rec["next"] = highest + 1
     serving = target.running_version(s, rec["active"])
     if serving is not None and serving != rec["active"] and serving in {v["version"] for v in rec["versions"]}:
-        report(f"[{s.name}] the records said version {rec['active']} is active, but version {serving} is what "
-               f"runs: recorded version {serving} as active")
+        report(
+            f"[{s.name}] the records said version {rec['active']} is active, but version {serving} is what "
+            f"runs: recorded version {serving} as active"
+        )
         rec["active"] = serving
     if rec != before or stored is None and rec["versions"]:
         _save(store, s.name, rec)
     return rec
-
-
 
 
 def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, str]:
@@ -225,8 +285,9 @@ def builtins_for(project: Project, setup: Setup, version: Version) -> dict[str, 
     return {**plain, **{f"ZEROPS_{k}": v for k, v in plain.items()}}
 
 
-def run_env(project: Project, setup: Setup, settings: Settings, version: Version,
-            warnings: list[Problem] | None = None) -> dict[str, str]:
+def run_env(
+    project: Project, setup: Setup, settings: Settings, version: Version, warnings: list[Problem] | None = None
+) -> dict[str, str]:
     """The container's variables; a ``${name}`` that names nothing stays as written and is
     added to ``warnings``. ``${BUILD_name}`` reads the build's ``envVariables``."""
     path = settings.env_file_path(project.root)
@@ -254,8 +315,14 @@ def env_warnings(project: Project, setup: Setup, settings: Settings) -> list[Pro
     return warnings
 
 
-def deploy(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter,
-           workspace: Workspace | None = None) -> list[DeployResult]:
+def deploy(
+    project: Project,
+    settings: Settings,
+    *,
+    setup: str | None = None,
+    report: Reporter,
+    workspace: Workspace | None = None,
+) -> list[DeployResult]:
     """Deploy the selected setups one after the other.
 
     A target that says ``all_or_nothing = True`` (the swarm target: Swarm rolls back one service,
@@ -285,8 +352,16 @@ def _deploy(ws: Workspace, setup: str | None, report: Reporter) -> list[DeployRe
     for s in setups:
         start = time.monotonic()
         if errors and all_or_nothing:
-            results.append(DeployResult(s.name, "SKIPPED", None, None, None,
-                                        error=f"not deployed: {errors[0].status} in an earlier setup of this deploy"))
+            results.append(
+                DeployResult(
+                    s.name,
+                    "SKIPPED",
+                    None,
+                    None,
+                    None,
+                    error=f"not deployed: {errors[0].status} in an earlier setup of this deploy",
+                )
+            )
             continue
         before: int | None = None
         if all_or_nothing:
@@ -297,7 +372,9 @@ def _deploy(ws: Workspace, setup: str | None, report: Reporter) -> list[DeployRe
                 activated.append((s, before))
         except CriError as exc:
             errors.append(exc)
-            results.append(DeployResult(s.name, exc.status, None, None, None, seconds=time.monotonic() - start, error=str(exc)))
+            results.append(
+                DeployResult(s.name, exc.status, None, None, None, seconds=time.monotonic() - start, error=str(exc))
+            )
     if errors and activated:
         failed = ", ".join(r.setup for r in results if r.status not in ("ACTIVE", "SKIPPED"))
         for s, before in reversed(activated):
@@ -308,7 +385,9 @@ def _deploy(ws: Workspace, setup: str | None, report: Reporter) -> list[DeployRe
                     report(f"[{s.name}] {failed} failed: removing {s.name} again (no version of it was active before)")
                     stop(project, settings, setup=s.name, workspace=ws)
                     note = f"[{s.name}] removed again: no version of it was active before and {failed} failed"
-                    results[i] = DeployResult(s.name, "ROLLED_BACK", None, None, None, seconds=time.monotonic() - start, error=note)
+                    results[i] = DeployResult(
+                        s.name, "ROLLED_BACK", None, None, None, seconds=time.monotonic() - start, error=note
+                    )
                 else:
                     report(f"[{s.name}] {failed} failed: returning {s.name} to version {before}")
                     back = rollback(project, settings, setup=s.name, version=before, report=report, workspace=ws)
@@ -316,8 +395,12 @@ def _deploy(ws: Workspace, setup: str | None, report: Reporter) -> list[DeployRe
                     results[i] = replace(back, status="ROLLED_BACK", error=note)
                 errors.append(CriError(note, status=DEPLOY_FAILED))
             except CriError as exc:
-                errors.append(CriError(f"[{s.name}] could not return to version {before} after {failed} failed: {exc}",
-                                       status=exc.status))
+                errors.append(
+                    CriError(
+                        f"[{s.name}] could not return to version {before} after {failed} failed: {exc}",
+                        status=exc.status,
+                    )
+                )
     if errors:
         raise DeployFailed(errors, results)
     return results
@@ -336,8 +419,9 @@ def _deploy_one(ws: Workspace, s: Setup, report: Reporter, start: float) -> Depl
         with build_phase.work_folder(cache_dir, s.name, settings, report):
             built = build_phase.build(project, s, settings, report=report, store=store)
             try:
-                prepared = runtime_image.prepare(project, settings, setup=s.name, root=built.tree, report=report,
-                                                 workspace=ws)[0]
+                prepared = runtime_image.prepare(
+                    project, settings, setup=s.name, root=built.tree, report=report, workspace=ws
+                )[0]
             finally:
                 shutil.rmtree(built.tree, ignore_errors=True)
             assert prepared.image is not None
@@ -370,12 +454,27 @@ def _deploy_one(ws: Workspace, s: Setup, report: Reporter, start: float) -> Depl
         shutil.rmtree(built.artifact, ignore_errors=True)
         for url in activation.urls:
             report(f"[{s.name}] version {number} is live: {url}")
-        return DeployResult(s.name, "ACTIVE", number, image, prepared.image, activation.urls, activation.switch,
-                            time.monotonic() - start, activation.containers)
+        return DeployResult(
+            s.name,
+            "ACTIVE",
+            number,
+            image,
+            prepared.image,
+            activation.urls,
+            activation.switch,
+            time.monotonic() - start,
+            activation.containers,
+        )
 
 
-def check(project: Project, settings: Settings, *, setup: str | None = None, report: Reporter,
-          workspace: Workspace | None = None) -> list[PrepareResult]:
+def check(
+    project: Project,
+    settings: Settings,
+    *,
+    setup: str | None = None,
+    report: Reporter,
+    workspace: Workspace | None = None,
+) -> list[PrepareResult]:
     """What ``deploy --check`` answers: whether a deploy would build the runtime image, for each
     selected setup. The runtime image of a deploy is prepared from the tree after the build
     (addToRunPrepare files may be build output), so the build phase runs (BuildKit caches it);
@@ -387,8 +486,11 @@ def check(project: Project, settings: Settings, *, setup: str | None = None, rep
             run_env(project, s, settings, Version(0, "", "sha256:000000000000", ""))
             built = build_phase.build(project, s, settings, report=report, store=ws.store)
             try:
-                out.extend(runtime_image.prepare(project, settings, setup=s.name, root=built.tree, explain=True,
-                                                 report=report, workspace=ws))
+                out.extend(
+                    runtime_image.prepare(
+                        project, settings, setup=s.name, root=built.tree, explain=True, report=report, workspace=ws
+                    )
+                )
             finally:
                 shutil.rmtree(built.tree, ignore_errors=True)
                 shutil.rmtree(built.artifact, ignore_errors=True)
@@ -419,27 +521,53 @@ def _app_image(ws: Workspace, s: Setup, artifact: Path, runtime: str, number: in
     health = None
     if hc is not None:
         t = HealthTimings.of(hc)
-        health = {"command": check_command(hc.http_get, hc.exec.text if hc.exec else None),
-                  "period": max(1, round(t.period)), "failure": max(1, round(t.failure))}
+        health = {
+            "command": check_command(hc.http_get, hc.exec.text if hc.exec else None),
+            "period": max(1, round(t.period)),
+            "failure": max(1, round(t.failure)),
+        }
     jobs = []
     for cron_job in run.crontab:
         sched = cron.parse(cron_job.timing)  # preflight refused a bad timing before the build
-        jobs.append({"command": cron_job.command.text, "working_dir": cron_job.working_dir or "/var/www",
-                     "all_containers": cron_job.all_containers, "either_day": sched.either_day,
-                     **{k: " ".join(str(v) for v in getattr(sched, k)) for k in ("minutes", "hours", "days", "months", "weekdays")}})
-    cron_script = render("cron.sh.j2", {"setup": s.name, "jobs": jobs, "first_host": f"{s.name.lower()}-1"}) if jobs else None
-    script = render("run.sh.j2", {
-        "cron": bool(jobs),
-        "health": health,
-        "setup": s.name,
-        "env_replace": {"delimiters": list(run.env_replace.delimiters), "targets": [t.value for t in run.env_replace.targets]} if run.env_replace else None,
-        "init_commands": [c.text for c in run.init_commands],
-        "start": run.start.text if run.start else None,
-        "start_commands": [
-            {"command": sc.command.text, "working_dir": sc.working_dir or "/var/www", "init_commands": [c.text for c in sc.init_commands]}
-            for sc in run.start_commands
-        ],
-    })
+        jobs.append(
+            {
+                "command": cron_job.command.text,
+                "working_dir": cron_job.working_dir or "/var/www",
+                "all_containers": cron_job.all_containers,
+                "either_day": sched.either_day,
+                **{
+                    k: " ".join(str(v) for v in getattr(sched, k))
+                    for k in ("minutes", "hours", "days", "months", "weekdays")
+                },
+            }
+        )
+    cron_script = (
+        render("cron.sh.j2", {"setup": s.name, "jobs": jobs, "first_host": f"{s.name.lower()}-1"}) if jobs else None
+    )
+    script = render(
+        "run.sh.j2",
+        {
+            "cron": bool(jobs),
+            "health": health,
+            "setup": s.name,
+            "env_replace": {
+                "delimiters": list(run.env_replace.delimiters),
+                "targets": [t.value for t in run.env_replace.targets],
+            }
+            if run.env_replace
+            else None,
+            "init_commands": [c.text for c in run.init_commands],
+            "start": run.start.text if run.start else None,
+            "start_commands": [
+                {
+                    "command": sc.command.text,
+                    "working_dir": sc.working_dir or "/var/www",
+                    "init_commands": [c.text for c in sc.init_commands],
+                }
+                for sc in run.start_commands
+            ],
+        },
+    )
     name = component(s.name, "setup name")
     work = ws.folder("build") / name / "app-context"
     shutil.rmtree(work, ignore_errors=True)
@@ -447,13 +575,19 @@ def _app_image(ws: Workspace, s: Setup, artifact: Path, runtime: str, number: in
         private_dir(work.parent)
         work.mkdir()
         artifact.rename(work / "app")
-        (work / "Dockerfile").write_text(render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script,
-                                                                      "cron_script": cron_script}))
+        (work / "Dockerfile").write_text(
+            render("app.Dockerfile.j2", {"runtime_image": runtime, "run_script": script, "cron_script": cron_script})
+        )
         pid = ws.project_id
         tag = app_tag(settings, pid, s.name, number)
         log_path = ws.new_log(s.name, "app-image")
-    labels = {f"{LABEL}.project": pid, f"{LABEL}.setup": s.name, f"{LABEL}.role": "app",
-              f"{LABEL}.version": str(number), f"{LABEL}.runtime": runtime}
+    labels = {
+        f"{LABEL}.project": pid,
+        f"{LABEL}.setup": s.name,
+        f"{LABEL}.role": "app",
+        f"{LABEL}.version": str(number),
+        f"{LABEL}.runtime": runtime,
+    }
     build = buildx.Build(s.name, work, tags=(tag,), labels=labels, builder=settings.builder)
     try:
         with buildx.log_file(log_path, None) as log:
@@ -461,15 +595,26 @@ def _app_image(ws: Workspace, s: Setup, artifact: Path, runtime: str, number: in
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if isinstance(outcome, buildx.Failed):
-        raise CriError(f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n" + "\n".join(outcome.output[-15:])
-                       + f"\n  full log: {log_path}", status=DEPLOY_FAILED)
+        raise CriError(
+            f"[{s.name}] {DEPLOY_FAILED}: building the app image failed:\n"
+            + "\n".join(outcome.output[-15:])
+            + f"\n  full log: {log_path}",
+            status=DEPLOY_FAILED,
+        )
     assert outcome.image_id is not None  # a build that loads its image returns its id
     report(f"[{s.name}] app image {tag}")
     return tag, outcome.image_id
 
 
-def rollback(project: Project, settings: Settings, *, setup: str, version: int | None, report: Reporter,
-             workspace: Workspace | None = None) -> DeployResult:
+def rollback(
+    project: Project,
+    settings: Settings,
+    *,
+    setup: str,
+    version: int | None,
+    report: Reporter,
+    workspace: Workspace | None = None,
+) -> DeployResult:
     """Activate an earlier version (default: the one before the active one), zero-downtime."""
     with opened(project, settings, workspace) as ws:
         return _rollback(ws, setup, version, report)
@@ -494,14 +639,18 @@ def _rollback(ws: Workspace, setup: str, version: int | None, report: Reporter) 
         else:
             target_entry = next((v for v in kept if v["version"] == version), None)
             if target_entry is None:
-                raise CriError(f"[{s.name}] version {version} is not kept (kept: {', '.join(str(v['version']) for v in kept)})")
+                raise CriError(
+                    f"[{s.name}] version {version} is not kept (kept: {', '.join(str(v['version']) for v in kept)})"
+                )
         chosen = _version(target_entry)
         checked_image(s.name, chosen)
         previous = next((_version(v) for v in kept if v["version"] == rec["active"]), None)
         # The version comes back as it was deployed: its own run configuration and variables
         # (project env-file values read again now); one recorded without it gets today's.
         if chosen.run is None:
-            report(f"[{s.name}] version {chosen.number} has no recorded run configuration: using the current zerops.yml's")
+            report(
+                f"[{s.name}] version {chosen.number} has no recorded run configuration: using the current zerops.yml's"
+            )
         s = deployed.as_deployed(s, chosen.run)
         env = run_env(project, s, settings, chosen)
         report(f"[{s.name}] rolling back to version {chosen.number}")
@@ -509,8 +658,17 @@ def _rollback(ws: Workspace, setup: str, version: int | None, report: Reporter) 
         rec = _record(store, s.name)
         rec["active"] = chosen.number
         _save(store, s.name, rec)
-        return DeployResult(s.name, "ACTIVE", chosen.number, chosen.image, chosen.runtime_image, activation.urls,
-                            activation.switch, time.monotonic() - start, activation.containers)
+        return DeployResult(
+            s.name,
+            "ACTIVE",
+            chosen.number,
+            chosen.image,
+            chosen.runtime_image,
+            activation.urls,
+            activation.switch,
+            time.monotonic() - start,
+            activation.containers,
+        )
 
 
 def _reconciled(ws: Workspace, s: Setup, target: Target, report: Reporter) -> dict[str, Any]:
@@ -526,8 +684,14 @@ def _reconciled(ws: Workspace, s: Setup, target: Target, report: Reporter) -> di
     raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
 
 
-def status(project: Project, settings: Settings, *, setup: str | None = None,
-           report: Reporter = stderr_reporter, workspace: Workspace | None = None) -> list[dict[str, Any]]:
+def status(
+    project: Project,
+    settings: Settings,
+    *,
+    setup: str | None = None,
+    report: Reporter = stderr_reporter,
+    workspace: Workspace | None = None,
+) -> list[dict[str, Any]]:
     out = []
     with opened(project, settings, workspace) as ws:
         target = _target(ws, lambda _l: None)
@@ -535,18 +699,21 @@ def status(project: Project, settings: Settings, *, setup: str | None = None,
             rec = _reconciled(ws, s, target, report)
             cri = records.prepared_setup(ws.store, s.name)
             active = next((v for v in rec["versions"] if v["version"] == rec["active"]), None)
-            out.append({
-                "setup": s.name,
-                "active_version": rec["active"],
-                "runtime_image": active["runtime_image"] if active else (cri.tag if cri else None),
-                "versions": [v["version"] for v in rec["versions"]],
-                **target.status(s),
-            })
+            out.append(
+                {
+                    "setup": s.name,
+                    "active_version": rec["active"],
+                    "runtime_image": active["runtime_image"] if active else (cri.tag if cri else None),
+                    "versions": [v["version"] for v in rec["versions"]],
+                    **target.status(s),
+                }
+            )
     return out
 
 
-def logs(project: Project, settings: Settings, *, setup: str, tail: int | None = 100,
-         workspace: Workspace | None = None) -> list[tuple[str, str]]:
+def logs(
+    project: Project, settings: Settings, *, setup: str, tail: int | None = 100, workspace: Workspace | None = None
+) -> list[tuple[str, str]]:
     """The setup's recent logs as (source, text), from whatever the target runs."""
     s = project.select(setup)[0]
     with opened(project, settings, workspace) as ws:
@@ -559,8 +726,9 @@ def follow_logs(project: Project, settings: Settings, *, setup: str, workspace: 
         return int(_target(ws, lambda _l: None).follow_logs(s))
 
 
-def stop(project: Project, settings: Settings, *, setup: str | None = None,
-         workspace: Workspace | None = None) -> list[dict[str, Any]]:
+def stop(
+    project: Project, settings: Settings, *, setup: str | None = None, workspace: Workspace | None = None
+) -> list[dict[str, Any]]:
     out = []
     with opened(project, settings, workspace) as ws:
         target = _target(ws, lambda _l: None)

@@ -14,7 +14,8 @@ import collections.abc
 import dataclasses
 import types
 import typing
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import Location
 from .model import Deploy, Run, Setup
@@ -40,8 +41,9 @@ def as_deployed(setup: Setup, saved: Mapping[str, Any] | None) -> Setup:
     build = setup.build
     if build is not None and saved.get("build_env") is not None:
         build = dataclasses.replace(build, env_variables=dict(saved["build_env"]))
-    return dataclasses.replace(setup, run=_decode(Run, saved["run"]), deploy=_decode(Deploy, saved["deploy"]),
-                               build=build)
+    return dataclasses.replace(
+        setup, run=_decode(Run, saved["run"]), deploy=_decode(Deploy, saved["deploy"]), build=build
+    )
 
 
 def _encode(value: Any) -> Any:
@@ -72,7 +74,9 @@ def _decode(kind: Any, data: Any) -> Any:
         return Location(str(data[0]), int(data[1]), int(data[2]))
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
-        return kind(**{f.name: _decode(hints[f.name], data[f.name]) for f in dataclasses.fields(kind) if f.name in data})
+        return kind(
+            **{f.name: _decode(hints[f.name], data[f.name]) for f in dataclasses.fields(kind) if f.name in data}
+        )
     if origin is tuple:
         (item, *_rest) = typing.get_args(kind)
         return tuple(_decode(item, v) for v in data)
@@ -84,4 +88,3 @@ def _decode(kind: Any, data: Any) -> Any:
     if kind is float:
         return float(data)
     return data
-

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .errors import CriError
 from .paths import folder_stamps
@@ -111,10 +112,7 @@ def with_build_env(command: str) -> str:
     """A build command in exec form that first loads build.envVariables from the BuildKit secret.
 
     The command travels as ``$0`` and runs in a fresh ``/bin/sh -c``, exactly as written."""
-    loader = (
-        f"if [ -f {BUILD_ENV_SECRET} ]; then set -a; . {BUILD_ENV_SECRET}; set +a; fi; "
-        'exec /bin/sh -c "$0"'
-    )
+    loader = f'if [ -f {BUILD_ENV_SECRET} ]; then set -a; . {BUILD_ENV_SECRET}; set +a; fi; exec /bin/sh -c "$0"'
     return json.dumps(["/bin/sh", "-c", loader, command]).replace("<", "\\u003c")
 
 

@@ -34,7 +34,7 @@ def parse_duration(value: object) -> float:
     string (``"30"``: Go requires a unit); its message says what was wrong and is meant to
     follow the name of the value (``cri.swarm.monitor: ...``, ``zerops.yml:7:22: ...``)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        message = f"expected whole seconds or a duration like \"30s\", got {value!r}"
+        message = f'expected whole seconds or a duration like "30s", got {value!r}'
         raise ValueError(message)
     if isinstance(value, int):
         if value < 0:

@@ -17,10 +17,11 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from .errors import EngineError
@@ -81,7 +82,7 @@ def image_ids(refs: Sequence[str]) -> dict[str, str | None]:
         return answered
     out = _inspect(list(refs))
     if out is not None and len(out) == len(refs):
-        return dict(zip(refs, out))
+        return dict(zip(refs, out, strict=True))
     result: dict[str, str | None] = {}
     for ref in refs:
         one = _inspect([ref])
@@ -102,7 +103,7 @@ def _local_socket() -> str | None:
     if host and context:
         return None  # let the CLI apply its own precedence
     if host:
-        return host[len("unix://"):] if host.startswith("unix://") else None
+        return host[len("unix://") :] if host.startswith("unix://") else None
     if context:
         return "/var/run/docker.sock" if context == "default" else None  # it overrides config.json
     config = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json")
@@ -222,7 +223,9 @@ def build_export(
     _stream_build(context, dockerfile, kwargs, on_line, builder)
 
 
-def _stream_build(context: Path, dockerfile: Path, kwargs: dict[str, Any], on_line: Callable[[str], None], builder: str | None) -> None:
+def _stream_build(
+    context: Path, dockerfile: Path, kwargs: dict[str, Any], on_line: Callable[[str], None], builder: str | None
+) -> None:
     """Run one ``docker buildx build --progress=plain``, every line to ``on_line`` in the order
     buildx wrote it (stdout and stderr share one pipe).
 
@@ -234,8 +237,9 @@ def _stream_build(context: Path, dockerfile: Path, kwargs: dict[str, Any], on_li
     cmd = _buildx_command(context, dockerfile, kwargs, builder)
     lines: list[str] = []
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     except OSError as exc:
         raise EngineError(f"cannot run {cmd[0]}: {exc.strerror}", command=cmd) from None
     with _BUILDS_LOCK:
@@ -298,9 +302,18 @@ _BUILDS_LOCK = threading.Lock()
 
 def _looks_disconnected(lines: Sequence[str]) -> bool:
     text = " ".join(lines).lower()
-    return any(h in text for h in ("error reading from server: eof", "connection reset", "broken pipe",
-                                   "transport is closing", "cannot connect to the docker daemon",
-                                   "error during connect", "unexpected eof"))
+    return any(
+        h in text
+        for h in (
+            "error reading from server: eof",
+            "connection reset",
+            "broken pipe",
+            "transport is closing",
+            "cannot connect to the docker daemon",
+            "error during connect",
+            "unexpected eof",
+        )
+    )
 
 
 def stop_children(exclude: Iterable[int] = ()) -> None:
@@ -411,8 +424,16 @@ def list_images(labels: Mapping[str, str]) -> list[ImageInfo]:
     if not ids:
         return []
     found = _cli_json(["image", "inspect", *ids], what="docker image inspect") or []
-    return [ImageInfo(str(d["Id"]), tuple(d.get("RepoTags") or ()), (d.get("Config") or {}).get("Labels") or {},
-                      str(d.get("Created") or "")) for d in found if isinstance(d, dict)]
+    return [
+        ImageInfo(
+            str(d["Id"]),
+            tuple(d.get("RepoTags") or ()),
+            (d.get("Config") or {}).get("Labels") or {},
+            str(d.get("Created") or ""),
+        )
+        for d in found
+        if isinstance(d, dict)
+    ]
 
 
 def shell(image: str, *, user: str, workdir: str, command: Sequence[str], tty: bool) -> int:
@@ -543,7 +564,9 @@ def start_container(cid: str, *, name: str | None = None) -> None:
         docker.container.start(cid)
     except DockerException as exc:
         error = _docker_error(f"could not start container {name or cid}", exc)
-        subprocess.run([_docker_binary(), "container", "rm", "-f", "-v", cid], capture_output=True, text=True, timeout=60)
+        subprocess.run(
+            [_docker_binary(), "container", "rm", "-f", "-v", cid], capture_output=True, text=True, timeout=60
+        )
         raise error from None
 
 
@@ -559,8 +582,9 @@ def set_restart_policy(containers: Sequence[str], policy: str) -> None:
     cmd = [_docker_binary(), "container", "update", "--restart", policy, *containers]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
-        raise EngineError(f"could not set the restart policy of {', '.join(containers)}: {proc.stderr.strip()[-800:]}",
-                          command=cmd)
+        raise EngineError(
+            f"could not set the restart policy of {', '.join(containers)}: {proc.stderr.strip()[-800:]}", command=cmd
+        )
 
 
 def signal(container: str, sig: str) -> None:
@@ -644,7 +668,9 @@ def _follow(commands: Sequence[Sequence[str]]) -> int:
         return 130
 
 
-def exec_in(name: str, command: Sequence[str], *, user: str | None = None, workdir: str | None = None, timeout: float = 30) -> tuple[int, str]:
+def exec_in(
+    name: str, command: Sequence[str], *, user: str | None = None, workdir: str | None = None, timeout: float = 30
+) -> tuple[int, str]:
     cmd = [_docker_binary(), "exec"]
     if user:
         cmd += ["--user", user]
@@ -721,7 +747,10 @@ def push_image(image: str, ref: str) -> str:
         docker.image.tag(image, ref)
         docker.image.push(ref, quiet=True)
     repo = ref.rsplit(":", 1)[0] if ref.rfind(":") > ref.rfind("/") else ref
-    digests = _cli_json(["image", "inspect", "--format", "{{json .RepoDigests}}", ref], what=f"docker image inspect {ref}") or []
+    digests = (
+        _cli_json(["image", "inspect", "--format", "{{json .RepoDigests}}", ref], what=f"docker image inspect {ref}")
+        or []
+    )
     digest = next((d.split("@", 1)[1] for d in digests if d.split("@", 1)[0] == repo), None)
     remove_images([ref])
     if digest is None:
@@ -888,17 +917,36 @@ def ingress_probe(image: str, *, address: str, labels: Mapping[str, str], timeou
     import time
 
     name = f"cri-ingress-probe-{_secrets.token_hex(4)}"
-    config = ("defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n"
-              "frontend probe\n  bind :8080\n  http-request return status 200 content-type text/plain string cri-ingress-probe\n")
-    cmd = [_docker_binary(), "service", "create", "--detach", "--quiet", "--name", name,
-           "--restart-condition", "none", "--publish", "mode=ingress,target=8080",
-           "--env", f"CRI_PROBE_CONFIG={config}", "--entrypoint", "/bin/sh"]
+    config = (
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n"
+        "frontend probe\n  bind :8080\n  http-request return status 200 content-type text/plain string cri-ingress-probe\n"
+    )
+    cmd = [
+        _docker_binary(),
+        "service",
+        "create",
+        "--detach",
+        "--quiet",
+        "--name",
+        name,
+        "--restart-condition",
+        "none",
+        "--publish",
+        "mode=ingress,target=8080",
+        "--env",
+        f"CRI_PROBE_CONFIG={config}",
+        "--entrypoint",
+        "/bin/sh",
+    ]
     for k, v in labels.items():
         cmd += ["--label", f"{k}={v}"]
     cmd += [image, "-c", 'printf "%s\\n" "$CRI_PROBE_CONFIG" > /tmp/probe.cfg && exec haproxy -db -f /tmp/probe.cfg']
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        return False, f"a service publishing through the ingress network could not be created: {proc.stderr.strip()[-300:]}"
+        return (
+            False,
+            f"a service publishing through the ingress network could not be created: {proc.stderr.strip()[-300:]}",
+        )
     try:
         deadline = time.monotonic() + timeout
         port = None
@@ -911,7 +959,9 @@ def ingress_probe(image: str, *, address: str, labels: Mapping[str, str], timeou
             tasks = service_tasks(name)
             states = [(t.get("Status") or {}).get("State") for t in tasks]
             if any(s in ("failed", "rejected", "complete") for s in states):
-                err = next(((t.get("Status") or {}).get("Err") for t in tasks if (t.get("Status") or {}).get("Err")), "")
+                err = next(
+                    ((t.get("Status") or {}).get("Err") for t in tasks if (t.get("Status") or {}).get("Err")), ""
+                )
                 return False, f"the probe task failed: {err or states}"
             if "running" in states and port:
                 running_since = running_since or time.monotonic()
@@ -936,8 +986,10 @@ def ingress_probe(image: str, *, address: str, labels: Mapping[str, str], timeou
 
 def health_output(container: str) -> str:
     """The output of a container's last health check ("" when it has none or is not on this engine)."""
-    found = _cli_json(["container", "inspect", "--format", "{{json .State.Health}}", container],
-                      what=f"docker container inspect {container}")
+    found = _cli_json(
+        ["container", "inspect", "--format", "{{json .State.Health}}", container],
+        what=f"docker container inspect {container}",
+    )
     log = (found or {}).get("Log") or [] if isinstance(found, dict) else []
     last = log[-1] if log else {}
     return str(last.get("Output") or "").strip() if isinstance(last, dict) else ""

@@ -8,8 +8,8 @@ right after); they are never written into an image, a Dockerfile, a label, a log
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError, Location, Problem
 
@@ -43,8 +43,9 @@ def read_env_file(path: Path) -> dict[str, str]:
         where = Location(str(path), binding.original.line + skipped, 1)
         if binding.error:
             first = original.strip().splitlines()[0] if original.strip() else ""
-            problems.append(Problem(f"cannot parse {_clip(first)} (expected NAME=VALUE; is a quote left open?)",
-                                    location=where))
+            problems.append(
+                Problem(f"cannot parse {_clip(first)} (expected NAME=VALUE; is a quote left open?)", location=where)
+            )
         elif binding.key is None:
             continue  # a comment or a blank line
         elif not _NAME.match(binding.key):
@@ -52,8 +53,9 @@ def read_env_file(path: Path) -> dict[str, str]:
         elif binding.value is None:
             # docker compose would take a bare NAME from the host's environment; a project's
             # variables must not depend on whoever runs the deploy
-            problems.append(Problem(f"{binding.key} has no value (write {binding.key}= for an empty one)",
-                                    location=where))
+            problems.append(
+                Problem(f"{binding.key} has no value (write {binding.key}= for an empty one)", location=where)
+            )
         else:
             out[binding.key] = binding.value
     if problems:
@@ -114,13 +116,15 @@ def resolve(
                 return expand(ref, (*chain, name))
             if ref in cross:
                 return cross[ref]
-            unknown.append(Problem(
-                f"${{{ref}}} names no variable: it stays as written (as on Zerops; project variables "
-                f"go in cri.env_file)",
-                path=f"{where}.{name}",
-                location=(locations or {}).get(name, location),
-                severity="warning",
-            ))
+            unknown.append(
+                Problem(
+                    f"${{{ref}}} names no variable: it stays as written (as on Zerops; project variables "
+                    f"go in cri.env_file)",
+                    path=f"{where}.{name}",
+                    location=(locations or {}).get(name, location),
+                    severity="warning",
+                )
+            )
             return m.group(0)
 
         done[name] = _REF.sub(sub, value)
@@ -130,7 +134,9 @@ def resolve(
         try:
             expand(name, ())
         except _Cycle as exc:
-            problems.append(Problem(str(exc), path=f"{where}.{exc.name}", location=(locations or {}).get(exc.name, location)))
+            problems.append(
+                Problem(str(exc), path=f"{where}.{exc.name}", location=(locations or {}).get(exc.name, location))
+            )
     if problems:
         raise ConfigError(_unique(problems))
     if warnings is not None:

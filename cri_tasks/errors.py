@@ -6,9 +6,9 @@ message; any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple, Sequence
-
+from typing import NamedTuple
 
 # The records here are NamedTuples rather than frozen dataclasses: every task imports this module,
 # and a frozen dataclass costs about 0.7 ms to create at import time.

@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from .errors import ConfigError, Location, Problem
 from .paths import path_refusal

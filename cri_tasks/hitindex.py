@@ -25,9 +25,10 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from . import fingerprint
 from ._version import __version__
@@ -84,8 +85,14 @@ def _code_stamp() -> str:
     from .dockerfile import templates_stamp
 
     here = os.path.dirname(os.path.abspath(__file__))
-    return "\n".join([f"cri-tasks {__version__}", f"fingerprint {fingerprint.FINGERPRINT_VERSION}",
-                      templates_stamp(), *folder_stamps(here, (".py",))])
+    return "\n".join(
+        [
+            f"cri-tasks {__version__}",
+            f"fingerprint {fingerprint.FINGERPRINT_VERSION}",
+            templates_stamp(),
+            *folder_stamps(here, (".py",)),
+        ]
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -118,8 +125,9 @@ def forget(cache_dir: Path) -> None:
     except OSError as exc:
         from .errors import CriError
 
-        raise CriError(f"cannot remove the cache-hit index {cache_dir / INDEX} ({exc.strerror or exc}); "
-                       "remove it by hand") from None
+        raise CriError(
+            f"cannot remove the cache-hit index {cache_dir / INDEX} ({exc.strerror or exc}); remove it by hand"
+        ) from None
 
 
 def remember(key: Key, setups: Sequence[dict[str, Any]], records: Any) -> bool:
@@ -135,8 +143,11 @@ def remember(key: Key, setups: Sequence[dict[str, Any]], records: Any) -> bool:
             path, identity = records.identity()
             entries = _read(key.cache_dir)
             entries.pop(key.digest, None)
-            entries[key.digest] = {"file": str(key.file), "records": {"path": path, "id": identity},
-                                   "setups": list(setups)}
+            entries[key.digest] = {
+                "file": str(key.file),
+                "records": {"path": path, "id": identity},
+                "setups": list(setups),
+            }
             while len(entries) > MAX_ENTRIES:
                 entries.pop(next(iter(entries)))
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -20,19 +20,17 @@ import json
 import math
 import re
 import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import ConfigError, Location, Problem
 from .durations import parse_duration
+from .errors import ConfigError, Location, Problem
 from .errors import suggest as _suggest
-from .runtimes import DEFAULT_BASE, GLEAM_VERSIONS, base_values, split_base
-from .paths import CONFIG_NAMES, MAX_FILE_BYTES, locate as _locate, path_refusal
-from .paths import quoted as _quoted
 from .model import (
     DEFAULT_OS,
     OS_CHOICES,
@@ -51,6 +49,10 @@ from .model import (
     Setup,
     StartCommand,
 )
+from .paths import CONFIG_NAMES, MAX_FILE_BYTES, path_refusal
+from .paths import locate as _locate
+from .paths import quoted as _quoted
+from .runtimes import DEFAULT_BASE, GLEAM_VERSIONS, base_values, split_base
 
 __all__ = [
     "CONFIG_NAMES",
@@ -762,7 +764,9 @@ class _Env(_Spec):
         for name, key_node, value_node in ctx.items(node, path):
             here = _child_path(path, name)
             if not name or any(c.isspace() or c == "=" or _CONTROL.match(c) for c in name):
-                ctx.error(key_node, path, f'invalid variable name {_quoted(name)} (empty, "=", spaces or control characters)')
+                ctx.error(
+                    key_node, path, f'invalid variable name {_quoted(name)} (empty, "=", spaces or control characters)'
+                )
                 continue
             kind, value = ctx.kind(value_node, here)
             text: Any = _INVALID
@@ -780,7 +784,11 @@ class _Env(_Spec):
             if text is not _INVALID and _BREAKS.search(text):
                 # Docker's env file (local), a compose file's env list (swarm) and the build's
                 # secret file hold one line per variable; the deploy refused it after the build.
-                ctx.error(value_node, here, "a NUL or a line break in a value is not supported (env files carry one variable per line)")
+                ctx.error(
+                    value_node,
+                    here,
+                    "a NUL or a line break in a value is not supported (env files carry one variable per line)",
+                )
                 text = _INVALID
             out[name] = _Val(text, here, ctx.loc(value_node), ctx.loc(key_node))
         return out
@@ -899,7 +907,9 @@ def _base_os_agrees(ctx: _Context, members: Mapping[str, _Val], path: str, where
         return
     items = base.value if isinstance(base.value, list) else [base]
     os_val = members.get("os")
-    first: tuple[str, str] | None = (os_val.value, '"os"') if os_val is not None and isinstance(os_val.value, str) else None
+    first: tuple[str, str] | None = (
+        (os_val.value, '"os"') if os_val is not None and isinstance(os_val.value, str) else None
+    )
     for item in items:
         if not isinstance(item.value, str):
             continue
@@ -981,7 +991,9 @@ _BUILD = _Obj(
         "prepareCommands": _COMMANDS,
         "buildCommands": _COMMANDS,
         "deployFiles": _paths("deployFiles"),
-        "deploy": _Field(_paths("deployFiles"), warning='deprecated name of "deployFiles"; used as deployFiles, rename it'),
+        "deploy": _Field(
+            _paths("deployFiles"), warning='deprecated name of "deployFiles"; used as deployFiles, rename it'
+        ),
         "cache": _Cache(),
         "addToRunPrepare": _paths("project"),
         "envVariables": _ENV,
@@ -1189,7 +1201,9 @@ def _check_root(ctx: _Context, root: Node) -> list[_Entry]:
         if key == "zerops":
             zerops = value_node
         else:
-            ctx.error(key_node, "", f'unknown key "{_clip(key)}"{_suggest(key, ["zerops"])}; the root holds only "zerops"')
+            ctx.error(
+                key_node, "", f'unknown key "{_clip(key)}"{_suggest(key, ["zerops"])}; the root holds only "zerops"'
+            )
     if zerops is None:
         ctx.error(root, "", 'missing required key "zerops" (a list of setups)')
         return []
@@ -1236,8 +1250,10 @@ def _resolve(ctx: _Context, entries: list[_Entry]) -> list[Setup]:
         twin = by_folded.get(name.lower())
         if twin is not None:
             other = twin.members["setup"]
-            message = (f"setup {_quoted(name)} differs only in case from {_quoted(str(twin.name))} "
-                       f"(defined at {other.location}); setup names are compared without case")
+            message = (
+                f"setup {_quoted(name)} differs only in case from {_quoted(str(twin.name))} "
+                f"(defined at {other.location}); setup names are compared without case"
+            )
             ctx.error(setup.location, setup.path, message)
             continue
         by_name[name] = entry
@@ -1338,7 +1354,12 @@ def _check_merged(ctx: _Context, entry: _Entry, sections: Mapping[str, _Section]
     """Rules on the effective setup (after extends) that a single object cannot state."""
     own_build = entry.members.get("build")
     build = sections.get("build")
-    if own_build is not None and own_build.value is not _INVALID and build is not None and not {"deployFiles", "deploy"} & build.members.keys():
+    if (
+        own_build is not None
+        and own_build.value is not _INVALID
+        and build is not None
+        and not {"deployFiles", "deploy"} & build.members.keys()
+    ):
         where = own_build.key_location or own_build.location
         ctx.error(where, f"{entry.path}.build", 'missing required key "deployFiles"')
     run = sections.get("run")

@@ -10,9 +10,9 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from .errors import CriError
 from .paths import cache_folder, component, remove, write_failed, writing

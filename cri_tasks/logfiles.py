@@ -41,8 +41,10 @@ class LogFile:
             self.f.flush()
         except OSError as exc:
             self._discard()
-            raise CriError(f"cannot write the log {self.path.name} in {self.path.parent}: {exc.strerror}; "
-                           "the build was stopped, nothing was recorded and the incomplete log was removed") from None
+            raise CriError(
+                f"cannot write the log {self.path.name} in {self.path.parent}: {exc.strerror}; "
+                "the build was stopped, nothing was recorded and the incomplete log was removed"
+            ) from None
 
     def _discard(self) -> None:
         try:

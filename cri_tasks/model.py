@@ -7,9 +7,10 @@ even when the value was inherited through ``extends``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import Location, Problem
 
@@ -184,6 +185,4 @@ class Project:
                 return [s]
         from .errors import ConfigError
 
-        raise ConfigError(
-            f"{self.file.name}: no setup named {name!r}; available: {', '.join(self.setup_names())}"
-        )
+        raise ConfigError(f"{self.file.name}: no setup named {name!r}; available: {', '.join(self.setup_names())}")

@@ -38,13 +38,24 @@ from . import api
 from .config import load_settings
 from .errors import CriError
 from .results import Progress
-from .task_results import DeployCheck, TaskResult
 from .settings import Settings, check_keys, merge
+from .task_results import DeployCheck, TaskResult
 
 if TYPE_CHECKING:
     import nox
 
-    from .task_results import Built, Cleaned, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, Validation
+    from .task_results import (
+        Built,
+        Cleaned,
+        Deployed,
+        Logs,
+        Prepared,
+        Rendered,
+        Rollback,
+        StatusReport,
+        Stopped,
+        Validation,
+    )
 
 __all__ = ["build", "clean", "deploy", "logs", "prepare", "render", "rollback", "status", "stop", "validate"]
 
@@ -52,18 +63,35 @@ FileArg = str | Path | None
 SettingsArg = Settings | Mapping[str, Any] | None
 
 
-def validate(session: nox.Session, file: FileArg = None, *, setup: str | None = None,
-             settings: SettingsArg = None, **options: Any) -> Validation:
+def validate(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Validation:
     """Validate zerops.yml (``file``, else cri.file, else zerops.yaml/zerops.yml) and log its setups."""
     with _session_errors(session):
         result = api.validate(file, setup=setup, settings=_settings(settings, options))
     return _logged(session, result)
 
 
-def prepare(session: nox.Session, file: FileArg = None, *, setup: str | None = None, force: bool = False,
-            no_cache: bool = False, explain: bool = False, check: bool = False, debug: bool = False,
-            quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
-            **options: Any) -> Prepared:
+def prepare(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    force: bool = False,
+    no_cache: bool = False,
+    explain: bool = False,
+    check: bool = False,
+    debug: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Prepared:
     """Build the custom runtime image of each selected setup, unless nothing changed.
 
     The options are those of ``invoke prepare``; returns each setup's result (``.image``…).
@@ -93,68 +121,133 @@ def _fail_if_would_build(session: nox.Session, results: Prepared) -> None:
         session.error(f"the runtime image of {', '.join(would)} would be built")
 
 
-def deploy(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
-           check: bool = False, quiet: bool = False, verbose: bool = False, settings: SettingsArg = None,
-           **options: Any) -> Deployed | DeployCheck:
+def deploy(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    target: str | None = None,
+    check: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Deployed | DeployCheck:
     """Build, prepare and deploy each selected setup (as ``invoke deploy``); returns the results
     (``.urls``, ``.switch``…). ``check=True``: as ``deploy --check`` (the build, then whether the
     runtime image would be built; the session fails when it would)."""
     with _session_errors(session):
-        results = api.deploy(file, setup=setup, settings=_settings(settings, _target(options, target)),
-                             report=_progress(session, quiet, verbose), check=check)
+        results = api.deploy(
+            file,
+            setup=setup,
+            settings=_settings(settings, _target(options, target)),
+            report=_progress(session, quiet, verbose),
+            check=check,
+        )
     _logged(session, results)
     if isinstance(results, DeployCheck):
         _fail_if_would_build(session, results)
     return results
 
 
-def build(session: nox.Session, file: FileArg = None, *, setup: str | None = None, quiet: bool = False,
-          verbose: bool = False, settings: SettingsArg = None, **options: Any) -> Built:
+def build(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Built:
     """The build phase of each selected setup (as ``invoke build``); returns the results
     (``.artifact``, ``.files``…)."""
     with _session_errors(session):
-        results = api.build(file, setup=setup, settings=_settings(settings, options),
-                            report=_progress(session, quiet, verbose))
+        results = api.build(
+            file, setup=setup, settings=_settings(settings, options), report=_progress(session, quiet, verbose)
+        )
     return _logged(session, results)
 
 
-def rollback(session: nox.Session, file: FileArg = None, *, setup: str, version: int | None = None,
-             target: str | None = None, quiet: bool = False, verbose: bool = False,
-             settings: SettingsArg = None, **options: Any) -> Rollback:
+def rollback(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str,
+    version: int | None = None,
+    target: str | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Rollback:
     """Activate an earlier version of ``setup`` (default: the one before the active one); the
     result reads as the version's ``DeployResult`` (``.version``, ``.urls``…)."""
     with _session_errors(session):
-        result = api.rollback(file, setup=setup, version=version or None,
-                              settings=_settings(settings, _target(options, target)),
-                              report=_progress(session, quiet, verbose))
+        result = api.rollback(
+            file,
+            setup=setup,
+            version=version or None,
+            settings=_settings(settings, _target(options, target)),
+            report=_progress(session, quiet, verbose),
+        )
     return _logged(session, result)
 
 
-def status(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
-           settings: SettingsArg = None, **options: Any) -> StatusReport:
+def status(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    target: str | None = None,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> StatusReport:
     """Setups, their active version, containers and health (as ``invoke status``)."""
     with _session_errors(session):
         result = api.status(file, setup=setup, settings=_settings(settings, _target(options, target)))
     return _logged(session, result)
 
 
-def stop(session: nox.Session, file: FileArg = None, *, setup: str | None = None, target: str | None = None,
-         settings: SettingsArg = None, **options: Any) -> Stopped:
+def stop(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    target: str | None = None,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Stopped:
     """Stop and remove the setups' containers and front proxy (versions and images are kept)."""
     with _session_errors(session):
         result = api.stop(file, setup=setup, settings=_settings(settings, _target(options, target)))
     return _logged(session, result)
 
 
-def logs(session: nox.Session, file: FileArg = None, *, setup: str, prepare: bool = False, build: bool = False,
-         follow: bool = False, tail: int = 100, target: str | None = None, settings: SettingsArg = None,
-         **options: Any) -> Logs:
+def logs(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str,
+    prepare: bool = False,
+    build: bool = False,
+    follow: bool = False,
+    tail: int = 100,
+    target: str | None = None,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Logs:
     """A setup's container logs as (source, text), logged; ``prepare``/``build``: its last phase
     log instead; ``follow``: stream them to the terminal until interrupted."""
     with _session_errors(session):
-        result = api.logs(file, setup=setup, tail=tail, follow=follow,
-                          phase="prepare" if prepare else "build" if build else None,
-                          settings=_settings(settings, _target(options, target)))
+        result = api.logs(
+            file,
+            setup=setup,
+            tail=tail,
+            follow=follow,
+            phase="prepare" if prepare else "build" if build else None,
+            settings=_settings(settings, _target(options, target)),
+        )
     return _logged(session, result)
 
 
@@ -170,16 +263,29 @@ def _target(options: dict[str, Any], target: str | None) -> dict[str, Any]:
     return {**options, "target": target} if target else options
 
 
-def render(session: nox.Session, file: FileArg = None, *, setup: str | None = None,
-           settings: SettingsArg = None, **options: Any) -> Rendered:
+def render(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Rendered:
     """The Dockerfile prepare would build, per setup (logged and returned)."""
     with _session_errors(session):
         result = api.render(file, setup=setup, settings=_settings(settings, options))
     return _logged(session, result)
 
 
-def clean(session: nox.Session, file: FileArg = None, *, setup: str | None = None, images: bool = False,
-          settings: SettingsArg = None, **options: Any) -> Cleaned:
+def clean(
+    session: nox.Session,
+    file: FileArg = None,
+    *,
+    setup: str | None = None,
+    images: bool = False,
+    settings: SettingsArg = None,
+    **options: Any,
+) -> Cleaned:
     """Forget prepared runtime images; ``images=True`` removes the images too."""
     with _session_errors(session):
         result = api.clean(file, setup=setup, images=images, settings=_settings(settings, options))

@@ -26,8 +26,20 @@ DOCUMENT_STATUSES = ("ok", "would build", "failed", "interrupted")
 
 #: the outcome for one setup
 SETUP_STATUSES = (
-    "valid", "rendered", "up to date", "would build", "built", "active", "rolled back", "failed",
-    "forgotten", "stopped", "deployed", "not deployed", "read", "skipped",
+    "valid",
+    "rendered",
+    "up to date",
+    "would build",
+    "built",
+    "active",
+    "rolled back",
+    "failed",
+    "forgotten",
+    "stopped",
+    "deployed",
+    "not deployed",
+    "read",
+    "skipped",
 )
 
 #: Zerops-style words the phases use, as the vocabulary above (the failure words become the
@@ -38,15 +50,27 @@ _WORDS = {"BUILT": "built", "ACTIVE": "active", "ROLLED_BACK": "rolled back", "S
 INTERRUPTED = "INTERRUPTED"
 
 
-def document(task: str, *, status: str = "ok", setups: Sequence[Mapping[str, Any]] = (),
-             errors: Sequence[Mapping[str, Any]] = (), warnings: Iterable[Problem] = (),
-             **extra: Any) -> dict[str, Any]:
+def document(
+    task: str,
+    *,
+    status: str = "ok",
+    setups: Sequence[Mapping[str, Any]] = (),
+    errors: Sequence[Mapping[str, Any]] = (),
+    warnings: Iterable[Problem] = (),
+    **extra: Any,
+) -> dict[str, Any]:
     """One ``--json`` document."""
     if status not in DOCUMENT_STATUSES:
         raise ValueError(f"unknown document status {status!r}")
-    return {"schema": SCHEMA_VERSION, "task": task, "status": status, **extra,
-            "setups": [dict(entry) for entry in setups], "errors": list(errors),
-            "warnings": [problem_object(warning) for warning in warnings]}
+    return {
+        "schema": SCHEMA_VERSION,
+        "task": task,
+        "status": status,
+        **extra,
+        "setups": [dict(entry) for entry in setups],
+        "errors": list(errors),
+        "warnings": [problem_object(warning) for warning in warnings],
+    }
 
 
 def setup_entry(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,8 +98,9 @@ def error_document(task: str, exc: BaseException) -> dict[str, Any]:
     ``DeployFailed.results``: every setup's outcome), if any."""
     status = "interrupted" if _kind(exc) == INTERRUPTED else "failed"
     results = getattr(exc, "results", None) or ()
-    return document(task, status=status, setups=[setup_entry(result.as_json()) for result in results],
-                    errors=error_objects(exc))
+    return document(
+        task, status=status, setups=[setup_entry(result.as_json()) for result in results], errors=error_objects(exc)
+    )
 
 
 def error_objects(exc: BaseException) -> list[dict[str, Any]]:
@@ -88,13 +113,22 @@ def error_objects(exc: BaseException) -> list[dict[str, Any]]:
     obj = _blank(_kind(exc), _message(exc))
     if isinstance(exc, StepFailed):
         failure = exc.failure
-        obj.update(setup=failure.setup, step=failure.phase, index=failure.index, command=failure.command,
-                   exit_code=failure.exit_code, log=failure.log_path, tail=list(failure.tail))
+        obj.update(
+            setup=failure.setup,
+            step=failure.phase,
+            index=failure.index,
+            command=failure.command,
+            exit_code=failure.exit_code,
+            log=failure.log_path,
+            tail=list(failure.tail),
+        )
         if failure.location is not None:
             obj.update(file=failure.location.file, line=failure.location.line, column=failure.location.column)
     elif isinstance(exc, EngineError):
-        obj.update(command=shlex.join(exc.command) if exc.command else None,
-                   tail=exc.output.splitlines()[-15:] if exc.output else [])
+        obj.update(
+            command=shlex.join(exc.command) if exc.command else None,
+            tail=exc.output.splitlines()[-15:] if exc.output else [],
+        )
     return [obj]
 
 
@@ -102,15 +136,33 @@ def problem_object(problem: Problem, *, kind: str | None = None) -> dict[str, An
     """A zerops.yml (or settings) problem: where it is and what is wrong."""
     obj = _blank(kind or ("WARNING" if problem.severity == "warning" else ConfigError.status), problem.message)
     where = problem.location
-    obj.update(file=where.file if where else None, line=where.line if where else None,
-               column=where.column if where else None, path=problem.path or None, severity=problem.severity)
+    obj.update(
+        file=where.file if where else None,
+        line=where.line if where else None,
+        column=where.column if where else None,
+        path=problem.path or None,
+        severity=problem.severity,
+    )
     return obj
 
 
 def _blank(kind: str, message: str) -> dict[str, Any]:
-    return {"kind": kind, "message": message, "severity": "error", "setup": None, "file": None, "line": None,
-            "column": None, "path": None, "step": None, "index": None, "command": None, "exit_code": None,
-            "log": None, "tail": []}
+    return {
+        "kind": kind,
+        "message": message,
+        "severity": "error",
+        "setup": None,
+        "file": None,
+        "line": None,
+        "column": None,
+        "path": None,
+        "step": None,
+        "index": None,
+        "command": None,
+        "exit_code": None,
+        "log": None,
+        "tail": [],
+    }
 
 
 def _kind(exc: BaseException) -> str:

@@ -22,9 +22,10 @@ before it. Nothing here writes anything.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .errors import ConfigError, CriError, Problem
 from .model import Project, Setup
@@ -61,8 +62,9 @@ def _place(problem: Problem) -> tuple[int, int]:
     return (where.line, where.column) if where is not None else (0, 0)
 
 
-def _setup_problems(project: Project, setup: Setup, settings: Settings, task: str,
-                    warnings: list[Problem]) -> list[Problem]:
+def _setup_problems(
+    project: Project, setup: Setup, settings: Settings, task: str, warnings: list[Problem]
+) -> list[Problem]:
     problems: list[Problem] = []
 
     def collect(check_: Callable[[], object]) -> None:
@@ -92,8 +94,8 @@ def _setup_problems(project: Project, setup: Setup, settings: Settings, task: st
         # too (the very same calls): a ${name} reference cycle, an unreadable cri.env_file, a
         # cri.replicas or cri.publish value of the setup.
         collect(lambda: settings.replicas_for(setup.name))
-        for port in setup.run.ports:
-            collect(lambda: settings.host_port(setup.name, port.port))
+        for number in [port.port for port in setup.run.ports]:
+            collect(functools.partial(settings.host_port, setup.name, number))
     if task != "prepare":
         _env_checks(project, setup, settings, task, collect, warnings)
     if task == "deploy" and setup.run.start is None and not setup.run.start_commands:
@@ -114,8 +116,14 @@ def _build_problems(setup: Setup, collect: Callable[[Callable[[], object]], None
     return []
 
 
-def _env_checks(project: Project, setup: Setup, settings: Settings, task: str,
-                collect: Callable[[Callable[[], object]], None], warnings: list[Problem]) -> None:
+def _env_checks(
+    project: Project,
+    setup: Setup,
+    settings: Settings,
+    task: str,
+    collect: Callable[[Callable[[], object]], None],
+    warnings: list[Problem],
+) -> None:
     """The ``${name}`` references of build.envVariables and run.envVariables resolved as the
     build and the deploy resolve them (with cri.env_file): a cycle is an error, a reference that
     names nothing a warning. ``build`` resolves only the build's variables."""
@@ -139,8 +147,11 @@ def _cron_problems(setup: Setup) -> list[Problem]:
         try:
             parse(job.timing)
         except CronError as exc:
-            problems.append(Problem(str(exc), path=f"zerops[{setup.index}].run.crontab[{i}].timing",
-                                    location=setup.run.where("crontab")))
+            problems.append(
+                Problem(
+                    str(exc), path=f"zerops[{setup.index}].run.crontab[{i}].timing", location=setup.run.where("crontab")
+                )
+            )
     return problems
 
 

@@ -58,7 +58,9 @@ class Probe:
             self._stop.set()
             self._thread.join()
         kind = "http" if self.http else "tcp"
-        return SwitchReport(f"{kind}://{self.host}:{self.port}/", self.requests, self.failed, self.longest_gap * 1000, self.first_error)
+        return SwitchReport(
+            f"{kind}://{self.host}:{self.port}/", self.requests, self.failed, self.longest_gap * 1000, self.first_error
+        )
 
     def _once(self) -> None:
         if self.http:

@@ -114,8 +114,13 @@ class PreparedSetup:
     time: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "tag": self.tag, "image_id": self.image_id,
-                "inputs": self.inputs, "time": self.time}
+        return {
+            "fingerprint": self.fingerprint,
+            "tag": self.tag,
+            "image_id": self.image_id,
+            "inputs": self.inputs,
+            "time": self.time,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PreparedSetup:
@@ -135,13 +140,27 @@ class ImageRecord:
     time: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {"tag": self.tag, "image_id": self.image_id, "setup": self.setup, "inputs": self.inputs,
-                "seconds": self.seconds, "log": self.log, "time": self.time}
+        return {
+            "tag": self.tag,
+            "image_id": self.image_id,
+            "setup": self.setup,
+            "inputs": self.inputs,
+            "seconds": self.seconds,
+            "log": self.log,
+            "time": self.time,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImageRecord:
-        return cls(data["tag"], data["image_id"], data.get("setup", ""), data.get("inputs") or {},
-                   data.get("seconds", 0.0), data.get("log"), data.get("time", ""))
+        return cls(
+            data["tag"],
+            data["image_id"],
+            data.get("setup", ""),
+            data.get("inputs") or {},
+            data.get("seconds", 0.0),
+            data.get("log"),
+            data.get("time", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -173,8 +192,13 @@ class VersionRecord:
     run: dict[str, Any] | None = None  # the run configuration it was deployed with
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": self.number, "image": self.image, "image_id": self.image_id,
-                               "runtime_image": self.runtime_image, "time": self.time}
+        out: dict[str, Any] = {
+            "version": self.number,
+            "image": self.image,
+            "image_id": self.image_id,
+            "runtime_image": self.runtime_image,
+            "time": self.time,
+        }
         if self.adopted:
             out["adopted"] = True
         if self.run is not None:
@@ -183,8 +207,15 @@ class VersionRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VersionRecord:
-        return cls(data["version"], data["image"], data["image_id"], data["runtime_image"], data.get("time", ""),
-                   bool(data.get("adopted")), data.get("run"))
+        return cls(
+            data["version"],
+            data["image"],
+            data["image_id"],
+            data["runtime_image"],
+            data.get("time", ""),
+            bool(data.get("adopted")),
+            data.get("run"),
+        )
 
 
 @dataclass(frozen=True)
@@ -200,8 +231,11 @@ class DeployHistory:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DeployHistory:
-        return cls(int(data.get("next", 1)), tuple(VersionRecord.from_json(v) for v in data.get("versions", [])),
-                   data.get("active"))
+        return cls(
+            int(data.get("next", 1)),
+            tuple(VersionRecord.from_json(v) for v in data.get("versions", [])),
+            data.get("active"),
+        )
 
 
 @dataclass(frozen=True)

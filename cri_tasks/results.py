@@ -6,12 +6,11 @@ Kept apart from :mod:`cri_tasks.runtime_image` so the cache-hit path (:mod:`cri_
 can answer without importing the build machinery.
 """
 
-
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, NamedTuple
-
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 Reporter = Callable[[str], None]
 #: the Zerops word of a failed runtime prepare: a setup's ``status`` and the error's ``kind``
@@ -139,5 +138,7 @@ class PrepareResult(NamedTuple):
 
     def lines(self) -> list[str]:
         """The text every adapter prints: the outcome, then the reasons of --explain."""
-        return [f"{self.setup}: {self.status} {self.image or ''} {self.image_id or ''}".rstrip(),
-                *(f"  - {reason}" for reason in self.reasons)]
+        return [
+            f"{self.setup}: {self.status} {self.image or ''} {self.image_id or ''}".rstrip(),
+            *(f"  - {reason}" for reason in self.reasons),
+        ]

@@ -9,13 +9,14 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import buildx, engine, fingerprint, records
-from .engine import LABEL
 from .dockerfile import exec_form
+from .engine import LABEL
 from .errors import CriError, EngineError, StepFailed
 from .locks import sweep
 from .model import Command, Project
@@ -68,8 +69,12 @@ def build_one(
     settings, cache_dir = workspace.settings, workspace.cache_dir
     tag = tag_for(settings, p.project_id, p.name, p.fingerprint)
     waiting = f"[{p.name}] waiting for another cri-tasks process that builds the same image"
-    with workspace.lock(_lock_key(p.name, p.fingerprint), timeout=settings.lock_timeout,
-                        on_wait=lambda: report(waiting), what="another process builds the same image"):
+    with workspace.lock(
+        _lock_key(p.name, p.fingerprint),
+        timeout=settings.lock_timeout,
+        on_wait=lambda: report(waiting),
+        what="another process builds the same image",
+    ):
         rec = records.image(store, p.name, p.fingerprint)
         # Another process may have built this image while we waited for the lock. With --force
         # only a build newer than the record this call started from counts.
@@ -119,10 +124,15 @@ def render_dockerfile(p: Plan, settings: Settings, commands: Sequence[Command]) 
 
 def _steps(dockerfile: str, commands: Sequence[Command]) -> buildx.Steps:
     """The runtime Dockerfile's steps (one unnamed stage) and the prepare command each one runs."""
-    return buildx.Steps(dockerfile, {
-        ("", f"RUN {exec_form(command.text)}"): buildx.StepCommand("run.prepareCommands", index, len(commands), command)
-        for index, command in enumerate(commands)
-    })
+    return buildx.Steps(
+        dockerfile,
+        {
+            ("", f"RUN {exec_form(command.text)}"): buildx.StepCommand(
+                "run.prepareCommands", index, len(commands), command
+            )
+            for index, command in enumerate(commands)
+        },
+    )
 
 
 def _lock_key(setup: str, fingerprint: str) -> str:
@@ -157,7 +167,9 @@ class _staged:
         self.job, self.commands = job, commands
         with writing("the runtime build context", cache_dir / "context"):
             folder = cache_folder(cache_dir, "context")
-        self.dir = folder / component(f"{_lock_key(job.plan.name, job.plan.fingerprint)}-{os.getpid()}", "build context folder")
+        self.dir = folder / component(
+            f"{_lock_key(job.plan.name, job.plan.fingerprint)}-{os.getpid()}", "build context folder"
+        )
 
     def __enter__(self) -> Path:
         with writing("the runtime build context (addToRunPrepare files, Dockerfile)", self.dir, partial=[self.dir]):
@@ -210,8 +222,9 @@ def _run_build(job: _Build, tag: str, log_path: Path, *, no_cache: bool) -> str:
         f"{LABEL}.fingerprint": plan.fingerprint,
         f"{LABEL}.inputs": fingerprint.canonical_json(_label_summary(plan.inputs)),
     }
-    build = buildx.Build(plan.name, job.context, tags=(tag,), labels=labels, builder=job.settings.builder,
-                         no_cache=no_cache)
+    build = buildx.Build(
+        plan.name, job.context, tags=(tag,), labels=labels, builder=job.settings.builder, no_cache=no_cache
+    )
     with buildx.log_file(log_path, job.dockerfile_text) as log:
         outcome = buildx.run(build, job.steps, log, report=job.report, other_steps="runtime")
         if isinstance(outcome, buildx.Failed):
@@ -259,12 +272,21 @@ def _debug_shell(job: _Build, failed: StepFailed, cache_dir: Path) -> None:
         return
     commands = plan.setup.run.prepare_commands
     tag = f"{job.settings.repository}-debug/{plan.project_id}/{plan.name.lower()}:{plan.fingerprint[:12]}"
-    report(f"[{plan.name}] --debug: building the image up to run.prepareCommands[{failing - 1}]" if failing else
-           f"[{plan.name}] --debug: building the image before the first prepare command")
+    report(
+        f"[{plan.name}] --debug: building the image up to run.prepareCommands[{failing - 1}]"
+        if failing
+        else f"[{plan.name}] --debug: building the image before the first prepare command"
+    )
     with _staged(job, cache_dir, commands[:failing]):
         try:
-            engine.build(job.context, dockerfile=job.context / "Dockerfile", tags=[tag], labels={},
-                         on_line=lambda _line: None, builder=job.settings.builder)
+            engine.build(
+                job.context,
+                dockerfile=job.context / "Dockerfile",
+                tags=[tag],
+                labels={},
+                on_line=lambda _line: None,
+                builder=job.settings.builder,
+            )
         except engine.BuildError:
             report(f"[{plan.name}] --debug: could not build the state before the failing command")
             return

@@ -14,10 +14,11 @@ never gets here):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import engine, fingerprint, hitindex, records
 from .errors import CriError
@@ -68,12 +69,31 @@ def prepare(
     for s in setups:  # every name before anything is written (the loader checked them too)
         component(s.name, "setup name")
     with opened(project, settings, workspace) as ws:
-        return _prepare(ws, setups, force=force, no_cache=no_cache, explain=explain, debug=debug, report=report,
-                        root=root, hit_key=hit_key)
+        return _prepare(
+            ws,
+            setups,
+            force=force,
+            no_cache=no_cache,
+            explain=explain,
+            debug=debug,
+            report=report,
+            root=root,
+            hit_key=hit_key,
+        )
 
 
-def _prepare(ws: Workspace, setups: Sequence[Any], *, force: bool, no_cache: bool, explain: bool, debug: bool,
-             report: Reporter, root: Path | None, hit_key: hitindex.Key | None) -> list[PrepareResult]:
+def _prepare(
+    ws: Workspace,
+    setups: Sequence[Any],
+    *,
+    force: bool,
+    no_cache: bool,
+    explain: bool,
+    debug: bool,
+    report: Reporter,
+    root: Path | None,
+    hit_key: hitindex.Key | None,
+) -> list[PrepareResult]:
     project, settings, store = ws.project, ws.settings, ws.store
     plans = [plan(project, s, settings, store, root) for s in setups]
     _resolve(plans, settings, store, pull=not explain)
@@ -111,7 +131,7 @@ def _prepare(ws: Workspace, setups: Sequence[Any], *, force: bool, no_cache: boo
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise interrupted() from None
             pool.shutdown()
-        for p, (result, error) in zip(todo, outcomes):
+        for p, (result, error) in zip(todo, outcomes, strict=True):
             results[p.name] = result
             if error is not None:
                 errors.append(error)
@@ -200,9 +220,7 @@ def _hit(p: Plan, store: Store, settings: Settings) -> PrepareResult | None:
     elif not p.last or p.last.fingerprint != p.fingerprint:
         # An earlier image matches again (a change was reverted): make it the current one.
         records.set_prepared_setup(store, p.name, p.prepared(rec.tag, rec.image_id))
-    return PrepareResult(
-        p.name, "up to date", rec.tag, rec.image_id, p.fingerprint, True, 0.0, rec.log
-    )
+    return PrepareResult(p.name, "up to date", rec.tag, rec.image_id, p.fingerprint, True, 0.0, rec.log)
 
 
 def _explain(p: Plan, settings: Settings) -> PrepareResult:
@@ -214,7 +232,9 @@ def _explain(p: Plan, settings: Settings) -> PrepareResult:
             reasons = [f"up to date: the inputs match an image built earlier ({rec.tag})"]
         else:
             reasons = ["up to date: nothing that invalidates the runtime image changed"]
-        return PrepareResult(p.name, "up to date", rec.tag, rec.image_id, p.fingerprint, True, 0.0, rec.log, tuple(reasons))
+        return PrepareResult(
+            p.name, "up to date", rec.tag, rec.image_id, p.fingerprint, True, 0.0, rec.log, tuple(reasons)
+        )
     if rec:
         reasons = [f"image {rec.tag} was removed"]
     elif last is None:
@@ -224,15 +244,22 @@ def _explain(p: Plan, settings: Settings) -> PrepareResult:
     return PrepareResult(p.name, "would build", tag, None, p.fingerprint, False, 0.0, None, tuple(reasons))
 
 
-def last_log(project: Project, settings: Settings, setup: str, phase: str = "prepare", *,
-             workspace: Workspace | None = None) -> Path | None:
+def last_log(
+    project: Project, settings: Settings, setup: str, phase: str = "prepare", *, workspace: Workspace | None = None
+) -> Path | None:
     with opened(project, settings, workspace) as ws:
         rec = records.last_log(ws.store, setup, phase)
     return Path(rec.path) if rec else None
 
 
-def clean(project: Project, settings: Settings, *, setup: str | None = None, images: bool = False,
-          workspace: Workspace | None = None) -> list[dict[str, Any]]:
+def clean(
+    project: Project,
+    settings: Settings,
+    *,
+    setup: str | None = None,
+    images: bool = False,
+    workspace: Workspace | None = None,
+) -> list[dict[str, Any]]:
     """Zerops' "Clear runtime prepare image": forget the records (and optionally the images)."""
     out = []
     with opened(project, settings, workspace) as ws:

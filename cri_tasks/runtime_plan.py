@@ -79,17 +79,22 @@ def app_tag(settings: Settings, pid: str, setup: str, number: int) -> str:
     return f"{repository_for(settings, pid, setup)}:v{number}"
 
 
-def gleam_source_for(settings: Settings, project: Project, store: Store, version: str) -> tuple[dict[str, Any], Path | None]:
+def gleam_source_for(
+    settings: Settings, project: Project, store: Store, version: str
+) -> tuple[dict[str, Any], Path | None]:
     source = settings.gleam_source.strip()
     if source == "release":
-        return {"source": "release", "version": version, "url": gleam_release_url(version), "otp": min_otp(version)}, None
+        return {
+            "source": "release",
+            "version": version,
+            "url": gleam_release_url(version),
+            "otp": min_otp(version),
+        }, None
     if source == "none":
         return {"source": "none", "otp": min_otp(version)}, None
     path = settings.gleam_archive(project.root)
     if path is None or not path.is_file():
-        raise ConfigError(
-            f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})"
-        )
+        raise ConfigError(f"cri.gleam.source: {source!r} is neither 'release', 'none' nor an existing file ({path})")
     st = path.stat()
     cache = fingerprint.StatCache(records.gleam_archive_stats(store))
     sha = cache.file_digest(path, str(path), st)
@@ -129,8 +134,17 @@ def plan(project: Project, setup: Setup, settings: Settings, store: Store, root:
         "gleam": gleam,
         "zcli": settings.zcli_url if settings.zcli_enabled else None,
     }
-    return Plan(setup, inputs, entries, settings.image_for(run.os), gleam_file, root or project.root,
-                stats=seen, gleam_stat=gleam_stat, project_id=project_id(project))
+    return Plan(
+        setup,
+        inputs,
+        entries,
+        settings.image_for(run.os),
+        gleam_file,
+        root or project.root,
+        stats=seen,
+        gleam_stat=gleam_stat,
+        project_id=project_id(project),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,9 +171,7 @@ def diff_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         elif a[i] != b[i]:
             reasons.append(f"run.prepareCommands[{i}] changed: {_short(a[i])} -> {_short(b[i])}")
     if old.get("addToRunPrepare") != new.get("addToRunPrepare"):
-        reasons.append(
-            f"build.addToRunPrepare changed: {old.get('addToRunPrepare')} -> {new.get('addToRunPrepare')}"
-        )
+        reasons.append(f"build.addToRunPrepare changed: {old.get('addToRunPrepare')} -> {new.get('addToRunPrepare')}")
     fa, fb = old.get("files", {}), new.get("files", {})
     for rel in sorted(set(fa) | set(fb)):
         if rel not in fa:
@@ -189,4 +201,3 @@ def diff_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         now = nb.get("id") or "not on this engine (would be pulled)"
         reasons.append(f"base image {nb.get('ref')} changed: {ob.get('id')} -> {now}")
     return reasons or ["the inputs differ in a way cri-tasks cannot name"]
-

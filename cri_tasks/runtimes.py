@@ -8,8 +8,8 @@ release or a new OS.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .errors import ConfigError, Location
 
@@ -92,8 +92,7 @@ NEWER_ERLANG_SUITES: dict[str, str] = {
 }
 
 GLEAM_RELEASE_URL = (
-    "https://github.com/gleam-lang/gleam/releases/download/"
-    "v{version}/gleam-v{version}-{arch}-unknown-linux-musl.tar.gz"
+    "https://github.com/gleam-lang/gleam/releases/download/v{version}/gleam-v{version}-{arch}-unknown-linux-musl.tar.gz"
 )
 
 
@@ -109,7 +108,12 @@ class OsInfo:
 
 OPERATING_SYSTEMS: dict[str, OsInfo] = {
     "alpine": OsInfo("alpine", "alpine.Dockerfile.j2", "alpine:3.20", "Erlang/OTP 26.2 (apk erlang)"),
-    "ubuntu": OsInfo("ubuntu", "ubuntu.Dockerfile.j2", "ubuntu:24.04", "Erlang/OTP 26+ (erlang-nox; the distribution's own when new enough, else a newer source)"),
+    "ubuntu": OsInfo(
+        "ubuntu",
+        "ubuntu.Dockerfile.j2",
+        "ubuntu:24.04",
+        "Erlang/OTP 26+ (erlang-nox; the distribution's own when new enough, else a newer source)",
+    ),
 }
 
 
@@ -134,9 +138,7 @@ def min_otp(gleam: str) -> int:
 def gleam_arch(machine: str | None = None) -> str:
     """The architecture part of Gleam's release file names."""
     machine = (machine or os.uname().machine).lower()
-    return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
-        machine, machine
-    )
+    return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(machine, machine)
 
 
 def gleam_release_url(version: str, machine: str | None = None) -> str:
@@ -158,7 +160,9 @@ def build_toolchain(bases: Sequence[str], *, where: Location | None = None, path
             continue
         name = split_base(base)[1]
         if name.lower().startswith("gleam@"):
-            why = f"a second Gleam base {base!r}: the build container holds one Gleam release ({gleam[0]!r} comes first)"
+            why = (
+                f"a second Gleam base {base!r}: the build container holds one Gleam release ({gleam[0]!r} comes first)"
+            )
         else:
             why = (
                 f"cri-tasks cannot provide {base!r} in the build container: it builds the Gleam toolchain "

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import re
-from types import MappingProxyType
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, TypeVar
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError, Problem, suggest
@@ -56,8 +57,16 @@ DEFAULTS: dict[str, Any] = {
     "registry": None,
     # swarm target: how ports are published ("auto": the routing mesh where it works, else the
     # front proxy on a host-mode port), rolling update and its failure monitor
-    "swarm": {"ports": "auto", "parallelism": 1, "monitor": "15s", "stack": None, "wait": True,
-              "timeout": None, "constraints": {}, "proxy_constraints": []},
+    "swarm": {
+        "ports": "auto",
+        "parallelism": 1,
+        "monitor": "15s",
+        "stack": None,
+        "wait": True,
+        "timeout": None,
+        "constraints": {},
+        "proxy_constraints": [],
+    },
 }
 
 
@@ -74,8 +83,10 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
 
 #: the swarm target pushes every app image to ``cri.registry``: a deploy to it without one is
 #: refused before the build (cri_tasks.preflight)
-SWARM_NEEDS_REGISTRY = ("cri.registry: the swarm target pushes app images to a registry every node can pull "
-                        "from; set it (host[:port], e.g. registry.example.com or 127.0.0.1:5000)")
+SWARM_NEEDS_REGISTRY = (
+    "cri.registry: the swarm target pushes app images to a registry every node can pull "
+    "from; set it (host[:port], e.g. registry.example.com or 127.0.0.1:5000)"
+)
 #: how the swarm target publishes ports (``cri.swarm.ports``; cri_tasks/targets/swarm.py)
 SWARM_PORTS = ("auto", "mesh", "proxy")
 
@@ -239,8 +250,9 @@ def resolve(config: Mapping[str, Any] | None = None, **overrides: Any) -> Settin
     gleam, zcli, swarm = (_mapping(raw, key) for key in ("gleam", "zcli", "swarm"))
     target = _text(raw, "target")
     if target not in TARGETS:
-        raise ConfigError(f"cri.target: unknown deploy target {target!r}{suggest(target, TARGETS)} "
-                          f"(known: {', '.join(TARGETS)})")
+        raise ConfigError(
+            f"cri.target: unknown deploy target {target!r}{suggest(target, TARGETS)} (known: {', '.join(TARGETS)})"
+        )
     return Settings(
         file=_optional_text(raw, "file"),
         cache_dir=_text(raw, "cache_dir"),
@@ -323,8 +335,12 @@ def _number(value: Any, name: str, kind: type[N], *, minimum: float) -> N:
         number = float(str(value).strip())
     except ValueError:
         raise _bad(name, expected, value) from None
-    if number != number or number in (float("inf"), float("-inf")) or number < minimum or (
-            kind is int and not number.is_integer()):
+    if (
+        number != number
+        or number in (float("inf"), float("-inf"))
+        or number < minimum
+        or (kind is int and not number.is_integer())
+    ):
         raise _bad(name, expected, value)
     return kind(number)
 

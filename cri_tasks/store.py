@@ -31,18 +31,18 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any
 
 import diskcache
 from diskcache.core import MODE_PICKLE
 
 from . import hitindex
 from .errors import CriError
-from .records import SCHEMA_KEY, is_setup_key
 from .paths import cache_folder, private_dir, writing
-
+from .records import SCHEMA_KEY, is_setup_key
 
 #: the layout of the records; a database with another number is moved aside, never misread
 SCHEMA = 1
@@ -105,7 +105,9 @@ class Store:
                     hitindex.forget(self.cache_dir)  # a new database: nothing the index says holds
                     cache.set(SCHEMA_KEY, str(SCHEMA))
                 elif found != str(SCHEMA):
-                    raise _Unusable(f"it was written by another version of cri-tasks (records schema {found}, this one reads {SCHEMA})")
+                    raise _Unusable(
+                        f"it was written by another version of cri-tasks (records schema {found}, this one reads {SCHEMA})"
+                    )
             except BaseException:
                 cache.close()
                 raise
@@ -149,8 +151,10 @@ class Store:
         try:
             self.directory.rename(aside)
         except OSError as err:
-            raise CriError(f"the cache database in {self.directory} could not be used ({exc}) "
-                           f"and could not be moved aside ({err.strerror or err})") from None
+            raise CriError(
+                f"the cache database in {self.directory} could not be used ({exc}) "
+                f"and could not be moved aside ({err.strerror or err})"
+            ) from None
         print(
             f"warning: the cache database in {self.directory} could not be used ({exc}); "
             f"moved it to {aside} and started a new one (images are rebuilt or found again)",
@@ -175,8 +179,10 @@ class Store:
                 self._reader = None
         if self._cache is None:
             assert self._unwritable is not None
-            raise CriError(f"cannot {verb} the record {key} in {self.directory}: {_why(self._unwritable)}; "
-                           "the records already there are unchanged (free some space and run it again)")
+            raise CriError(
+                f"cannot {verb} the record {key} in {self.directory}: {_why(self._unwritable)}; "
+                "the records already there are unchanged (free some space and run it again)"
+            )
         return self._cache
 
     def _release_reserve(self) -> bool:
@@ -213,7 +219,9 @@ class Store:
             return self._cache.get(key)
         if self._reader is None:
             return None
-        row = self._reader.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)).fetchone()
+        row = self._reader.execute(
+            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)
+        ).fetchone()
         if row is None:
             return None
         # the same Disk decodes it, so a pickle is refused here too
@@ -252,8 +260,10 @@ class Store:
                     return change(cache)
                 except (sqlite3.OperationalError, OSError) as again:
                     exc = again
-            raise CriError(f"cannot {verb} the record {key} in {self.directory}: {_why(exc)}; "
-                           "the records already there are unchanged (free some space and run it again)") from None
+            raise CriError(
+                f"cannot {verb} the record {key} in {self.directory}: {_why(exc)}; "
+                "the records already there are unchanged (free some space and run it again)"
+            ) from None
 
     def settle(self) -> None:
         """After a write that gave up the reserve (else nothing): close the database (its WAL
@@ -310,9 +320,7 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 

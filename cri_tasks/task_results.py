@@ -15,7 +15,6 @@ It stands on the API's floor, above the phases whose per-setup results it carrie
 type checking only); :mod:`cri_tasks.results` keeps what the phases themselves report with.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from .build_phase import BuildResult
     from .deploy_phase import DeployResult
     from .model import Project
-
 
 
 class SetupResult(Protocol):
@@ -67,9 +65,13 @@ class TaskResult:
 
     def as_json(self) -> dict[str, Any]:
         """The one document ``--json`` prints."""
-        return output.document(self.task, status=self.document_status(), warnings=self.warnings,
-                               setups=[output.setup_entry(entry) for entry in self.entries()],
-                               **self._document_fields())
+        return output.document(
+            self.task,
+            status=self.document_status(),
+            warnings=self.warnings,
+            setups=[output.setup_entry(entry) for entry in self.entries()],
+            **self._document_fields(),
+        )
 
     def lines(self) -> list[str]:
         """The text printed on stdout without ``--json``, one print per item."""
@@ -101,16 +103,25 @@ class Validation(TaskResult):
         return self.project.warnings
 
     def entries(self) -> list[dict[str, Any]]:
-        return [{"setup": setup.name, "os": setup.run.os, "base": setup.run.base,
-                 "prepareCommands": len(setup.run.prepare_commands),
-                 "buildCommands": len(setup.build.build_commands) if setup.build else 0, "status": "valid"}
-                for setup in self.project.setups]
+        return [
+            {
+                "setup": setup.name,
+                "os": setup.run.os,
+                "base": setup.run.base,
+                "prepareCommands": len(setup.run.prepare_commands),
+                "buildCommands": len(setup.build.build_commands) if setup.build else 0,
+                "status": "valid",
+            }
+            for setup in self.project.setups
+        ]
 
     def lines(self) -> list[str]:
         out = [f"{self.project.file}: valid, {len(self.project.setups)} setup(s)"]
         for entry in self.entries():
-            out.append(f"  {entry['setup']}: run.os={entry['os']} run.base={entry['base']} "
-                       f"prepareCommands={entry['prepareCommands']} buildCommands={entry['buildCommands']}")
+            out.append(
+                f"  {entry['setup']}: run.os={entry['os']} run.base={entry['base']} "
+                f"prepareCommands={entry['prepareCommands']} buildCommands={entry['buildCommands']}"
+            )
         return out
 
     def _document_fields(self) -> dict[str, Any]:
@@ -182,8 +193,17 @@ class Built(TaskResult, list["BuildResult"]):
     task: ClassVar[str] = "build"
 
     def entries(self) -> list[dict[str, Any]]:
-        return [{"setup": result.setup, "status": "built", "files": result.files, "seconds": round(result.seconds, 3),
-                 "artifact": str(result.artifact), "log": result.log} for result in self]
+        return [
+            {
+                "setup": result.setup,
+                "status": "built",
+                "files": result.files,
+                "seconds": round(result.seconds, 3),
+                "artifact": str(result.artifact),
+                "log": result.log,
+            }
+            for result in self
+        ]
 
     def lines(self) -> list[str]:
         return [f"{result.setup}: built, {result.files} file(s) in {result.artifact}" for result in self]
@@ -239,13 +259,16 @@ class StatusReport(TaskResult, list[dict[str, Any]]):
         out = []
         for entry in self:
             kept = ", ".join(map(str, entry["versions"])) or "-"
-            out.append(f"{entry['setup']}: active version {entry['active_version'] or '-'} "
-                       f"(kept: {kept}); runtime image {entry['runtime_image'] or '-'}")
+            out.append(
+                f"{entry['setup']}: active version {entry['active_version'] or '-'} "
+                f"(kept: {kept}); runtime image {entry['runtime_image'] or '-'}"
+            )
             for container in entry["containers"]:
                 health = f", {container['health']}" if container.get("health") else ""
                 node = f" on {container['node']}" if container.get("node") else ""
-                out.append(f"  {container['name']}{node}: {container['status']}{health} "
-                           f"(version {container['version']})")
+                out.append(
+                    f"  {container['name']}{node}: {container['status']}{health} (version {container['version']})"
+                )
             down = [node for node, state in (entry.get("node_states") or {}).items() if state != "ready"]
             if down:
                 out.append(f"  swarm nodes not ready: {', '.join(sorted(down))}")
@@ -279,8 +302,13 @@ class Logs(TaskResult, list[tuple[str, str]]):
     def entries(self) -> list[dict[str, Any]]:
         if not self:  # --follow streamed them
             return []
-        return [{"setup": self.setup, "status": "read",
-                 "sources": [{"source": source, "text": text} for source, text in self]}]
+        return [
+            {
+                "setup": self.setup,
+                "status": "read",
+                "sources": [{"source": source, "text": text} for source, text in self],
+            }
+        ]
 
     def lines(self) -> list[str]:
         out = []

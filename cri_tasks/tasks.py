@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 import json as _json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 from invoke import Collection, Context, Exit, Task, task
 
@@ -23,8 +23,8 @@ from . import api, output
 from .config import tolerate_setting_types
 from .errors import CriError
 from .results import Progress
-from .task_results import TaskResult
 from .settings import DEFAULTS, Settings, declared, merge
+from .task_results import TaskResult
 
 #: The only short flags, one meaning in every task (and never a core option of ``cri``). Invoke
 #: would give each option the first free letter of its name, so one letter meant different
@@ -62,9 +62,10 @@ def cri_task(**kwargs: Any) -> Callable[[Callable[..., Any]], CriTask]:
     """``@task`` with the short flags of :data:`SHORT_FLAGS`."""
     return task(klass=CriTask, **kwargs)
 
+
 COMMON_HELP = {
     "file": "zerops.yml to read (default: zerops.yaml, then zerops.yml, in the current folder or the "
-            "nearest folder above it, up to the project's root)",
+    "nearest folder above it, up to the project's root)",
     "setup": "the setup to act on (default: every setup in the file)",
     "json": "print one JSON document on stdout, whatever the outcome (docs/json.md)",
 }
@@ -76,7 +77,7 @@ TARGET_HELP = {**COMMON_HELP, "target": "deploy target: local or swarm (default:
 #: the options of the tasks that build, which report progress on stderr
 PROGRESS_HELP = {
     "quiet": "errors only: no progress on stderr, no result text on stdout (the exit code tells; "
-             "--json still prints its document)",
+    "--json still prints its document)",
     "verbose": "progress plain: also every line of BuildKit's log as it arrives, prefixed with the setup",
 }
 
@@ -183,7 +184,7 @@ def validate(c: Context, file: str = "", setup: str = "", json: bool = False) ->
         "no_cache": "build without BuildKit's layer cache (implies --force)",
         "explain": "say whether the image would be rebuilt and why, field by field; build nothing",
         "check": f"as --explain, and exit with code {WOULD_BUILD_EXIT} when an image would be built "
-                 "(0: every image is up to date, 1: an error)",
+        "(0: every image is up to date, 1: an error)",
         "debug": "on a failing prepare command, open a shell in the state just before it",
         **PROGRESS_HELP,
     }
@@ -243,8 +244,17 @@ def clean(c: Context, file: str = "", setup: str = "", images: bool = False, jso
     }
 )
 @_exits
-def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, build: bool = False,
-         follow: bool = False, tail: int = 100, target: str = "", json: bool = False) -> TaskResult:
+def logs(
+    c: Context,
+    file: str = "",
+    setup: str = "",
+    prepare: bool = False,
+    build: bool = False,
+    follow: bool = False,
+    tail: int = 100,
+    target: str = "",
+    json: bool = False,
+) -> TaskResult:
     """Show a setup's container logs, or its last prepare/build log."""
     if not setup:
         raise CriError("logs needs --setup NAME")
@@ -258,41 +268,80 @@ def logs(c: Context, file: str = "", setup: str = "", prepare: bool = False, bui
     return result
 
 
-@cri_task(help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"],
-                **PROGRESS_HELP})
+@cri_task(
+    help={"file": COMMON_HELP["file"], "setup": COMMON_HELP["setup"], "json": COMMON_HELP["json"], **PROGRESS_HELP}
+)
 @_exits
-def build(c: Context, file: str = "", setup: str = "", json: bool = False, quiet: bool = False,
-          verbose: bool = False) -> TaskResult:
+def build(
+    c: Context, file: str = "", setup: str = "", json: bool = False, quiet: bool = False, verbose: bool = False
+) -> TaskResult:
     """Run the build phase (buildCommands) and assemble the deployFiles artifact."""
     with _progress(quiet, verbose) as report:
         return api.build(file or None, setup=setup or None, settings=settings_of(c, file=file), report=report)
 
 
-@cri_task(help={**TARGET_HELP,
-                "check": f"run the build phase, then say whether the runtime image would be built, as "
-                         f"prepare --check (exit code {WOULD_BUILD_EXIT} when it would); deploy nothing",
-                **PROGRESS_HELP})
+@cri_task(
+    help={
+        **TARGET_HELP,
+        "check": f"run the build phase, then say whether the runtime image would be built, as "
+        f"prepare --check (exit code {WOULD_BUILD_EXIT} when it would); deploy nothing",
+        **PROGRESS_HELP,
+    }
+)
 @_exits
-def deploy(c: Context, file: str = "", setup: str = "", json: bool = False, target: str = "",
-           check: bool = False, quiet: bool = False, verbose: bool = False) -> TaskResult:
+def deploy(
+    c: Context,
+    file: str = "",
+    setup: str = "",
+    json: bool = False,
+    target: str = "",
+    check: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+) -> TaskResult:
     """Build, prepare the runtime image and deploy into fresh containers (zero downtime)."""
     with _progress(quiet, verbose) as report:
-        return api.deploy(file or None, setup=setup or None, settings=settings_of(c, file=file, target=target),
-                          check=check, report=report)
+        return api.deploy(
+            file or None,
+            setup=setup or None,
+            settings=settings_of(c, file=file, target=target),
+            check=check,
+            report=report,
+        )
 
 
-@cri_task(help={"file": COMMON_HELP["file"], "setup": "the setup to roll back",
-                "version": "the version to activate (default: the one before the active one)",
-                "json": COMMON_HELP["json"], "target": TARGET_HELP["target"], **PROGRESS_HELP})
+@cri_task(
+    help={
+        "file": COMMON_HELP["file"],
+        "setup": "the setup to roll back",
+        "version": "the version to activate (default: the one before the active one)",
+        "json": COMMON_HELP["json"],
+        "target": TARGET_HELP["target"],
+        **PROGRESS_HELP,
+    }
+)
 @_exits
-def rollback(c: Context, file: str = "", setup: str = "", version: int = 0, json: bool = False, target: str = "",
-             quiet: bool = False, verbose: bool = False) -> TaskResult:
+def rollback(
+    c: Context,
+    file: str = "",
+    setup: str = "",
+    version: int = 0,
+    json: bool = False,
+    target: str = "",
+    quiet: bool = False,
+    verbose: bool = False,
+) -> TaskResult:
     """Activate an earlier version of a setup, with the same zero-downtime switch."""
     if not setup:
         raise CriError("rollback needs --setup NAME")
     with _progress(quiet, verbose) as report:
-        return api.rollback(file or None, setup=setup, version=version or None,
-                            settings=settings_of(c, file=file, target=target), report=report)
+        return api.rollback(
+            file or None,
+            setup=setup,
+            version=version or None,
+            settings=settings_of(c, file=file, target=target),
+            report=report,
+        )
 
 
 @cri_task(help=TARGET_HELP)

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -24,7 +24,9 @@ def _engine_problem() -> str | None:
     if shutil.which("docker") is None:
         return "no docker CLI on PATH"
     try:
-        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
+        info = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
+        )
     except subprocess.TimeoutExpired:
         return "docker info timed out"
     if info.returncode != 0:
@@ -106,9 +108,19 @@ def remove_repository_images(repository: str) -> None:
     for repo in (repository, f"{repository}-debug", f"{repository}-proxy", f"{repository}-build"):
         # <repository>/<project id>/<setup> (and the older <repository>/<setup>)
         listed = subprocess.run(
-            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
-             "--filter", f"reference={repo}/*", "--filter", f"reference={repo}/*/*"],
-            capture_output=True, text=True,
+            [
+                "docker",
+                "image",
+                "ls",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                "--filter",
+                f"reference={repo}/*",
+                "--filter",
+                f"reference={repo}/*/*",
+            ],
+            capture_output=True,
+            text=True,
         )
         refs = listed.stdout.split()
         if refs:
@@ -131,7 +143,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello"
 def app(tmp_path: Path, engine_settings: dict[str, object]) -> Iterator[Path]:
     """A copy of the bundled example with the test's settings; stopped and cleaned afterwards."""
     import yaml
-
     from helpers import stop_and_clean
 
     proj = tmp_path / "hello"

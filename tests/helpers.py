@@ -11,9 +11,10 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
 
@@ -51,8 +52,9 @@ def make_project(
     return root
 
 
-def invoke(project: Path, *args: str, env: Mapping[str, str] | None = None, input: str | None = None,
-           timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def invoke(
+    project: Path, *args: str, env: Mapping[str, str] | None = None, input: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run ``invoke ARGS`` in ``project`` as a real process."""
     full_env = dict(os.environ)
     full_env.update(env or {})
@@ -95,11 +97,14 @@ def stop_and_clean(project: Path) -> None:
     from cri_tasks.runtime_plan import project_id
 
     invoke(project, "stop")
-    pid = project_id(Project(project / 'zerops.yml', ()))
+    pid = project_id(Project(project / "zerops.yml", ()))
     sp.run(["docker", "network", "rm", f"cri-{pid}"], capture_output=True)
     # the zsc execOnce stores (kept by stop, as the versions are)
-    listed = sp.run(["docker", "volume", "ls", "-q", "--filter", f"label=io.cri-tasks.project={pid}"],
-                    capture_output=True, text=True).stdout.split()
+    listed = sp.run(
+        ["docker", "volume", "ls", "-q", "--filter", f"label=io.cri-tasks.project={pid}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if listed:
         sp.run(["docker", "volume", "rm", *listed], capture_output=True)
 
@@ -196,7 +201,9 @@ def tmpfs(mount: Path, size: str) -> Iterator[Path]:
     import pytest
 
     mount.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -228,12 +235,25 @@ def records(cache: Path) -> dict[str, Any]:
 
 
 def start_invoke(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=project, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=project,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def wait_for_log(project: Path, cache: Path, text: str, timeout: float = 120, *, since: frozenset[Path] | set[Path] = frozenset(),
-                 phase: str = "prepare") -> None:
+def wait_for_log(
+    project: Path,
+    cache: Path,
+    text: str,
+    timeout: float = 120,
+    *,
+    since: frozenset[Path] | set[Path] = frozenset(),
+    phase: str = "prepare",
+) -> None:
     """Wait until a ``phase`` log (not one of ``since``: earlier attempts) shows ``text``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

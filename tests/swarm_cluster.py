@@ -31,9 +31,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 PREFIX = "crisw"
 BRIDGE = f"{PREFIX}0"
@@ -64,7 +64,9 @@ def default_root() -> Path:
     return Path(tempfile.gettempdir()) / "cri-swarm-nodes"
 
 
-def run(*args: str, check: bool = True, timeout: float = 120, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, check: bool = True, timeout: float = 120, input: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(args), capture_output=True, text=input is None, timeout=timeout, input=input)
     if check and proc.returncode != 0:
         raise ClusterError(f"{' '.join(args)} failed ({proc.returncode}): {str(proc.stderr).strip()[-800:]}")
@@ -140,13 +142,40 @@ class Cluster:
         # A UTS namespace of its own, so each node has its own hostname (what `docker node ls`
         # and `invoke status` show).
         node.proc = subprocess.Popen(
-            ["unshare", "--uts", "sh", "-c", f'hostname {node.name} && exec "$@"', "sh",
-             "nsenter", f"--net=/run/netns/{node.name}", "dockerd",
-             "--data-root", str(node.dir / "data"), "--exec-root", str(node.dir / "exec"),
-             "--pidfile", str(node.pidfile), "-H", node.host,
-             "--bip", f"10.215.{node.index}.1/24", "--insecure-registry", self.registry,
-             "--cgroup-parent", f"/{node.name}", "--storage-driver", "overlay2", "--log-level", "warn"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                "unshare",
+                "--uts",
+                "sh",
+                "-c",
+                f'hostname {node.name} && exec "$@"',
+                "sh",
+                "nsenter",
+                f"--net=/run/netns/{node.name}",
+                "dockerd",
+                "--data-root",
+                str(node.dir / "data"),
+                "--exec-root",
+                str(node.dir / "exec"),
+                "--pidfile",
+                str(node.pidfile),
+                "-H",
+                node.host,
+                "--bip",
+                f"10.215.{node.index}.1/24",
+                "--insecure-registry",
+                self.registry,
+                "--cgroup-parent",
+                f"/{node.name}",
+                "--storage-driver",
+                "overlay2",
+                "--log-level",
+                "warn",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + 60
         while node.docker("info", "--format", "{{.ID}}", check=False, timeout=10).returncode != 0:
@@ -285,7 +314,9 @@ def _unmount_under(root: Path) -> None:
 
 def _iptables_rules() -> list[list[str]]:
     proc = run("iptables", "-S", "DOCKER-USER", check=False)
-    return [line.split()[2:] for line in proc.stdout.splitlines() if COMMENT in line and line.startswith("-A DOCKER-USER")]
+    return [
+        line.split()[2:] for line in proc.stdout.splitlines() if COMMENT in line and line.startswith("-A DOCKER-USER")
+    ]
 
 
 def clean(root: Path, count: int = 3) -> None:
@@ -296,11 +327,14 @@ def clean(root: Path, count: int = 3) -> None:
     nodes = [Node(n, int(n.rsplit("n", 1)[1]) if n.rsplit("n", 1)[1].isdigit() else 0, root) for n in sorted(names)]
     for node in nodes:  # dockerd first, gracefully: it unmounts and stops its containers
         pid = _read_pid(node.pidfile)
-        if pid is not None and _alive(pid) and str(node.dir) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+        if (
+            pid is not None
+            and _alive(pid)
+            and str(node.dir) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        ):
             _kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(
-            (p := _read_pid(n.pidfile)) is not None and _alive(p) for n in nodes):
+    while time.monotonic() < deadline and any((p := _read_pid(n.pidfile)) is not None and _alive(p) for n in nodes):
         time.sleep(0.3)
     for node in nodes:
         for pid in _node_pids(node):
@@ -335,9 +369,23 @@ def build_node_base(base: str) -> None:
         from cri_tasks.dockerfile import erlang_suites, read_file, run_script, without_comments
         from cri_tasks.runtimes import GLEAM_MIN_OTP
 
-        erlang = run_script(without_comments(read_file("erlang.sh")), "cri-erlang", max(GLEAM_MIN_OTP.values()), *erlang_suites())
+        erlang = run_script(
+            without_comments(read_file("erlang.sh")), "cri-erlang", max(GLEAM_MIN_OTP.values()), *erlang_suites()
+        )
         (Path(work) / "Dockerfile").write_text(NODE_BASE_DOCKERFILE.format(base=base, erlang=erlang))
-        run("docker", "buildx", "build", "--load", "--pull=false", "-t", NODE_BASE, "--label", f"{COMMENT}=1", work, timeout=900)
+        run(
+            "docker",
+            "buildx",
+            "build",
+            "--load",
+            "--pull=false",
+            "-t",
+            NODE_BASE,
+            "--label",
+            f"{COMMENT}=1",
+            work,
+            timeout=900,
+        )
 
 
 def create(root: Path, count: int = 3, *, images: Sequence[str] = ()) -> Cluster:
@@ -358,22 +406,46 @@ def create(root: Path, count: int = 3, *, images: Sequence[str] = ()) -> Cluster
         run("ip", "addr", "add", f"{HOST_ADDR}/24", "dev", BRIDGE)
         run("ip", "link", "set", BRIDGE, "up")
         # The main engine drops forwarded traffic by default: let the nodes talk to each other.
-        run("iptables", "-I", "DOCKER-USER", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", COMMENT, "-j", "ACCEPT")
+        run(
+            "iptables",
+            "-I",
+            "DOCKER-USER",
+            "-i",
+            BRIDGE,
+            "-o",
+            BRIDGE,
+            "-m",
+            "comment",
+            "--comment",
+            COMMENT,
+            "-j",
+            "ACCEPT",
+        )
         for i in range(1, count + 1):
             node = Node(f"{PREFIX}-n{i}", i, root)
             cluster.nodes.append(node)
             run("ip", "netns", "add", node.name)
             run("ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.name)
             run("ip", "link", "set", node.veth, "master", BRIDGE, "up")
-            for cmd in (["ip", "addr", "add", f"{node.addr}/24", "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
-                        ["ip", "link", "set", "lo", "up"]):  # no default route: nothing beyond the bridge
+            for cmd in (
+                ["ip", "addr", "add", f"{node.addr}/24", "dev", "eth0"],
+                ["ip", "link", "set", "eth0", "up"],
+                ["ip", "link", "set", "lo", "up"],
+            ):  # no default route: nothing beyond the bridge
                 run("ip", "netns", "exec", node.name, *cmd)
         config = root / "registry.yml"
-        config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root / 'registry'}\n"
-                          f"  delete:\n    enabled: true\nhttp:\n  addr: {cluster.registry}\n")
+        config.write_text(
+            f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root / 'registry'}\n"
+            f"  delete:\n    enabled: true\nhttp:\n  addr: {cluster.registry}\n"
+        )
         with open(root / "registry.log", "ab") as log:
-            cluster.registry_proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log,
-                                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            cluster.registry_proc = subprocess.Popen(
+                ["docker-registry", "serve", str(config)],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         for node in cluster.nodes:
             cluster.start_dockerd(node)
         _wait_registry(cluster)
@@ -381,9 +453,15 @@ def create(root: Path, count: int = 3, *, images: Sequence[str] = ()) -> Cluster
         if images:
             archive = root / "images.tar"
             run("docker", "save", "-o", str(archive), *images, timeout=600)
-            loads = [subprocess.Popen(["docker", "-H", node.host, "load", "-q", "-i", str(archive)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for node in cluster.nodes]
-            for node, load in zip(cluster.nodes, loads):
+            loads = [
+                subprocess.Popen(
+                    ["docker", "-H", node.host, "load", "-q", "-i", str(archive)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                for node in cluster.nodes
+            ]
+            for node, load in zip(cluster.nodes, loads, strict=True):
                 _, err = load.communicate(timeout=600)
                 if load.returncode != 0:
                     raise ClusterError(f"docker load into {node.name} failed: {err.decode(errors='replace')[-500:]}")
@@ -415,8 +493,10 @@ def _wait_registry(cluster: Cluster) -> None:
         except (OSError, urllib.error.URLError):
             pass
         if time.monotonic() > deadline:
-            raise ClusterError(f"the registry on {cluster.registry} did not answer: "
-                               + (cluster.root / "registry.log").read_text(errors="replace")[-800:])
+            raise ClusterError(
+                f"the registry on {cluster.registry} did not answer: "
+                + (cluster.root / "registry.log").read_text(errors="replace")[-800:]
+            )
         time.sleep(0.2)
 
 
@@ -456,12 +536,32 @@ def check_overlay(cluster: Cluster, image: str) -> None:
     net = f"{PREFIX}-check"
     m.docker("network", "create", "-d", "overlay", "--attachable", net)
     try:
-        a.docker("run", "-d", "--name", f"{PREFIX}-listen", "--network", net, image,
-                 "sh", "-c", "while true; do echo overlay-ok | nc -l -p 7000 -q 1 || nc -l 7000; done")
+        a.docker(
+            "run",
+            "-d",
+            "--name",
+            f"{PREFIX}-listen",
+            "--network",
+            net,
+            image,
+            "sh",
+            "-c",
+            "while true; do echo overlay-ok | nc -l -p 7000 -q 1 || nc -l 7000; done",
+        )
         deadline = time.monotonic() + 30
         while True:
-            got = b.docker("run", "--rm", "--network", net, image, "sh", "-c",
-                           f"nc -w 3 {PREFIX}-listen 7000 </dev/null", check=False, timeout=60)
+            got = b.docker(
+                "run",
+                "--rm",
+                "--network",
+                net,
+                image,
+                "sh",
+                "-c",
+                f"nc -w 3 {PREFIX}-listen 7000 </dev/null",
+                check=False,
+                timeout=60,
+            )
             if "overlay-ok" in got.stdout:
                 return
             if time.monotonic() > deadline:
@@ -477,8 +577,9 @@ def check_overlay(cluster: Cluster, image: str) -> None:
 
 def pulled(node: Node, repository: str) -> list[str]:
     """The ``repository@digest`` references a node's engine holds for ``repository``."""
-    out = node.docker("image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}",
-                      "--filter", f"reference={repository}").stdout.split()
+    out = node.docker(
+        "image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}", "--filter", f"reference={repository}"
+    ).stdout.split()
     return [r for r in out if not r.endswith("@<none>")]
 
 
@@ -504,4 +605,3 @@ def running_on(cluster: Cluster, service: str) -> dict[str, int]:
             name = names.get(str(t.get("NodeID")), str(t.get("NodeID")))
             out[name] = out.get(name, 0) + 1
     return out
-

@@ -13,11 +13,13 @@ import copy
 import json
 import pickle
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from helpers import check_document
 from invoke import Config, Exit, MockContext
 
 from cri_tasks import api, tasks
@@ -28,11 +30,23 @@ from cri_tasks.deploy_phase import DeployFailed, DeployResult
 from cri_tasks.errors import CriError
 from cri_tasks.probe import SwitchReport
 from cri_tasks.results import PREPARING_RUNTIME_FAILED, PrepareResult, Progress
-from cri_tasks.task_results import Built, Cleaned, DeployCheck, Deployed, Logs, Prepared, Rendered, Rollback, StatusReport, Stopped, TaskResult, Validation
 from cri_tasks.runtime_image import PrepareFailed
 from cri_tasks.settings import Settings
+from cri_tasks.task_results import (
+    Built,
+    Cleaned,
+    DeployCheck,
+    Deployed,
+    Logs,
+    Prepared,
+    Rendered,
+    Rollback,
+    StatusReport,
+    Stopped,
+    TaskResult,
+    Validation,
+)
 from cri_tasks.tasks import TASKS, WOULD_BUILD_EXIT, collection
-from helpers import check_document
 
 ZEROPS_YML = """\
 zerops:
@@ -60,12 +74,28 @@ SWITCH = SwitchReport("http://127.0.0.1:8080/", 40, 0, 12.345, None)
 ACTIVE = DeployResult("app", "ACTIVE", 3, "repo/app:v3", "repo/app:abc", ["http://127.0.0.1:8080"], SWITCH, 2.5, ["c1"])
 ACTIVE_WEB = DeployResult("web", "ACTIVE", 1, "repo/web:v1", "repo/web:f", [], None, 1.0, [])
 STATUS: list[dict[str, Any]] = [
-    {"setup": "app", "active_version": 3, "runtime_image": "r", "versions": [1, 2, 3],
-     "containers": [{"name": "c1", "status": "running", "health": "healthy", "version": "3", "image": "i"},
-                    {"name": "c2", "node": "n1", "status": "running", "health": None, "version": "3", "image": "i"}],
-     "urls": ["http://x"], "proxy": {"image": "p"}, "node_states": {"n1": "ready", "n2": "down"}},
-    {"setup": "web", "active_version": None, "runtime_image": None, "versions": [], "containers": [], "urls": [],
-     "proxy": None},
+    {
+        "setup": "app",
+        "active_version": 3,
+        "runtime_image": "r",
+        "versions": [1, 2, 3],
+        "containers": [
+            {"name": "c1", "status": "running", "health": "healthy", "version": "3", "image": "i"},
+            {"name": "c2", "node": "n1", "status": "running", "health": None, "version": "3", "image": "i"},
+        ],
+        "urls": ["http://x"],
+        "proxy": {"image": "p"},
+        "node_states": {"n1": "ready", "n2": "down"},
+    },
+    {
+        "setup": "web",
+        "active_version": None,
+        "runtime_image": None,
+        "versions": [],
+        "containers": [],
+        "urls": [],
+        "proxy": None,
+    },
 ]
 
 
@@ -74,6 +104,7 @@ def built_results(root: Path) -> Built:
 
 
 # --- the fake API --------------------------------------------------------------------------------
+
 
 @dataclass
 class Call:
@@ -109,6 +140,7 @@ class FakeApi:
             if isinstance(value, BaseException):
                 raise value
             return value(file, **kwargs) if callable(value) and not isinstance(value, TaskResult) else value
+
         return fake
 
     @property
@@ -138,9 +170,12 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeApi:
         clean=Cleaned([{"setup": "app", "forgotten": 2, "removed": ["img"]}]),
         render=Rendered({"app": "FROM x\nRUN y\n"}),
         logs=lambda file, setup, phase=None, follow=False, **_: (
-            Logs(setup, [(str(tmp_path / "app-build.log"), "step 1\nstep 2\n")],
-                 log_file=tmp_path / "app-build.log") if phase
-            else Logs(setup) if follow else Logs(setup, [("c1", "line1\nline2\n"), ("c2", "")])),
+            Logs(setup, [(str(tmp_path / "app-build.log"), "step 1\nstep 2\n")], log_file=tmp_path / "app-build.log")
+            if phase
+            else Logs(setup)
+            if follow
+            else Logs(setup, [("c1", "line1\nline2\n"), ("c2", "")])
+        ),
     )
     for name in ("validate", "prepare", "deploy", "rollback", "build", "status", "stop", "clean", "render", "logs"):
         monkeypatch.setattr(api, name, fake_api(name))
@@ -170,72 +205,100 @@ def cri(capsys: pytest.CaptureFixture[str], *argv: str) -> Ran:
 PREPARE_DEFAULTS = {"file": None, "setup": None, "force": False, "no_cache": False, "explain": False, "debug": False}
 
 
-@pytest.mark.parametrize(("argv", "function", "expected"), [
-    (["prepare"], "prepare", PREPARE_DEFAULTS),
-    (["prepare", "-s", "app", "--force"], "prepare", {**PREPARE_DEFAULTS, "setup": "app", "force": True}),
-    (["prepare", "--setup", "app"], "prepare", {**PREPARE_DEFAULTS, "setup": "app"}),
-    (["prepare", "--no-cache"], "prepare", {**PREPARE_DEFAULTS, "force": True, "no_cache": True}),
-    (["prepare", "--explain", "--debug"], "prepare", {**PREPARE_DEFAULTS, "explain": True, "debug": True}),
-    (["prepare", "--check"], "prepare", {**PREPARE_DEFAULTS, "explain": True}),
-    (["prepare", "-f", "zerops.yml"], "prepare", {**PREPARE_DEFAULTS, "file": "zerops.yml"}),
-    (["validate", "-s", "web"], "validate", {"file": None, "setup": "web"}),
-    (["render", "--file", "zerops.yml"], "render", {"file": "zerops.yml", "setup": None}),
-    (["clean", "--images", "-s", "app"], "clean", {"file": None, "setup": "app", "images": True}),
-    (["build", "-s", "app"], "build", {"file": None, "setup": "app"}),
-    (["deploy"], "deploy", {"file": None, "setup": None, "check": False}),
-    (["deploy", "--check", "-s", "app"], "deploy", {"file": None, "setup": "app", "check": True}),
-    (["rollback", "-s", "app"], "rollback", {"file": None, "setup": "app", "version": None}),
-    (["rollback", "-s", "app", "--version", "2"], "rollback", {"file": None, "setup": "app", "version": 2}),
-    (["status", "-s", "web"], "status", {"file": None, "setup": "web"}),
-    (["stop"], "stop", {"file": None, "setup": None}),
-    (["logs", "-s", "app"], "logs", {"file": None, "setup": "app", "tail": 100, "follow": False, "phase": None}),
-    (["logs", "-s", "app", "-n", "5"], "logs",
-     {"file": None, "setup": "app", "tail": 5, "follow": False, "phase": None}),
-    (["logs", "-s", "app", "--tail", "7", "--follow"], "logs",
-     {"file": None, "setup": "app", "tail": 7, "follow": True, "phase": None}),
-    (["logs", "-s", "app", "--prepare"], "logs", {"file": None, "setup": "app", "tail": 100, "follow": False,
-                                                  "phase": "prepare"}),
-    (["logs", "-s", "app", "--build", "--follow"], "logs", {"file": None, "setup": "app", "tail": 100, "follow": True,
-                                                            "phase": "build"}),
-], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
-def test_each_tasks_options_become_the_api_calls_arguments(fake: FakeApi, capsys: pytest.CaptureFixture[str],
-                                                           argv: list[str], function: str,
-                                                           expected: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "function", "expected"),
+    [
+        (["prepare"], "prepare", PREPARE_DEFAULTS),
+        (["prepare", "-s", "app", "--force"], "prepare", {**PREPARE_DEFAULTS, "setup": "app", "force": True}),
+        (["prepare", "--setup", "app"], "prepare", {**PREPARE_DEFAULTS, "setup": "app"}),
+        (["prepare", "--no-cache"], "prepare", {**PREPARE_DEFAULTS, "force": True, "no_cache": True}),
+        (["prepare", "--explain", "--debug"], "prepare", {**PREPARE_DEFAULTS, "explain": True, "debug": True}),
+        (["prepare", "--check"], "prepare", {**PREPARE_DEFAULTS, "explain": True}),
+        (["prepare", "-f", "zerops.yml"], "prepare", {**PREPARE_DEFAULTS, "file": "zerops.yml"}),
+        (["validate", "-s", "web"], "validate", {"file": None, "setup": "web"}),
+        (["render", "--file", "zerops.yml"], "render", {"file": "zerops.yml", "setup": None}),
+        (["clean", "--images", "-s", "app"], "clean", {"file": None, "setup": "app", "images": True}),
+        (["build", "-s", "app"], "build", {"file": None, "setup": "app"}),
+        (["deploy"], "deploy", {"file": None, "setup": None, "check": False}),
+        (["deploy", "--check", "-s", "app"], "deploy", {"file": None, "setup": "app", "check": True}),
+        (["rollback", "-s", "app"], "rollback", {"file": None, "setup": "app", "version": None}),
+        (["rollback", "-s", "app", "--version", "2"], "rollback", {"file": None, "setup": "app", "version": 2}),
+        (["status", "-s", "web"], "status", {"file": None, "setup": "web"}),
+        (["stop"], "stop", {"file": None, "setup": None}),
+        (["logs", "-s", "app"], "logs", {"file": None, "setup": "app", "tail": 100, "follow": False, "phase": None}),
+        (
+            ["logs", "-s", "app", "-n", "5"],
+            "logs",
+            {"file": None, "setup": "app", "tail": 5, "follow": False, "phase": None},
+        ),
+        (
+            ["logs", "-s", "app", "--tail", "7", "--follow"],
+            "logs",
+            {"file": None, "setup": "app", "tail": 7, "follow": True, "phase": None},
+        ),
+        (
+            ["logs", "-s", "app", "--prepare"],
+            "logs",
+            {"file": None, "setup": "app", "tail": 100, "follow": False, "phase": "prepare"},
+        ),
+        (
+            ["logs", "-s", "app", "--build", "--follow"],
+            "logs",
+            {"file": None, "setup": "app", "tail": 100, "follow": True, "phase": "build"},
+        ),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_each_tasks_options_become_the_api_calls_arguments(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], argv: list[str], function: str, expected: dict[str, Any]
+) -> None:
     ran = cri(capsys, *argv)
     assert ran.code in (0, WOULD_BUILD_EXIT), ran.err
     assert fake.call.function == function
     assert fake.call.without() == expected
 
 
-@pytest.mark.parametrize(("argv", "target"), [
-    (["deploy"], "local"), (["deploy", "--target", "swarm"], "swarm"), (["rollback", "-s", "app", "--target", "swarm"],
-                                                                         "swarm"),
-    (["status", "--target", "swarm"], "swarm"), (["stop", "--target", "swarm"], "swarm"),
-    (["logs", "-s", "app", "--target", "swarm"], "swarm"),
-])
-def test_target_is_the_setting_cri_target_of_the_call(fake: FakeApi, capsys: pytest.CaptureFixture[str],
-                                                      argv: list[str], target: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "target"),
+    [
+        (["deploy"], "local"),
+        (["deploy", "--target", "swarm"], "swarm"),
+        (["rollback", "-s", "app", "--target", "swarm"], "swarm"),
+        (["status", "--target", "swarm"], "swarm"),
+        (["stop", "--target", "swarm"], "swarm"),
+        (["logs", "-s", "app", "--target", "swarm"], "swarm"),
+    ],
+)
+def test_target_is_the_setting_cri_target_of_the_call(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], argv: list[str], target: str
+) -> None:
     assert cri(capsys, *argv).code == 0
     assert fake.call.settings.target == target
 
 
-@pytest.mark.parametrize(("argv", "file", "setting"), [
-    (["-f", "zerops.yml", "validate"], None, "zerops.yml"),  # cri's core -f: the file of every task
-    (["validate", "-f", "zerops.yml"], "zerops.yml", "zerops.yml"),
-    (["validate"], None, None),
-])
-def test_the_file_reaches_the_api_as_argument_and_setting(fake: FakeApi, capsys: pytest.CaptureFixture[str],
-                                                          argv: list[str], file: str | None,
-                                                          setting: str | None) -> None:
+@pytest.mark.parametrize(
+    ("argv", "file", "setting"),
+    [
+        (["-f", "zerops.yml", "validate"], None, "zerops.yml"),  # cri's core -f: the file of every task
+        (["validate", "-f", "zerops.yml"], "zerops.yml", "zerops.yml"),
+        (["validate"], None, None),
+    ],
+)
+def test_the_file_reaches_the_api_as_argument_and_setting(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], argv: list[str], file: str | None, setting: str | None
+) -> None:
     assert cri(capsys, *argv).code == 0
     assert fake.call.args["file"] == file and fake.call.settings.file == setting
 
 
 @pytest.mark.parametrize("task", ["prepare", "build", "deploy", "rollback"])
-@pytest.mark.parametrize(("flags", "level"), [([], "normal"), (["-q"], "quiet"), (["--quiet"], "quiet"),
-                                              (["-v"], "verbose"), (["--verbose"], "verbose")])
-def test_quiet_and_verbose_choose_the_progress_level(fake: FakeApi, capsys: pytest.CaptureFixture[str], task: str,
-                                                     flags: list[str], level: str) -> None:
+@pytest.mark.parametrize(
+    ("flags", "level"),
+    [([], "normal"), (["-q"], "quiet"), (["--quiet"], "quiet"), (["-v"], "verbose"), (["--verbose"], "verbose")],
+)
+def test_quiet_and_verbose_choose_the_progress_level(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], task: str, flags: list[str], level: str
+) -> None:
     ran = cri(capsys, task, *(["-s", "app"] if task == "rollback" else []), *flags)
     assert ran.code == 0, ran.err
     assert fake.call.level == level
@@ -243,24 +306,28 @@ def test_quiet_and_verbose_choose_the_progress_level(fake: FakeApi, capsys: pyte
 
 
 @pytest.mark.parametrize("task", ["prepare", "build", "deploy", "rollback"])
-def test_quiet_and_verbose_together_stop_before_the_api(fake: FakeApi, capsys: pytest.CaptureFixture[str],
-                                                        task: str) -> None:
+def test_quiet_and_verbose_together_stop_before_the_api(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], task: str
+) -> None:
     ran = cri(capsys, task, "-s", "app", "-q", "-v")
     assert ran.code == 1 and fake.calls == []
     assert ran.err == "--quiet and --verbose ask for opposite things: give one\n"
 
 
-@pytest.mark.parametrize(("argv", "would", "code"), [
-    (["prepare", "--check"], True, WOULD_BUILD_EXIT),
-    (["prepare", "--check"], False, 0),
-    (["prepare", "--explain"], True, 0),
-    (["deploy", "--check"], True, WOULD_BUILD_EXIT),
-    (["deploy", "--check"], False, 0),
-])
+@pytest.mark.parametrize(
+    ("argv", "would", "code"),
+    [
+        (["prepare", "--check"], True, WOULD_BUILD_EXIT),
+        (["prepare", "--check"], False, 0),
+        (["prepare", "--explain"], True, 0),
+        (["deploy", "--check"], True, WOULD_BUILD_EXIT),
+        (["deploy", "--check"], False, 0),
+    ],
+)
 @pytest.mark.parametrize("json_flag", [[], ["--json"], ["-j"]])
-def test_check_exits_2_when_an_image_would_be_built(fake: FakeApi, capsys: pytest.CaptureFixture[str],
-                                                    argv: list[str], would: bool, code: int,
-                                                    json_flag: list[str]) -> None:
+def test_check_exits_2_when_an_image_would_be_built(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], argv: list[str], would: bool, code: int, json_flag: list[str]
+) -> None:
     results = [BUILT, WOULD] if would else [BUILT, UP_TO_DATE]
     fake.returns["prepare"] = Prepared(results)
     fake.returns["deploy"] = DeployCheck(results)
@@ -276,14 +343,14 @@ def test_check_exits_2_when_an_image_would_be_built(fake: FakeApi, capsys: pytes
 
 TEXT = {
     "prepare": "app: built repo/app:abc sha256:1\nweb: would build\n  - run.base changed\n  - x\n"
-               "api: up to date repo/api:1 sha256:2\n",
+    "api: up to date repo/api:1 sha256:2\n",
     "deploy": "app: version 3 active (repo/app:v3)\n  switch: 0 failed of 40 requests, longest gap 12 ms\n"
-              "  http://127.0.0.1:8080\n",
+    "  http://127.0.0.1:8080\n",
     "rollback": "app: version 3 active (repo/app:v3)\n  switch: 0 failed of 40 requests, longest gap 12 ms\n"
-                "  http://127.0.0.1:8080\n",
+    "  http://127.0.0.1:8080\n",
     "status": "app: active version 3 (kept: 1, 2, 3); runtime image r\n  c1: running, healthy (version 3)\n"
-              "  c2 on n1: running (version 3)\n  swarm nodes not ready: n2\n  http://x\n"
-              "web: active version - (kept: -); runtime image -\n",
+    "  c2 on n1: running (version 3)\n  swarm nodes not ready: n2\n  http://x\n"
+    "web: active version - (kept: -); runtime image -\n",
     "stop": "app: removed 2 container(s)\n",
     "clean": "app: forgot 2 record(s), removed img\n",
     "render": "FROM x\nRUN y\n",
@@ -303,32 +370,39 @@ def test_build_prints_each_artifact(fake: FakeApi, capsys: pytest.CaptureFixture
     assert cri(capsys, "build").out == f"app: built, 12 file(s) in {fake.root / 'art'}\n"
 
 
-def test_validate_prints_its_setups_and_its_warnings_on_stderr(fake: FakeApi,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_prints_its_setups_and_its_warnings_on_stderr(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     ran = cri(capsys, "validate")
-    assert ran.out == (f"{fake.root / 'zerops.yml'}: valid, 2 setup(s)\n"
-                       "  app: run.os=ubuntu run.base=gleam@1.5 prepareCommands=2 buildCommands=1\n"
-                       "  web: run.os=alpine run.base=gleam@1.5 prepareCommands=0 buildCommands=0\n")
-    assert ran.err == ("zerops.yml:16:7: warning: zerops[1].run.mount: has no local meaning "
-                       "(a Zerops shared storage mount); ignored\n")
+    assert ran.out == (
+        f"{fake.root / 'zerops.yml'}: valid, 2 setup(s)\n"
+        "  app: run.os=ubuntu run.base=gleam@1.5 prepareCommands=2 buildCommands=1\n"
+        "  web: run.os=alpine run.base=gleam@1.5 prepareCommands=0 buildCommands=0\n"
+    )
+    assert ran.err == (
+        "zerops.yml:16:7: warning: zerops[1].run.mount: has no local meaning (a Zerops shared storage mount); ignored\n"
+    )
     as_json = cri(capsys, "validate", "--json")
     assert as_json.err == ""  # the warnings are in the document
     (warning,) = json.loads(as_json.out)["warnings"]
     assert (warning["kind"], warning["line"], warning["column"]) == ("WARNING", 16, 7)
 
 
-def test_a_phase_log_is_printed_as_it_is_with_its_path_on_stderr(fake: FakeApi,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_phase_log_is_printed_as_it_is_with_its_path_on_stderr(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     ran = cri(capsys, "logs", "-s", "app", "--build")
     assert ran.out == "step 1\nstep 2\n"
     assert ran.err == f"# {fake.root / 'app-build.log'}\n"
 
 
-@pytest.mark.parametrize("task", ["validate", "prepare", "render", "clean", "logs", "build", "deploy", "rollback",
-                                  "status", "stop"])
+@pytest.mark.parametrize(
+    "task", ["validate", "prepare", "render", "clean", "logs", "build", "deploy", "rollback", "status", "stop"]
+)
 @pytest.mark.parametrize("json_flag", ["--json", "-j"])
-def test_json_prints_the_results_document_and_nothing_else(fake: FakeApi, capsys: pytest.CaptureFixture[str],
-                                                           task: str, json_flag: str) -> None:
+def test_json_prints_the_results_document_and_nothing_else(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], task: str, json_flag: str
+) -> None:
     ran = cri(capsys, task, *(["-s", "app"] if task in ("logs", "rollback") else []), json_flag)
     assert ran.code == 0, ran.err
     doc = check_document(json.loads(ran.out))
@@ -345,13 +419,17 @@ def test_json_with_quiet_still_prints_the_document(fake: FakeApi, capsys: pytest
     assert check_document(json.loads(ran.out))["task"] == "prepare"
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["logs"], "logs needs --setup NAME"),
-    (["rollback"], "rollback needs --setup NAME"),
-    (["logs", "-s", "app", "--follow", "--json"], "logs --follow streams text; it has no --json"),
-])
-def test_what_a_task_refuses_before_calling_the_api(fake: FakeApi, capsys: pytest.CaptureFixture[str],
-                                                   argv: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["logs"], "logs needs --setup NAME"),
+        (["rollback"], "rollback needs --setup NAME"),
+        (["logs", "-s", "app", "--follow", "--json"], "logs --follow streams text; it has no --json"),
+    ],
+)
+def test_what_a_task_refuses_before_calling_the_api(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     ran = cri(capsys, *argv)
     assert ran.code == 1 and fake.calls == []
     assert ran.err == message + "\n"
@@ -366,22 +444,27 @@ def test_logs_of_a_setup_that_runs_nothing_is_an_error(fake: FakeApi, capsys: py
     assert ran.code == 1 and ran.err == "[app] nothing runs: deploy it first\n"
 
 
-def test_a_failed_setup_is_one_document_with_every_setups_outcome(fake: FakeApi,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_setup_is_one_document_with_every_setups_outcome(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     failed = PrepareResult("web", PREPARING_RUNTIME_FAILED, None, None, "f", False, 0.5, None, error="boom")
-    fake.returns["prepare"] = PrepareFailed([CriError("[web] PREPARING_RUNTIME_FAILED: boom",
-                                                      status=PREPARING_RUNTIME_FAILED)], [BUILT, failed])
+    fake.returns["prepare"] = PrepareFailed(
+        [CriError("[web] PREPARING_RUNTIME_FAILED: boom", status=PREPARING_RUNTIME_FAILED)], [BUILT, failed]
+    )
     text = cri(capsys, "prepare")
     assert (text.code, text.out, text.err) == (1, "", "[web] PREPARING_RUNTIME_FAILED: boom\n")
     doc = check_document(json.loads(cri(capsys, "prepare", "--json").out))
     assert doc["status"] == "failed"
     assert [(s["setup"], s["status"], s["error"]) for s in doc["setups"]] == [
-        ("app", "built", None), ("web", "failed", PREPARING_RUNTIME_FAILED)]
+        ("app", "built", None),
+        ("web", "failed", PREPARING_RUNTIME_FAILED),
+    ]
     assert [e["kind"] for e in doc["errors"]] == [PREPARING_RUNTIME_FAILED]
 
 
-def test_an_interrupt_exits_130_with_the_interrupted_document(fake: FakeApi,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_interrupt_exits_130_with_the_interrupted_document(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     fake.returns["deploy"] = KeyboardInterrupt()
     ran = cri(capsys, "deploy", "--json")
     assert ran.code == 130
@@ -391,12 +474,14 @@ def test_an_interrupt_exits_130_with_the_interrupted_document(fake: FakeApi,
 
 # --- the task bodies with Invoke's MockContext ---------------------------------------------------
 
+
 def mock_context() -> MockContext:
     return MockContext(config=Config(overrides=collection().configuration()))
 
 
-def test_a_task_body_takes_a_mock_context_and_check_raises_exit_2(fake: FakeApi,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_task_body_takes_a_mock_context_and_check_raises_exit_2(
+    fake: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(Exit) as exited:
         tasks.prepare(mock_context(), setup="app", check=True)
     assert exited.value.code == WOULD_BUILD_EXIT
@@ -419,6 +504,7 @@ def test_the_settings_of_the_context_reach_the_api(fake: FakeApi) -> None:
 
 
 # --- Nox helpers ---------------------------------------------------------------------------------
+
 
 class SessionQuit(Exception):
     pass
@@ -454,28 +540,45 @@ def nox_call(helper: str, **kwargs: Any) -> tuple[FakeSession, Any]:
     return session, returned
 
 
-@pytest.mark.parametrize(("helper", "kwargs", "expected"), [
-    ("prepare", {}, PREPARE_DEFAULTS),
-    ("prepare", {"setup": "app", "no_cache": True},
-     {**PREPARE_DEFAULTS, "setup": "app", "force": True, "no_cache": True}),
-    ("prepare", {"check": True}, {**PREPARE_DEFAULTS, "explain": True}),
-    ("prepare", {"file": "zerops.yml", "debug": True}, {**PREPARE_DEFAULTS, "file": "zerops.yml", "debug": True}),
-    ("deploy", {"check": True}, {"file": None, "setup": None, "check": True}),
-    ("rollback", {"setup": "app"}, {"file": None, "setup": "app", "version": None}),
-    ("rollback", {"setup": "app", "version": 0}, {"file": None, "setup": "app", "version": None}),
-    ("rollback", {"setup": "app", "version": 4}, {"file": None, "setup": "app", "version": 4}),
-    ("logs", {"setup": "app"}, {"file": None, "setup": "app", "tail": 100, "follow": False, "phase": None}),
-    ("logs", {"setup": "app", "tail": 5, "follow": True}, {"file": None, "setup": "app", "tail": 5, "follow": True,
-                                                           "phase": None}),
-    ("logs", {"setup": "app", "prepare": True}, {"file": None, "setup": "app", "tail": 100, "follow": False,
-                                                 "phase": "prepare"}),
-    ("logs", {"setup": "app", "build": True}, {"file": None, "setup": "app", "tail": 100, "follow": False,
-                                               "phase": "build"}),
-    ("clean", {"images": True}, {"file": None, "setup": None, "images": True}),
-    ("status", {"setup": "web"}, {"file": None, "setup": "web"}),
-], ids=lambda v: v if isinstance(v, str) else "")
-def test_each_nox_helpers_keywords_become_the_api_calls_arguments(fake: FakeApi, helper: str, kwargs: dict[str, Any],
-                                                                  expected: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("helper", "kwargs", "expected"),
+    [
+        ("prepare", {}, PREPARE_DEFAULTS),
+        (
+            "prepare",
+            {"setup": "app", "no_cache": True},
+            {**PREPARE_DEFAULTS, "setup": "app", "force": True, "no_cache": True},
+        ),
+        ("prepare", {"check": True}, {**PREPARE_DEFAULTS, "explain": True}),
+        ("prepare", {"file": "zerops.yml", "debug": True}, {**PREPARE_DEFAULTS, "file": "zerops.yml", "debug": True}),
+        ("deploy", {"check": True}, {"file": None, "setup": None, "check": True}),
+        ("rollback", {"setup": "app"}, {"file": None, "setup": "app", "version": None}),
+        ("rollback", {"setup": "app", "version": 0}, {"file": None, "setup": "app", "version": None}),
+        ("rollback", {"setup": "app", "version": 4}, {"file": None, "setup": "app", "version": 4}),
+        ("logs", {"setup": "app"}, {"file": None, "setup": "app", "tail": 100, "follow": False, "phase": None}),
+        (
+            "logs",
+            {"setup": "app", "tail": 5, "follow": True},
+            {"file": None, "setup": "app", "tail": 5, "follow": True, "phase": None},
+        ),
+        (
+            "logs",
+            {"setup": "app", "prepare": True},
+            {"file": None, "setup": "app", "tail": 100, "follow": False, "phase": "prepare"},
+        ),
+        (
+            "logs",
+            {"setup": "app", "build": True},
+            {"file": None, "setup": "app", "tail": 100, "follow": False, "phase": "build"},
+        ),
+        ("clean", {"images": True}, {"file": None, "setup": None, "images": True}),
+        ("status", {"setup": "web"}, {"file": None, "setup": "web"}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_each_nox_helpers_keywords_become_the_api_calls_arguments(
+    fake: FakeApi, helper: str, kwargs: dict[str, Any], expected: dict[str, Any]
+) -> None:
     nox_call(helper, **kwargs)
     assert fake.call.without() == expected
 
@@ -492,10 +595,12 @@ def test_nox_settings_keywords_are_deep_merged_and_single_settings_win(fake: Fak
     assert fake.call.settings.gleam_source == "none"
 
 
-@pytest.mark.parametrize(("kwargs", "level"), [({}, "normal"), ({"quiet": True}, "quiet"),
-                                               ({"verbose": True}, "verbose")])
-def test_nox_quiet_and_verbose_choose_the_progress_level_of_nox_log(fake: FakeApi, kwargs: dict[str, Any],
-                                                                    level: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "level"), [({}, "normal"), ({"quiet": True}, "quiet"), ({"verbose": True}, "verbose")]
+)
+def test_nox_quiet_and_verbose_choose_the_progress_level_of_nox_log(
+    fake: FakeApi, kwargs: dict[str, Any], level: str
+) -> None:
     session, _ = nox_call("build", **kwargs)
     assert fake.call.level == level
     fake.call.args["report"]("[app] 1/1 echo hi")
@@ -526,8 +631,14 @@ def test_a_cri_error_ends_the_nox_session_with_its_message(fake: FakeApi) -> Non
 
 
 def test_nox_logs_the_text_the_command_line_prints(fake: FakeApi) -> None:
-    for helper, kwargs in (("prepare", {}), ("deploy", {}), ("rollback", {"setup": "app"}), ("status", {}),
-                           ("stop", {}), ("clean", {})):
+    for helper, kwargs in (
+        ("prepare", {}),
+        ("deploy", {}),
+        ("rollback", {"setup": "app"}),
+        ("status", {}),
+        ("stop", {}),
+        ("clean", {}),
+    ):
         session, _ = nox_call(helper, **kwargs)
         assert "\n".join(session.logged()) + "\n" == TEXT[helper]
 
@@ -544,8 +655,11 @@ def test_nox_logs_a_dockerfile_or_a_log_as_one_block_under_its_title(fake: FakeA
 def test_nox_validate_warns_and_logs_its_setups(fake: FakeApi) -> None:
     session, result = nox_call("validate", setup="web")
     assert session.events == [
-        ("warn", "zerops.yml:16:7: warning: zerops[1].run.mount: has no local meaning "
-                 "(a Zerops shared storage mount); ignored"),
+        (
+            "warn",
+            "zerops.yml:16:7: warning: zerops[1].run.mount: has no local meaning "
+            "(a Zerops shared storage mount); ignored",
+        ),
         ("log", f"{fake.root / 'zerops.yml'}: valid, 1 setup(s)"),
         ("log", "  web: run.os=alpine run.base=gleam@1.5 prepareCommands=0 buildCommands=0"),
     ]
@@ -567,12 +681,12 @@ def test_nox_helpers_return_what_the_api_returned(fake: FakeApi) -> None:
 
 # --- the results themselves ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
 def test_every_tasks_api_function_returns_a_typed_result_named_after_it(task: Any) -> None:
     returned = typing.get_type_hints(getattr(api, task.name))["return"]
     for result_type in typing.get_args(returned) or (returned,):
         assert issubclass(result_type, TaskResult) and result_type.task == task.name
-
 
 
 def test_every_result_reads_as_what_the_api_returned_before_it_had_a_type(tmp_path: Path) -> None:
@@ -597,17 +711,36 @@ def test_the_document_status_says_would_build_for_prepare_and_the_deploy_check_o
 def test_entries_take_the_documents_words_in_their_fixed_order(tmp_path: Path) -> None:
     """The key order is what scripts diff; every entry ends with ``error``."""
     cases: list[tuple[TaskResult, list[str]]] = [
-        (Prepared([WOULD]), ["setup", "status", "image", "image_id", "fingerprint", "cached", "seconds", "log",
-                             "reasons", "error"]),
-        (Deployed([ACTIVE]), ["setup", "status", "version", "image", "runtime_image", "urls", "switch", "seconds",
-                              "containers", "error"]),
+        (
+            Prepared([WOULD]),
+            ["setup", "status", "image", "image_id", "fingerprint", "cached", "seconds", "log", "reasons", "error"],
+        ),
+        (
+            Deployed([ACTIVE]),
+            [
+                "setup",
+                "status",
+                "version",
+                "image",
+                "runtime_image",
+                "urls",
+                "switch",
+                "seconds",
+                "containers",
+                "error",
+            ],
+        ),
         (built_results(tmp_path), ["setup", "status", "files", "seconds", "artifact", "log", "error"]),
         (Rendered({"app": "x"}), ["setup", "status", "dockerfile", "error"]),
-        (Cleaned([{"setup": "app", "forgotten": 1, "removed": []}]), ["setup", "forgotten", "removed", "status",
-                                                                      "error"]),
+        (
+            Cleaned([{"setup": "app", "forgotten": 1, "removed": []}]),
+            ["setup", "forgotten", "removed", "status", "error"],
+        ),
         (Stopped([{"setup": "app", "removed": []}]), ["setup", "removed", "status", "error"]),
-        (StatusReport(STATUS[1:]), ["setup", "active_version", "runtime_image", "versions", "containers", "urls",
-                                    "proxy", "status", "error"]),
+        (
+            StatusReport(STATUS[1:]),
+            ["setup", "active_version", "runtime_image", "versions", "containers", "urls", "proxy", "status", "error"],
+        ),
         (Logs("app", [("c1", "t")]), ["setup", "status", "sources", "error"]),
     ]
     for result, keys in cases:

@@ -23,8 +23,15 @@ def files(root: Path) -> list[str]:
 @pytest.fixture
 def built(tmp_path: Path) -> Path:
     root = tmp_path / "built"
-    for rel in ["build/erlang-shipment/entrypoint.sh", "build/erlang-shipment/hello/ebin/hello.beam",
-                "src/assets/fonts/a.ttf", "src/assets/img/b.png", "src/app.erl", "debug.log", "README.md"]:
+    for rel in [
+        "build/erlang-shipment/entrypoint.sh",
+        "build/erlang-shipment/hello/ebin/hello.beam",
+        "src/assets/fonts/a.ttf",
+        "src/assets/img/b.png",
+        "src/app.erl",
+        "debug.log",
+        "README.md",
+    ]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
     return root
@@ -42,8 +49,15 @@ def test_tilde_inside_a_path_strips_only_the_prefix_before_it(built: Path, tmp_p
 
 def test_a_plain_path_keeps_its_path_and_dot_is_everything(built: Path, tmp_path: Path) -> None:
     assemble(built, tmp_path / "a", [ref("src/app.erl"), ref("src/assets")], ignore=ignore_spec(built))
-    assert files(tmp_path / "a") == ["src/", "src/app.erl", "src/assets/", "src/assets/fonts/",
-                                     "src/assets/fonts/a.ttf", "src/assets/img/", "src/assets/img/b.png"]
+    assert files(tmp_path / "a") == [
+        "src/",
+        "src/app.erl",
+        "src/assets/",
+        "src/assets/fonts/",
+        "src/assets/fonts/a.ttf",
+        "src/assets/img/",
+        "src/assets/img/b.png",
+    ]
     assemble(built, tmp_path / "b", [ref("./")], ignore=ignore_spec(built))
     assert "README.md" in files(tmp_path / "b") and "build/erlang-shipment/entrypoint.sh" in files(tmp_path / "b")
 
@@ -55,8 +69,9 @@ def test_deployignore_filters_the_artifact(built: Path, tmp_path: Path) -> None:
     assert "debug.log" not in got and "src/assets/img/b.png" not in got and "src/app.erl" in got
 
 
-@pytest.mark.parametrize(("value", "why"), [("../x", "leaves the project"), ("/etc", "is absolute"),
-                                             ("a/~b/~c", "more than one '~'")])
+@pytest.mark.parametrize(
+    ("value", "why"), [("../x", "leaves the project"), ("/etc", "is absolute"), ("a/~b/~c", "more than one '~'")]
+)
 def test_deploy_paths_that_escape_or_are_malformed_are_refused(value: str, why: str) -> None:
     with pytest.raises(ConfigError, match=why) as err:
         parse_deploy_path(ref(value))
@@ -92,17 +107,28 @@ def test_the_build_source_leaves_out_gitignored_files_git_and_the_cache_but_not_
 
 @pytest.mark.parametrize("target", ["../etc/passwd", "/etc/passwd"])
 def test_env_replace_targets_outside_var_www_are_refused(target: str) -> None:
-    from cri_tasks.model import EnvReplace, Run, Setup, Deploy
     from cri_tasks.deploy_phase import check_env_replace_targets
+    from cri_tasks.model import Deploy, EnvReplace, Run, Setup
 
-    setup = Setup("app", 0, Run(env_replace=EnvReplace(("%%",), (PathRef(target, "zerops[0].run.envReplace.target[0]", Location("zerops.yml", 12, 17)),))), Deploy())
+    setup = Setup(
+        "app",
+        0,
+        Run(
+            env_replace=EnvReplace(
+                ("%%",), (PathRef(target, "zerops[0].run.envReplace.target[0]", Location("zerops.yml", 12, 17)),)
+            )
+        ),
+        Deploy(),
+    )
     with pytest.raises(ConfigError, match="must stay inside /var/www") as err:
         check_env_replace_targets(setup)
     assert str(err.value).startswith("zerops.yml:12:17: zerops[0].run.envReplace.target[0]:")
 
 
 @pytest.mark.parametrize("value", ["/", "/~"])
-def test_slash_and_slash_tilde_deploy_the_whole_build_folder_like_dot_slash(built: Path, tmp_path: Path, value: str) -> None:
+def test_slash_and_slash_tilde_deploy_the_whole_build_folder_like_dot_slash(
+    built: Path, tmp_path: Path, value: str
+) -> None:
     # Official recipes write "deployFiles: /": the whole build folder, not the host's root.
     assemble(built, tmp_path / "dot", [ref("./")], ignore=ignore_spec(built))
     assemble(built, tmp_path / "slash", [ref(value)], ignore=ignore_spec(built))
@@ -111,8 +137,10 @@ def test_slash_and_slash_tilde_deploy_the_whole_build_folder_like_dot_slash(buil
     assert (tmp_path / "slash" / "README.md").read_text() == "README.md"
 
 
-@pytest.mark.parametrize(("value", "why"), [("/etc", "is absolute"), ("//", "is absolute"), ("/~/x", "is absolute"),
-                                             ("a\nb", "control character")])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("/etc", "is absolute"), ("//", "is absolute"), ("/~/x", "is absolute"), ("a\nb", "control character")],
+)
 def test_other_absolute_deploy_paths_stay_refused(value: str, why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         parse_deploy_path(ref(value))

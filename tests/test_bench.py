@@ -83,7 +83,7 @@ LOG_NOOP = """#1 [internal] load build definition from Dockerfile
 
 def test_a_buildx_log_tells_a_no_op_from_a_build(bench: ModuleType) -> None:
     assert bench.all_cached(LOG_NOOP)
-    built = LOG_NOOP.replace('#8 CACHED\n', '#8 0.212 bench-small\n#8 DONE 0.3s\n')
+    built = LOG_NOOP.replace("#8 CACHED\n", "#8 0.212 bench-small\n#8 DONE 0.3s\n")
     assert not bench.all_cached(built)
     assert bench.steps_run(built) == (3, ['RUN ["/bin/sh", "-c", "echo bench-small"]'])
     assert not bench.all_cached("#1 [internal] load build definition\n")  # no step at all is no proof

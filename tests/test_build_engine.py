@@ -6,7 +6,6 @@ between builds and dropped with the base layer; bash and Erlang/OTP 26+ in the b
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,9 @@ def _build(root: Path, settings: dict[str, Any], lines: list[str]) -> dict[str, 
     return {p.relative_to(art).as_posix(): p.read_text() for p in art.rglob("*") if p.is_file()}
 
 
-def test_the_source_is_there_for_prepare_commands_which_a_source_change_does_not_rerun(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_the_source_is_there_for_prepare_commands_which_a_source_change_does_not_rerun(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     root = _project(tmp_path / "p", engine_settings)
     lines: list[str] = []
     first = _build(root, engine_settings, lines)
@@ -84,14 +85,18 @@ def test_the_source_is_there_for_prepare_commands_which_a_source_change_does_not
 
     # a prepareCommands change invalidates both layers, as on Zerops: prepare runs again (on
     # today's source) and the cache starts empty
-    text = (root / "zerops.yml").read_text().replace("        - date +%s%N", "        - echo again\n        - date +%s%N")
+    text = (
+        (root / "zerops.yml").read_text().replace("        - date +%s%N", "        - echo again\n        - date +%s%N")
+    )
     (root / "zerops.yml").write_text(text)
     third = _build(root, engine_settings, lines)
     assert third["prepared-from"] == "2\n" and third["prepare-stamp"] != first["prepare-stamp"]
     assert (third["prev.txt"], third["prev-sub.txt"]) == ("0\n", "none\n")
 
 
-def test_deploy_files_slash_tilde_is_the_whole_build_folder_and_cache_false_keeps_no_source(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_deploy_files_slash_tilde_is_the_whole_build_folder_and_cache_false_keeps_no_source(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     root = _project(tmp_path / "p", engine_settings, deploy_files="/~")
     text = (root / "zerops.yml").read_text()
     (root / "zerops.yml").write_text(text[: text.index("      cache:")] + "      cache: false\n")

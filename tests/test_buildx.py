@@ -38,8 +38,10 @@ CASES = {case.name: case for case in _cases().CASES}
 
 
 def _commands(field: str, texts: tuple[str, ...], first_line: int) -> list[Command]:
-    return [Command(text, f"zerops[0].{field}[{i}]", Location("zerops.yml", first_line + i, 11))
-            for i, text in enumerate(texts)]
+    return [
+        Command(text, f"zerops[0].{field}[{i}]", Location("zerops.yml", first_line + i, 11))
+        for i, text in enumerate(texts)
+    ]
 
 
 def _steps(name: str) -> tuple[buildx.Steps, dict[str, list[Command]]]:
@@ -50,8 +52,10 @@ def _steps(name: str) -> tuple[buildx.Steps, dict[str, list[Command]]]:
     if not case.is_build_phase:
         commands = {"run.prepareCommands": _commands("run.prepareCommands", case.prepare, 16)}
         return runtime_build._steps(text, commands["run.prepareCommands"]), commands
-    section = SimpleNamespace(prepare_commands=_commands("build.prepareCommands", case.prepare, 6),
-                              build_commands=_commands("build.buildCommands", case.build, 10))
+    section = SimpleNamespace(
+        prepare_commands=_commands("build.prepareCommands", case.prepare, 6),
+        build_commands=_commands("build.buildCommands", case.build, 10),
+    )
     commands = {"build.prepareCommands": section.prepare_commands, "build.buildCommands": section.build_commands}
     return build_phase._steps(text, section), commands  # type: ignore[arg-type]
 
@@ -72,8 +76,9 @@ class Shown:
             self.log.append(f"[{setup}] | {line}")
 
 
-def _follow(name: str, tmp_path: Path, *, report: Any,
-            other_steps: str | None = "runtime") -> tuple[buildx.Follower, list[str]]:
+def _follow(
+    name: str, tmp_path: Path, *, report: Any, other_steps: str | None = "runtime"
+) -> tuple[buildx.Follower, list[str]]:
     steps, _ = _steps(name)
     lines = (FIXTURES / f"{name}.log").read_text().splitlines()
     with LogFile(tmp_path / f"{name}.log") as log:
@@ -91,21 +96,32 @@ def _failed(name: str, tmp_path: Path, other_steps: str | None = "runtime") -> b
 # -- the log's grammar -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("#9 [5/7] RUN x", ("9", "", 5, 7, "RUN x")),
-    ("#9 [ 5/12] RUN x", ("9", "", 5, 12, "RUN x")),
-    ("#14 [build 5/6] RUN --mount=type=secret x", ("14", "build", 5, 6, "RUN --mount=type=secret x")),
-    ("#3 [toolchain  2/10] COPY a b", ("3", "toolchain", 2, 10, "COPY a b")),
-    ("#3 [linux/amd64 build 2/4] WORKDIR /x", ("3", "build", 2, 4, "WORKDIR /x")),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("#9 [5/7] RUN x", ("9", "", 5, 7, "RUN x")),
+        ("#9 [ 5/12] RUN x", ("9", "", 5, 12, "RUN x")),
+        ("#14 [build 5/6] RUN --mount=type=secret x", ("14", "build", 5, 6, "RUN --mount=type=secret x")),
+        ("#3 [toolchain  2/10] COPY a b", ("3", "toolchain", 2, 10, "COPY a b")),
+        ("#3 [linux/amd64 build 2/4] WORKDIR /x", ("3", "build", 2, 4, "WORKDIR /x")),
+    ],
+)
 def test_a_step_header_gives_its_vertex_stage_step_and_instruction(line: str, expected: tuple[Any, ...]) -> None:
     header = buildlog.header(line)
     assert header is not None
     assert (header.vertex, header.stage, header.step, header.total, header.instruction) == expected
 
 
-@pytest.mark.parametrize("line", ["#1 [internal] load build definition from Dockerfile", "#9 0.453 [1/2] output",
-                                  "#9 DONE 0.5s", "#0 building with \"default\" instance using docker driver", ""])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "#1 [internal] load build definition from Dockerfile",
+        "#9 0.453 [1/2] output",
+        "#9 DONE 0.5s",
+        '#0 building with "default" instance using docker driver',
+        "",
+    ],
+)
 def test_other_lines_are_no_step_header(line: str) -> None:
     assert buildlog.header(line) is None
 
@@ -122,10 +138,17 @@ def test_a_header_shown_again_is_not_a_new_step() -> None:
 
 def test_a_single_unnamed_stage_has_its_steps_under_no_name() -> None:
     text = (FIXTURES / "runtime-success.Dockerfile").read_text()
-    assert dockerfile.steps(text) == {"": [
-        "FROM cri-local/debian:bookworm", "RUN mkdir -p /var/www /home/zerops && echo default runtime ready",
-        "WORKDIR /home/zerops", "COPY files/ /home/zerops/", f"RUN {exec_form('echo hello from prepare')}",
-        f"RUN {exec_form('ls -A /home/zerops | wc -l')}", "WORKDIR /var/www"]}
+    assert dockerfile.steps(text) == {
+        "": [
+            "FROM cri-local/debian:bookworm",
+            "RUN mkdir -p /var/www /home/zerops && echo default runtime ready",
+            "WORKDIR /home/zerops",
+            "COPY files/ /home/zerops/",
+            f"RUN {exec_form('echo hello from prepare')}",
+            f"RUN {exec_form('ls -A /home/zerops | wc -l')}",
+            "WORKDIR /var/www",
+        ]
+    }
 
 
 def test_stages_number_their_own_steps_and_from_an_earlier_stage_is_none() -> None:
@@ -138,11 +161,15 @@ def test_stages_number_their_own_steps_and_from_an_earlier_stage_is_none() -> No
 
 
 def test_unnamed_stages_comments_and_continuation_lines() -> None:
-    text = ("# syntax comment\nARG X=1\nFROM a\nRUN one \\\n  && RUN-not-a-step \\\n# a comment inside\n"
-            "  COPY this is still the RUN\nFROM --platform=linux/amd64 b AS second\nadd x y\nFROM stage-0\n")
-    assert dockerfile.steps(text) == {"stage-0": ["FROM a", "RUN one \\"],
-                                      "second": ["FROM --platform=linux/amd64 b AS second", "add x y"],
-                                      "stage-2": ["FROM stage-0"]}
+    text = (
+        "# syntax comment\nARG X=1\nFROM a\nRUN one \\\n  && RUN-not-a-step \\\n# a comment inside\n"
+        "  COPY this is still the RUN\nFROM --platform=linux/amd64 b AS second\nadd x y\nFROM stage-0\n"
+    )
+    assert dockerfile.steps(text) == {
+        "stage-0": ["FROM a", "RUN one \\"],
+        "second": ["FROM --platform=linux/amd64 b AS second", "add x y"],
+        "stage-2": ["FROM stage-0"],
+    }
 
 
 # -- progress lines and the log ----------------------------------------------------------------
@@ -224,8 +251,17 @@ def test_run_loads_an_image_and_returns_its_id_with_the_log(tmp_path: Path, monk
         outcome = buildx.run(build, steps, log, report=shown, other_steps="runtime")
     assert outcome == buildx.Built("sha256:built", tmp_path / "prepare.log")
     assert shown.lines == RUNTIME_PROGRESS
-    assert calls == [{"context": tmp_path, "dockerfile": tmp_path / "Dockerfile", "tags": ("repo/p/app:1",),
-                      "labels": {"k": "v"}, "builder": "b", "target": None, "no_cache": True}]
+    assert calls == [
+        {
+            "context": tmp_path,
+            "dockerfile": tmp_path / "Dockerfile",
+            "tags": ("repo/p/app:1",),
+            "labels": {"k": "v"},
+            "builder": "b",
+            "target": None,
+            "no_cache": True,
+        }
+    ]
     assert (tmp_path / "prepare.log").read_text().startswith("FROM x\n# ---- docker buildx build ----\n#0 building")
 
 
@@ -239,8 +275,16 @@ def test_run_returns_an_export_that_failed_classified(tmp_path: Path, monkeypatc
     assert isinstance(outcome, buildx.Failed) and outcome.command is not None
     assert (outcome.command.field, outcome.command.index, outcome.exit_code) == ("build.buildCommands", 1, 1)
     assert (outcome.argv, outcome.log) == (ARGV, tmp_path / "build.log")
-    assert calls == [{"context": tmp_path, "dockerfile": tmp_path / "Dockerfile", "dest": tmp_path / "out",
-                      "target": "artifact", "secrets": ("id=s,src=f",), "builder": None}]
+    assert calls == [
+        {
+            "context": tmp_path,
+            "dockerfile": tmp_path / "Dockerfile",
+            "dest": tmp_path / "out",
+            "target": "artifact",
+            "secrets": ("id=s,src=f",),
+            "builder": None,
+        }
+    ]
 
 
 # -- classification, and each phase's message --------------------------------------------------
@@ -260,7 +304,8 @@ def test_a_prepare_command_failing_among_several_is_named_with_its_line_exit_cod
         "[app] PREPARING_RUNTIME_FAILED: zerops.yml:17: run.prepareCommands[1] failed with exit code 3\n"
         "  command: |\n    echo about to fail\n    echo on stderr >&2\n    exit 3\n"
         "  last lines of its output:\n    about to fail\n    on stderr\n"
-        f"  full log: {tmp_path / 'runtime-prepare-fails.log'}")
+        f"  full log: {tmp_path / 'runtime-prepare-fails.log'}"
+    )
     location = error.failure.location
     assert location is not None and location.line == 17
     assert error.failure.log_path == str(tmp_path / "runtime-prepare-fails.log")
@@ -275,7 +320,8 @@ def test_a_failing_step_of_the_default_runtime_is_named_as_written_in_the_docker
     assert str(error).splitlines()[:2] == [
         "[app] PREPARING_RUNTIME_FAILED: building the default alpine runtime failed (exit code 100) "
         "before any run.prepareCommands ran",
-        "  command: RUN echo 'E: Unable to locate package erlang-nope' && exit 100"]
+        "  command: RUN echo 'E: Unable to locate package erlang-nope' && exit 100",
+    ]
     assert error.failure.tail == ["E: Unable to locate package erlang-nope"]
 
 
@@ -287,7 +333,8 @@ def test_a_failing_copy_is_a_step_without_an_exit_code(tmp_path: Path) -> None:
     assert isinstance(error, StepFailed) and error.failure.command == "COPY missing/ /home/zerops/"
     assert str(error).splitlines()[0] == (
         "[app] PREPARING_RUNTIME_FAILED: building the default ubuntu runtime failed (exit code None) "
-        "before any run.prepareCommands ran")
+        "before any run.prepareCommands ran"
+    )
 
 
 def test_a_failure_that_is_no_steps_is_the_engines_with_buildkits_message(tmp_path: Path) -> None:
@@ -313,14 +360,17 @@ def test_a_build_prepare_command_failing_in_the_base_layer_is_named_by_its_stage
     assert isinstance(error, StepFailed) and error.status == "BUILD_FAILED"
     assert str(error).splitlines()[:3] == [
         "[app] BUILD_FAILED: zerops.yml:7: build.prepareCommands[1] failed with exit code 127",
-        "  command: echo missing tool >&2; exit 127", "  last lines of its output:"]
+        "  command: echo missing tool >&2; exit 127",
+        "  last lines of its output:",
+    ]
 
 
 def test_a_build_command_is_found_in_stage_build_behind_its_secret_mount(tmp_path: Path) -> None:
     failed = _failed("build-command-fails", tmp_path, other_steps=None)
     assert failed.command is not None and failed.command.command.text == CASES["build-command-fails"].build[1]
-    assert failed.line == ("RUN --mount=type=secret,id=cri-build-env,mode=0444 "
-                           + with_build_env(CASES["build-command-fails"].build[1]))
+    assert failed.line == (
+        "RUN --mount=type=secret,id=cri-build-env,mode=0444 " + with_build_env(CASES["build-command-fails"].build[1])
+    )
     error = build_phase._error(SimpleNamespace(name="app"), failed)  # type: ignore[arg-type]
     assert isinstance(error, StepFailed)
     headline = "[app] BUILD_FAILED: zerops.yml:11: build.buildCommands[1] failed with exit code 1"
@@ -340,8 +390,10 @@ def test_a_failing_step_of_the_build_environment_is_named_as_buildkit_shows_it(t
             follower(line)
     error = build_phase._error(SimpleNamespace(name="app"), follower.failed(broken, ARGV))  # type: ignore[arg-type]
     assert isinstance(error, StepFailed) and error.failure.phase == "build environment"
-    assert str(error).splitlines()[:2] == ["[app] BUILD_FAILED: a build step of cri-tasks failed (exit code 2)",
-                                           "  command: WORKDIR /build/source"]
+    assert str(error).splitlines()[:2] == [
+        "[app] BUILD_FAILED: a build step of cri-tasks failed (exit code 2)",
+        "  command: WORKDIR /build/source",
+    ]
 
 
 def test_no_fixture_holds_a_path_of_the_machine_it_was_captured_on() -> None:

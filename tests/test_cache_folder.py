@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import make_project, prepare_json
 
 from cri_tasks.paths import CACHE_GITIGNORE, cache_folder
-from helpers import make_project, prepare_json
 
 APP = """
 zerops:
@@ -55,7 +55,9 @@ def test_only_the_cache_folder_gets_the_file_not_its_parents_or_subfolders(tmp_p
 
 
 @pytest.mark.engine
-def test_a_real_prepare_leaves_nothing_of_the_cache_for_git_to_see(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_a_real_prepare_leaves_nothing_of_the_cache_for_git_to_see(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     settings = {k: v for k, v in engine_settings.items() if k != "cache_dir"}  # the default, .cri
     project = make_project(tmp_path / "proj", APP, settings=settings)
     subprocess.run(["git", "init", "-q", str(project)], check=True)
@@ -64,8 +66,13 @@ def test_a_real_prepare_leaves_nothing_of_the_cache_for_git_to_see(tmp_path: Pat
     gitignore = project / ".cri" / ".gitignore"
     assert ignore_rules(gitignore) == ["*"]
     assert (project / ".cri" / "records").is_dir() and (project / ".cri" / "logs").is_dir()
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=project,
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert sorted(line[3:] for line in status.splitlines()) == ["invoke.yaml", "tasks.py", "zerops.yml"]
     # A cache hit answers from the index and writes nothing there.
     stamp = gitignore.stat().st_mtime_ns

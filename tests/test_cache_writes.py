@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from cri_tasks import build_phase, locks, store as store_module
+from cri_tasks import build_phase, locks
+from cri_tasks import store as store_module
 from cri_tasks.errors import CriError
 from cri_tasks.logfiles import LogFile
 from cri_tasks.paths import writing
@@ -33,14 +34,18 @@ def test_a_failed_write_names_what_and_where_and_removes_the_partial_work(tmp_pa
     with pytest.raises(CriError) as caught:
         with writing("the staged project source", partial / "source", partial=[partial]):
             full()
-    assert str(caught.value) == f"cannot write the staged project source in {partial / 'source'}: No space left on device"
+    assert (
+        str(caught.value) == f"cannot write the staged project source in {partial / 'source'}: No space left on device"
+    )
     assert not partial.exists()
 
 
 def test_a_log_that_cannot_be_written_is_removed_and_named(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "build-1.log"
     path.parent.mkdir()
-    with pytest.raises(CriError, match="cannot write the log build-1.log in .*: No space left on device; .*incomplete log was removed"):
+    with pytest.raises(
+        CriError, match="cannot write the log build-1.log in .*: No space left on device; .*incomplete log was removed"
+    ):
         with LogFile(path) as log:
             log.write("first line\n")
 
@@ -72,7 +77,9 @@ def _disk_full_on_open(monkeypatch: pytest.MonkeyPatch, times: int | None = None
     return calls
 
 
-def test_records_stay_readable_and_untouched_when_the_disk_refuses_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_records_stay_readable_and_untouched_when_the_disk_refuses_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     with Store(cache) as store:
         store.set("deploy/app", {"active": 1, "next": 2})
@@ -81,8 +88,11 @@ def test_records_stay_readable_and_untouched_when_the_disk_refuses_writes(tmp_pa
     with Store(cache) as store:
         assert store.get("deploy/app") == {"active": 1, "next": 2}
         assert store.keys("deploy/") == ["deploy/app"]
-        with pytest.raises(CriError, match=r"cannot write the record deploy/app in .*records: database or disk is full; "
-                                           r"the records already there are unchanged"):
+        with pytest.raises(
+            CriError,
+            match=r"cannot write the record deploy/app in .*records: database or disk is full; "
+            r"the records already there are unchanged",
+        ):
             store.set("deploy/app", {"active": None, "next": 2})
         with pytest.raises(CriError, match="cannot remove the record deploy/app"):
             store.delete("deploy/app")
@@ -92,7 +102,9 @@ def test_records_stay_readable_and_untouched_when_the_disk_refuses_writes(tmp_pa
         assert store.get("deploy/app") == {"active": 1, "next": 2}
 
 
-def test_the_reserve_file_is_given_up_for_a_write_on_a_full_disk_and_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reserve_file_is_given_up_for_a_write_on_a_full_disk_and_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     with Store(cache) as store:
         store.set("deploy/app", {"active": 1})
@@ -109,7 +121,9 @@ def test_the_reserve_file_is_given_up_for_a_write_on_a_full_disk_and_made_again(
         assert store.get("deploy/app") == {"active": None}
 
 
-def test_a_missing_database_on_a_full_disk_reads_as_empty_and_refuses_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_database_on_a_full_disk_reads_as_empty_and_refuses_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(store_module, "_new_cache", full)
     with Store(tmp_path / "cache") as store:
         assert store.get("deploy/app") is None and store.keys() == []
@@ -143,9 +157,16 @@ def test_a_sweep_removes_work_whose_owner_is_gone_and_never_live_work(tmp_path: 
     (tmp_path / "locks").mkdir(mode=0o700)
     # a live owner in another process holds its lock
     holder = subprocess.Popen(
-        ["python3", "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(tmp_path / "locks" / "live.lock")],
-        stdout=subprocess.PIPE, text=True)
+        [
+            "python3",
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+            str(tmp_path / "locks" / "live.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert locks.sweep(tmp_path, "live", [live]) == []
@@ -166,7 +187,9 @@ def test_build_secrets_are_read_from_memory_never_from_a_file(tmp_path: Path) ->
         assert list(tmp_path.iterdir()) == []
 
 
-def test_without_memfd_the_secrets_file_is_private_exclusive_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_memfd_the_secrets_file_is_private_exclusive_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delattr(os, "memfd_create")
     with build_phase.build_secret(tmp_path, "TOKEN='s3cr3t'\n") as src:
         path = Path(src)

@@ -19,16 +19,16 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from helpers import OUTPUT_SCHEMA, invoke, make_project, only
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_entry_points import OFFLINE, cri, nox, offline_project
 
 from cri_tasks.cli import KEPT_CORE, program
 from cri_tasks.config import load_settings, settings_from
 from cri_tasks.errors import ConfigError
 from cri_tasks.settings import DEFAULTS, Settings
 from cri_tasks.tasks import SHORT_FLAGS, TASKS, collection
-from helpers import OUTPUT_SCHEMA, invoke, make_project, only
-from test_entry_points import OFFLINE, cri, nox, offline_project
 
 TASKS_PY = "from cri_tasks import collection\nns = collection()\n"
 
@@ -60,6 +60,7 @@ zerops:
 
 
 # --- item 1: the cri program's own options ------------------------------------------------------
+
 
 def test_cri_dash_f_before_the_task_is_the_zerops_yml_of_the_task(tmp_path: Path) -> None:
     project = offline_project(tmp_path / "proj")
@@ -96,8 +97,20 @@ def test_cri_help_lists_only_the_core_options_that_mean_something(tmp_path: Path
     assert shown == sorted([*KEPT_CORE, "config", "file"])
 
 
-@pytest.mark.parametrize("flag", ["--dry", "--echo", "--hide=both", "--pty", "--warn-only",
-                                  "--prompt-for-sudo-password", "--write-pyc", "--debug", "-d"])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--dry",
+        "--echo",
+        "--hide=both",
+        "--pty",
+        "--warn-only",
+        "--prompt-for-sudo-password",
+        "--write-pyc",
+        "--debug",
+        "-d",
+    ],
+)
 def test_cri_refuses_invokes_run_options_before_doing_anything(tmp_path: Path, flag: str) -> None:
     project = offline_project(tmp_path / "proj")
     cache = project / ".cri"
@@ -108,6 +121,7 @@ def test_cri_refuses_invokes_run_options_before_doing_anything(tmp_path: Path, f
 
 
 # --- item 2: one meaning per short flag ---------------------------------------------------------
+
 
 def _names(arguments: Any) -> list[tuple[str, list[str]]]:
     return [(arg.name, [n for n in arg.names if len(n) == 1]) for arg in arguments]
@@ -130,8 +144,9 @@ def test_no_short_flag_means_two_things_across_tasks_and_cris_core_options() -> 
             meaning.setdefault(letter, set()).add(name.replace("-", "_"))
     clashes = {letter: names for letter, names in meaning.items() if len(names) > 1}
     assert clashes == {}
-    task_letters = {letter: name for task in TASKS for name, letters in _names(_task_arguments(task))
-                    for letter in letters}
+    task_letters = {
+        letter: name for task in TASKS for name, letters in _names(_task_arguments(task)) for letter in letters
+    }
     assert task_letters == {v: k for k, v in SHORT_FLAGS.items() if k in task_letters.values()}
 
 
@@ -148,8 +163,11 @@ def test_the_short_flags_are_the_documented_ones(tmp_path: Path) -> None:
 # --- items 6 and 7: no traceback for anything a user can cause; unknown settings -------------------
 
 SCALARS = st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(max_size=12)
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3), max_leaves=6)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 KNOWN = sorted(DEFAULTS) + ["gleam", "zcli", "swarm"]
 SETTINGS = st.dictionaries(st.sampled_from(KNOWN) | st.text(min_size=1, max_size=10), VALUES, max_size=4)
 
@@ -190,9 +208,13 @@ def test_any_invoke_yaml_gives_settings_or_a_config_error(tmp_path: Path, values
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.sampled_from(ENV_NAMES), st.text(st.characters(blacklist_categories=["Cs"],
-                                                                         blacklist_characters="\x00"),
-                                                           max_size=12), max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(ENV_NAMES),
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12),
+        max_size=4,
+    )
+)
 def test_any_invoke_cri_variables_give_settings_or_a_config_error(tmp_path: Path, env: dict[str, str]) -> None:
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
@@ -206,17 +228,21 @@ def test_any_invoke_cri_variables_give_settings_or_a_config_error(tmp_path: Path
                 os.environ[name] = value
 
 
-@pytest.mark.parametrize(("where", "expected"), [
-    ({"INVOKE_CRI_PARALLEL": "abc"}, "cri.parallel: expected a whole number of at least 1, got 'abc'"),
-    ({"INVOKE_CRI_ZCLI_ENABLED": "maybe"}, "cri.zcli.enabled: expected true or false, got 'maybe'"),
-    ({"images": ["a"]}, "cri.images: expected a mapping of run.os / build.os to an image"),
-    ({"repositry": "x"}, 'cri.repositry: unknown setting (did you mean "repository"?)'),
-    ({"imagse": {}}, 'cri.imagse: unknown setting (did you mean "images"?)'),
-    ({"swarm": {"paralelism": 2}}, 'cri.swarm.paralelism: unknown setting (did you mean "parallelism"?)'),
-])
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"INVOKE_CRI_PARALLEL": "abc"}, "cri.parallel: expected a whole number of at least 1, got 'abc'"),
+        ({"INVOKE_CRI_ZCLI_ENABLED": "maybe"}, "cri.zcli.enabled: expected true or false, got 'maybe'"),
+        ({"images": ["a"]}, "cri.images: expected a mapping of run.os / build.os to an image"),
+        ({"repositry": "x"}, 'cri.repositry: unknown setting (did you mean "repository"?)'),
+        ({"imagse": {}}, 'cri.imagse: unknown setting (did you mean "images"?)'),
+        ({"swarm": {"paralelism": 2}}, 'cri.swarm.paralelism: unknown setting (did you mean "parallelism"?)'),
+    ],
+)
 @pytest.mark.parametrize("program", ["invoke", "cri"])
-def test_bad_settings_are_a_message_naming_the_setting(tmp_path: Path, program: str, where: dict[str, Any],
-                                                       expected: str) -> None:
+def test_bad_settings_are_a_message_naming_the_setting(
+    tmp_path: Path, program: str, where: dict[str, Any], expected: str
+) -> None:
     env = {k: v for k, v in where.items() if k.startswith("INVOKE_")}
     settings_ = {**OFFLINE, **{k: v for k, v in where.items() if not k.startswith("INVOKE_")}}
     project = offline_project(tmp_path / "proj", TASKS_PY if program == "invoke" else None, settings=settings_)
@@ -230,7 +256,9 @@ def test_bad_settings_are_a_message_naming_the_setting(tmp_path: Path, program: 
 
 @pytest.mark.engine
 @pytest.mark.parametrize("args", [("prepare", "--force"), ("build",)], ids=["prepare", "build"])
-def test_no_docker_cli_on_path_is_a_message(tmp_path: Path, engine_settings: dict[str, Any], args: tuple[str, ...]) -> None:
+def test_no_docker_cli_on_path_is_a_message(
+    tmp_path: Path, engine_settings: dict[str, Any], args: tuple[str, ...]
+) -> None:
     project = make_project(tmp_path / "proj", BUILT_APP, settings=engine_settings)
     bin_dir = tmp_path / "bin"  # python only: no docker
     bin_dir.mkdir()
@@ -243,12 +271,14 @@ def test_no_docker_cli_on_path_is_a_message(tmp_path: Path, engine_settings: dic
 
 
 @pytest.mark.engine
-def test_no_docker_cli_on_path_aborts_a_nox_session_with_the_message(tmp_path: Path,
-                                                                      engine_settings: dict[str, Any]) -> None:
+def test_no_docker_cli_on_path_aborts_a_nox_session_with_the_message(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     project = offline_project(tmp_path / "proj", None, settings=engine_settings)
     (project / "noxfile.py").write_text(
         "import nox\nimport cri_tasks.nox as cri\n\n@nox.session(venv_backend='none')\n"
-        "def image(session):\n    cri.prepare(session, force=True)\n")
+        "def image(session):\n    cri.prepare(session, force=True)\n"
+    )
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
@@ -289,7 +319,12 @@ def test_a_config_error_is_one_document_with_file_line_and_column(tmp_path: Path
     doc = checked(proc, task)
     assert doc["status"] == "failed" and doc["setups"] == []
     (error,) = doc["errors"]
-    assert (error["kind"], error["line"], error["column"], error["path"]) == ("INVALID_CONFIG", 4, 11, "zerops[0].run.os")
+    assert (error["kind"], error["line"], error["column"], error["path"]) == (
+        "INVALID_CONFIG",
+        4,
+        11,
+        "zerops[0].run.os",
+    )
     assert error["file"] == "zerops.yml" and error["message"].startswith("expected one of")
 
 
@@ -357,6 +392,7 @@ def test_the_json_reference_page_names_every_field_status_and_task() -> None:
 
 # --- items 3 and 5 against the engine: check mode, every task's document, an interrupt ----------
 
+
 @pytest.mark.engine
 def test_check_mode_and_every_tasks_document_through_a_deploy(app: Path) -> None:
     check = run_json(app, "prepare", "--check")
@@ -374,9 +410,17 @@ def test_check_mode_and_every_tasks_document_through_a_deploy(app: Path) -> None
     assert again.returncode == 0, again.stderr
     assert checked(again, "prepare")["status"] == "ok" and only(checked(again, "prepare"))["status"] == "up to date"
 
-    for task, expected in (("build", "built"), ("deploy", "active"), ("deploy", "active"), ("status", "deployed"),
-                           ("logs", "read"), ("rollback", "active"), ("stop", "stopped"), ("clean", "forgotten"),
-                           ("status", "not deployed")):
+    for task, expected in (
+        ("build", "built"),
+        ("deploy", "active"),
+        ("deploy", "active"),
+        ("status", "deployed"),
+        ("logs", "read"),
+        ("rollback", "active"),
+        ("stop", "stopped"),
+        ("clean", "forgotten"),
+        ("status", "not deployed"),
+    ):
         proc = run_json(app, task)
         assert proc.returncode == 0, (task, proc.stderr)
         doc = checked(proc, task)
@@ -390,11 +434,17 @@ def test_check_mode_and_every_tasks_document_through_a_deploy(app: Path) -> None
 
 
 @pytest.mark.engine
-def test_an_interrupted_prepare_prints_the_interrupted_document(tmp_path: Path, engine_settings: dict[str, Any],
-                                                                 unique: str) -> None:
+def test_an_interrupted_prepare_prints_the_interrupted_document(
+    tmp_path: Path, engine_settings: dict[str, Any], unique: str
+) -> None:
     project = make_project(tmp_path / "p", SLOW.format(marker=unique), settings=engine_settings)
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "prepare", "--json"], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "prepare", "--json"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     cache = Path(str(engine_settings["cache_dir"]))
     deadline = time.monotonic() + 120
     while not any("step-zerops" in log.read_text(errors="replace") for log in (cache / "logs").rglob("prepare-*.log")):
@@ -410,6 +460,7 @@ def test_an_interrupted_prepare_prints_the_interrupted_document(tmp_path: Path, 
 
 
 # --- item 8: finding the project from a subfolder ---------------------------------------------
+
 
 def test_invoke_from_a_subfolder_finds_zerops_yml_upward_and_says_which(tmp_path: Path) -> None:
     project = offline_project(tmp_path / "proj", TASKS_PY)
@@ -449,9 +500,24 @@ def test_cri_from_a_subfolder_stops_at_the_repository_root(tmp_path: Path) -> No
 # --- item 9: env files by dotenv's rules ----------------------------------------------------------
 
 DOTENV_LINES = [
-    "A=1", "B=value # a comment", 'C="a\\nb"', "D='single # kept'", "export E=exported", "F = spaced ",
-    "G=", 'H=""', "I=${A}-ref", "# a comment", "", "   ", 'J="multi\nline"', "K=a=b=c", "L=\"quoted\" # after",
-    'N="tab\\tand \\"quote\\""', "O=trailing   ", "P=x#not-a-comment",
+    "A=1",
+    "B=value # a comment",
+    'C="a\\nb"',
+    "D='single # kept'",
+    "export E=exported",
+    "F = spaced ",
+    "G=",
+    'H=""',
+    "I=${A}-ref",
+    "# a comment",
+    "",
+    "   ",
+    'J="multi\nline"',
+    "K=a=b=c",
+    'L="quoted" # after',
+    'N="tab\\tand \\"quote\\""',
+    "O=trailing   ",
+    "P=x#not-a-comment",
 ]
 
 
@@ -476,13 +542,18 @@ def test_a_whole_env_file_reads_as_dotenv_reads_it(tmp_path: Path) -> None:
     assert read_env_file(path) == dict(dotenv_values(path, interpolate=False))
 
 
-@pytest.mark.parametrize(("text", "line", "message"), [
-    ("A=1\nB=\"open\nC=3\n", 2, "cannot parse 'B=\"open' (expected NAME=VALUE; is a quote left open?)"),
-    ("A=1\n\nBARE\n", 3, "BARE has no value (write BARE= for an empty one)"),
-    ("A=1\n1BAD=x\n", 2, "'1BAD' is not a variable name"),
-    ("# c\n\nM='it''s'\n", 3, "cannot parse \"M='it''s'\" (expected NAME=VALUE; is a quote left open?)"),
-])
-def test_a_malformed_env_file_line_is_named_with_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('A=1\nB="open\nC=3\n', 2, "cannot parse 'B=\"open' (expected NAME=VALUE; is a quote left open?)"),
+        ("A=1\n\nBARE\n", 3, "BARE has no value (write BARE= for an empty one)"),
+        ("A=1\n1BAD=x\n", 2, "'1BAD' is not a variable name"),
+        ("# c\n\nM='it''s'\n", 3, "cannot parse \"M='it''s'\" (expected NAME=VALUE; is a quote left open?)"),
+    ],
+)
+def test_a_malformed_env_file_line_is_named_with_file_and_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
     from cri_tasks.envvars import read_env_file
 
     path = tmp_path / "project.env"
@@ -494,10 +565,15 @@ def test_a_malformed_env_file_line_is_named_with_file_and_line(tmp_path: Path, t
 
 @pytest.mark.engine
 def test_env_file_values_reach_the_container_as_dotenv_reads_them(app: Path) -> None:
-    (app / "project.env").write_text('SUFFIX="two words" # not part of it\nexport LITERAL=\'a # b\'\n')
-    text = (app / "zerops.yml").read_text().replace(
-        "      envVariables:\n        GREETING: hello\n",
-        "      envVariables:\n        GREETING: hello\n        WITH_SUFFIX: ${SUFFIX}!\n        KEPT: ${LITERAL}\n")
+    (app / "project.env").write_text("SUFFIX=\"two words\" # not part of it\nexport LITERAL='a # b'\n")
+    text = (
+        (app / "zerops.yml")
+        .read_text()
+        .replace(
+            "      envVariables:\n        GREETING: hello\n",
+            "      envVariables:\n        GREETING: hello\n        WITH_SUFFIX: ${SUFFIX}!\n        KEPT: ${LITERAL}\n",
+        )
+    )
     (app / "zerops.yml").write_text(text)
     proc = invoke(app, "deploy", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -507,6 +583,7 @@ def test_env_file_values_reach_the_container_as_dotenv_reads_them(app: Path) -> 
 
 
 # --- item 11: every task in Nox, with the options of the Invoke task ---------------------------
+
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
 def test_every_task_has_a_nox_helper_with_the_same_options(task: Any) -> None:
@@ -521,7 +598,7 @@ def test_every_task_has_a_nox_helper_with_the_same_options(task: Any) -> None:
     assert keywords == options
 
 
-NOX_LIFECYCLE = '''
+NOX_LIFECYCLE = """
 import nox
 import cri_tasks.nox as cri
 
@@ -547,7 +624,7 @@ def lifecycle(session):
 @nox.session(venv_backend="none")
 def would_build(session):
     cri.prepare(session, check=True)
-'''
+"""
 
 
 @pytest.mark.engine
@@ -600,12 +677,17 @@ def _buildx_processes(marker: str) -> dict[int, int]:
 
 
 @pytest.mark.engine
-def test_ctrl_c_during_a_parallel_prepare_stops_each_builds_process_group(tmp_path: Path,
-                                                                         engine_settings: dict[str, Any],
-                                                                         unique: str) -> None:
+def test_ctrl_c_during_a_parallel_prepare_stops_each_builds_process_group(
+    tmp_path: Path, engine_settings: dict[str, Any], unique: str
+) -> None:
     project = make_project(tmp_path / "p", TWO_SLOW.format(marker=unique), settings={**engine_settings, "parallel": 2})
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "prepare"], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "prepare"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     cache = Path(str(engine_settings["cache_dir"]))
     repo = str(engine_settings["repository"])
     deadline = time.monotonic() + 180
@@ -629,6 +711,7 @@ def test_ctrl_c_during_a_parallel_prepare_stops_each_builds_process_group(tmp_pa
 
 # --- item 4: quiet, verbose, and a clock on a terminal -----------------------------------------
 
+
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -637,8 +720,11 @@ class FakeTerminal(io.StringIO):
 def test_progress_levels_choose_what_reaches_stderr() -> None:
     from cri_tasks.results import Progress, build_line
 
-    for level, expected in (("quiet", ""), ("normal", "[app] 1/2 step\n"),
-                            ("verbose", "[app] 1/2 step\n[app] | #5 0.1 hello\n")):
+    for level, expected in (
+        ("quiet", ""),
+        ("normal", "[app] 1/2 step\n"),
+        ("verbose", "[app] 1/2 step\n[app] | #5 0.1 hello\n"),
+    ):
         stream = io.StringIO()
         progress = Progress(level, stream)
         progress("[app] 1/2 step")
@@ -668,11 +754,12 @@ def test_quiet_and_verbose_together_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.engine
-def test_verbose_streams_buildkits_log_in_order_and_quiet_prints_nothing(tmp_path: Path,
-                                                                        engine_settings: dict[str, Any],
-                                                                        unique: str) -> None:
-    project = make_project(tmp_path / "p", SLOW.format(marker=unique).replace("sleep 30", "sleep 3"),
-                           settings=engine_settings)
+def test_verbose_streams_buildkits_log_in_order_and_quiet_prints_nothing(
+    tmp_path: Path, engine_settings: dict[str, Any], unique: str
+) -> None:
+    project = make_project(
+        tmp_path / "p", SLOW.format(marker=unique).replace("sleep 30", "sleep 3"), settings=engine_settings
+    )
     loud = invoke(project, "prepare", "--verbose")
     assert loud.returncode == 0, loud.stderr
     assert loud.stdout.startswith("app: built ")  # results on stdout, progress on stderr
@@ -696,11 +783,13 @@ def test_verbose_streams_buildkits_log_in_order_and_quiet_prints_nothing(tmp_pat
 def test_on_a_real_terminal_a_prepare_step_ticks(tmp_path: Path, engine_settings: dict[str, Any], unique: str) -> None:
     import pty
 
-    project = make_project(tmp_path / "p", SLOW.format(marker=unique).replace("sleep 30", "sleep 4"),
-                           settings=engine_settings)
+    project = make_project(
+        tmp_path / "p", SLOW.format(marker=unique).replace("sleep 30", "sleep 4"), settings=engine_settings
+    )
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "prepare"], cwd=project, stdout=subprocess.DEVNULL,
-                            stderr=follower)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "prepare"], cwd=project, stdout=subprocess.DEVNULL, stderr=follower
+    )
     os.close(follower)
     seen = b""
     while True:

@@ -39,7 +39,11 @@ WARNINGS: dict[str, list[tuple[int, str, str]]] = {
     "zeropsio__recipe-python-hello-world__zerops.yml": [
         (5, "zerops[0].build.deploy", 'deprecated name of "deployFiles"; used as deployFiles, rename it'),
         # no run.base: the runtime cri-tasks assumes is said (issue 15, item 16)
-        (10, "zerops[0].run", "no run.base: Zerops keeps the service's current runtime; cri-tasks assumes gleam@1.5 (Gleam 1.5.1) on alpine, although build.base is python@3.11"),
+        (
+            10,
+            "zerops[0].run",
+            "no run.base: Zerops keeps the service's current runtime; cri-tasks assumes gleam@1.5 (Gleam 1.5.1) on alpine, although build.base is python@3.11",
+        ),
     ],
     "zeropsio__recipe-laravel-minimal__zerops.yml": [
         (46, "zerops[0].run.envVariables.MAIL_USERNAME", NULL_ENV),
@@ -96,7 +100,9 @@ def test_the_gleam_recipe_builds_an_erlang_shipment_on_ubuntu() -> None:
     assert not isinstance(prod.build.cache, bool)
     assert [p.value for p in prod.build.cache] == ["build/packages"]
     check = prod.deploy.readiness_check
-    assert check is not None and check.http_get is not None and (check.http_get.port, check.http_get.path) == (3000, "/")
+    assert (
+        check is not None and check.http_get is not None and (check.http_get.port, check.http_get.path) == (3000, "/")
+    )
     assert prod.run.start is not None and prod.run.start.text == "./entrypoint.sh run"
     assert [(p.port, p.http_support) for p in prod.run.ports] == [(3000, True)]
     assert dev.build is not None and [c.text for c in dev.build.build_commands] == ["true"]

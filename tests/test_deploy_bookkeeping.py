@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import pytest
+from helpers import make_project
 
 from cri_tasks import deploy_phase, engine
 from cri_tasks.deploy_phase import DeployFailed, DeployResult, HealthTimings, Version, check_command, deploy_error
@@ -25,8 +26,6 @@ from cri_tasks.store import Store
 from cri_tasks.targets import Activation, Target
 from cri_tasks.targets.local import LocalTarget
 from cri_tasks.targets.swarm import SwarmTarget
-
-from helpers import make_project
 
 NO_SELF = cast(Any, None)  # the health check builders read only the setup
 
@@ -95,8 +94,9 @@ def _project(tmp_path: Path, yml: str = THREE_SETUPS) -> Project:
     return load_project(make_project(tmp_path / "p", yml) / "zerops.yml")
 
 
-def _versions(settings: Settings, project: Project, setup: str, numbers: list[int], active: int | None,
-              images: dict[str, str]) -> None:
+def _versions(
+    settings: Settings, project: Project, setup: str, numbers: list[int], active: int | None, images: dict[str, str]
+) -> None:
     """The setup's deploy record with these versions, their tags known to the fake engine."""
     kept = []
     for n in numbers:
@@ -138,8 +138,9 @@ def test_trimming_drops_nothing_while_the_versions_fit() -> None:
 # -- which version a rollback activates -------------------------------------------------------
 
 
-def test_a_rollback_activates_the_version_before_the_active_one(tmp_path: Path, images: dict[str, str],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rollback_activates_the_version_before_the_active_one(
+    tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, settings = _project(tmp_path), resolve({})
     _use(monkeypatch, FakeTarget)
     _versions(settings, project, "a", [1, 2, 4], active=4, images=images)
@@ -152,14 +153,23 @@ def test_a_rollback_activates_the_version_before_the_active_one(tmp_path: Path, 
     assert FakeTarget.calls[-1] == ("activate", "a", 4, 2) and _record(settings, project, "a")["active"] == 4
 
 
-@pytest.mark.parametrize(("numbers", "active", "version", "message"), [
-    ([], None, None, r"\[a\] nothing deployed yet"),
-    ([1, 2], 1, None, r"\[a\] no version before the active one \(1\) is kept"),
-    ([1, 2], 2, 9, r"\[a\] version 9 is not kept \(kept: 1, 2\)"),
-])
+@pytest.mark.parametrize(
+    ("numbers", "active", "version", "message"),
+    [
+        ([], None, None, r"\[a\] nothing deployed yet"),
+        ([1, 2], 1, None, r"\[a\] no version before the active one \(1\) is kept"),
+        ([1, 2], 2, 9, r"\[a\] version 9 is not kept \(kept: 1, 2\)"),
+    ],
+)
 def test_a_rollback_without_that_version_says_what_is_kept(
-        tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch, numbers: list[int],
-        active: int | None, version: int | None, message: str) -> None:
+    tmp_path: Path,
+    images: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    numbers: list[int],
+    active: int | None,
+    version: int | None,
+    message: str,
+) -> None:
     project, settings = _project(tmp_path), resolve({})
     _use(monkeypatch, FakeTarget)
     _versions(settings, project, "a", numbers, active=active, images=images)
@@ -168,8 +178,9 @@ def test_a_rollback_without_that_version_says_what_is_kept(
     assert FakeTarget.calls == [] and _record(settings, project, "a").get("active") == active
 
 
-def test_a_rollback_refuses_a_version_whose_tag_moved(tmp_path: Path, images: dict[str, str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rollback_refuses_a_version_whose_tag_moved(
+    tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, settings = _project(tmp_path), resolve({})
     _use(monkeypatch, FakeTarget)
     _versions(settings, project, "a", [1, 2], active=2, images=images)
@@ -194,8 +205,11 @@ def _deploy_one_failing(failing: str, settings: Settings, project: Project, imag
             rec = store.get(f"deploy/{setup.name}") or {"next": 1, "versions": [], "active": None}
             version = Version(int(rec["next"]), f"cri/p/{setup.name}:v{rec['next']}", f"sha256:new-{setup.name}", "rt")
             images[version.image] = version.image_id
-            rec = {"next": version.number + 1, "versions": [*rec["versions"], version.as_json()],
-                   "active": version.number}
+            rec = {
+                "next": version.number + 1,
+                "versions": [*rec["versions"], version.as_json()],
+                "active": version.number,
+            }
             store.set(f"deploy/{setup.name}", rec)
         return DeployResult(setup.name, "ACTIVE", version.number, version.image, "rt")
 
@@ -203,7 +217,8 @@ def _deploy_one_failing(failing: str, settings: Settings, project: Project, imag
 
 
 def test_an_all_or_nothing_target_returns_the_setups_it_activated_and_skips_the_rest(
-        tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, settings = _project(tmp_path), resolve({})
     _use(monkeypatch, AllOrNothingTarget)
     _versions(settings, project, "a", [1, 2], active=2, images=images)
@@ -225,7 +240,8 @@ def test_an_all_or_nothing_target_returns_the_setups_it_activated_and_skips_the_
 
 
 def test_an_all_or_nothing_target_removes_a_setup_that_had_no_version_before(
-        tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, settings = _project(tmp_path), resolve({})
     _use(monkeypatch, AllOrNothingTarget)
     monkeypatch.setattr(deploy_phase, "_deploy_one", _deploy_one_failing("c", settings, project, images))
@@ -238,15 +254,19 @@ def test_an_all_or_nothing_target_removes_a_setup_that_had_no_version_before(
     assert _record(settings, project, "a")["active"] is None and _record(settings, project, "b")["active"] is None
 
 
-def test_another_target_keeps_what_succeeded_and_goes_on(tmp_path: Path, images: dict[str, str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_another_target_keeps_what_succeeded_and_goes_on(
+    tmp_path: Path, images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, settings = _project(tmp_path), resolve({})
     _use(monkeypatch, FakeTarget)
     monkeypatch.setattr(deploy_phase, "_deploy_one", _deploy_one_failing("b", settings, project, images))
     with pytest.raises(DeployFailed) as failed:
         deploy_phase.deploy(project, settings, report=lambda _line: None)
     assert [(r.setup, r.status, r.version) for r in failed.value.results] == [
-        ("a", "ACTIVE", 1), ("b", "DEPLOY_FAILED", None), ("c", "ACTIVE", 1)]
+        ("a", "ACTIVE", 1),
+        ("b", "DEPLOY_FAILED", None),
+        ("c", "ACTIVE", 1),
+    ]
     assert FakeTarget.calls == [] and len(failed.value.errors) == 1
 
 
@@ -261,15 +281,20 @@ def test_the_targets_declare_whether_a_deploy_is_all_or_nothing() -> None:
 
 def test_an_http_check_is_one_curl_command_inside_the_container() -> None:
     assert check_command(HttpGet(8000, "/up"), None) == (
-        "curl -fsS -o /dev/null -L --max-time 5 'http://127.0.0.1:8000/up'")
+        "curl -fsS -o /dev/null -L --max-time 5 'http://127.0.0.1:8000/up'"
+    )
     assert check_command(HttpGet(8443, "/health", host="example.com", scheme="https"), None) == (
-        "curl -fsS -o /dev/null -L --max-time 5 -H 'Host: example.com' 'https://127.0.0.1:8443/health'")
+        "curl -fsS -o /dev/null -L --max-time 5 -H 'Host: example.com' 'https://127.0.0.1:8443/health'"
+    )
     assert check_command(None, "test -f /tmp/ok") == "test -f /tmp/ok"
 
 
 def _setup(tmp_path: Path, run: str = "", deploy: str = "") -> Setup:
-    yml = ("zerops:\n  - setup: app\n    run:\n      start: ./app\n      ports: [{port: 8000, httpSupport: true}]\n"
-           + run + ("    deploy:\n" + deploy if deploy else ""))
+    yml = (
+        "zerops:\n  - setup: app\n    run:\n      start: ./app\n      ports: [{port: 8000, httpSupport: true}]\n"
+        + run
+        + ("    deploy:\n" + deploy if deploy else "")
+    )
     return _project(tmp_path, yml).setups[0]
 
 
@@ -282,27 +307,39 @@ def test_health_timings_default_as_cri_tasks_documents(tmp_path: Path) -> None:
 
 
 def test_the_local_target_gives_docker_the_health_check_in_whole_seconds(tmp_path: Path) -> None:
-    setup = _setup(tmp_path, "      healthCheck:\n        httpGet: {port: 8000, path: /health}\n"
-                             "        execPeriod: 2\n        failureTimeout: 9\n")
+    setup = _setup(
+        tmp_path,
+        "      healthCheck:\n        httpGet: {port: 8000, path: /health}\n"
+        "        execPeriod: 2\n        failureTimeout: 9\n",
+    )
     health = LocalTarget._health(NO_SELF, setup)
-    assert health == {"health_cmd": "curl -fsS -o /dev/null -L --max-time 5 'http://127.0.0.1:8000/health'",
-                      "health_interval": 2, "health_timeout": 5, "health_retries": 4}
+    assert health == {
+        "health_cmd": "curl -fsS -o /dev/null -L --max-time 5 'http://127.0.0.1:8000/health'",
+        "health_interval": 2,
+        "health_timeout": 5,
+        "health_retries": 4,
+    }
     assert LocalTarget._health(NO_SELF, _setup(tmp_path / "none")) == {}
 
 
 def test_the_swarm_check_runs_the_readiness_check_until_it_passed_then_the_health_check(tmp_path: Path) -> None:
-    setup = _setup(tmp_path,
-                   "      healthCheck:\n        exec: {command: test -f /tmp/ok}\n        failureTimeout: 9\n",
-                   "      readinessCheck:\n        httpGet: {port: 8000, path: /ready}\n"
-                   "        retryPeriod: 2\n        failureTimeout: 60\n")
+    setup = _setup(
+        tmp_path,
+        "      healthCheck:\n        exec: {command: test -f /tmp/ok}\n        failureTimeout: 9\n",
+        "      readinessCheck:\n        httpGet: {port: 8000, path: /ready}\n"
+        "        retryPeriod: 2\n        failureTimeout: 60\n",
+    )
     health = SwarmTarget._health(NO_SELF, setup)
     assert health is not None
     ready = "curl -fsS -o /dev/null -L --max-time 5 'http://127.0.0.1:8000/ready'"
     test = f"if [ -e /tmp/.cri-ready ]; then (\ntest -f /tmp/ok\n); else (\n{ready}\n) && touch /tmp/.cri-ready; fi"
     assert json.loads(health["test"]) == ["CMD-SHELL", test]
     assert (health["_interval"], health["_start"], health["_retries"]) == (2.0, 60.0, 5)  # ceil(9 / 2)
-    only_ready = SwarmTarget._health(NO_SELF, _setup(tmp_path / "r", deploy="      readinessCheck:\n"
-                                                     "        exec: {command: test -f /tmp/up}\n"))
+    only_ready = SwarmTarget._health(
+        NO_SELF, _setup(tmp_path / "r", deploy="      readinessCheck:\n        exec: {command: test -f /tmp/up}\n")
+    )
     assert only_ready is not None and only_ready["_retries"] == 1
     assert json.loads(only_ready["test"]) == [
-        "CMD-SHELL", "[ -e /tmp/.cri-ready ] || { (\ntest -f /tmp/up\n) && touch /tmp/.cri-ready; }"]
+        "CMD-SHELL",
+        "[ -e /tmp/.cri-ready ] || { (\ntest -f /tmp/up\n) && touch /tmp/.cri-ready; }",
+    ]

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-
 from helpers import Client, deploy, edit, get, invoke, rollback_under_load, stop_and_clean, update_under_load
 
 pytestmark = pytest.mark.engine
+
 
 def test_deploys_the_example_and_switches_versions_without_a_failed_request(app: Path) -> None:
     proc, doc = deploy(app)
@@ -48,7 +48,11 @@ def test_a_version_that_never_gets_ready_fails_and_the_old_one_keeps_serving(app
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     url = doc["setups"][0]["urls"][0]
-    edit(app / "zerops.yml", "          path: /\n", "          path: /\n        retryPeriod: 1\n        failureTimeout: 4\n")
+    edit(
+        app / "zerops.yml",
+        "          path: /\n",
+        "          path: /\n        retryPeriod: 1\n        failureTimeout: 4\n",
+    )
     edit(app / "zerops.yml", "          port: 8000\n          path: /", "          port: 8001\n          path: /")
     edit(app / "src" / "hello.erl", "version 1", "version 2")
     with Client(url) as client:
@@ -65,13 +69,23 @@ def test_a_version_that_never_gets_ready_fails_and_the_old_one_keeps_serving(app
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("      start: ./entrypoint.sh run\n", "      initCommands:\n        - echo init-out && exit 9\n      start: ./entrypoint.sh run\n"),
-         "run.initCommands[0] failed with exit code 9"),
-        (("      start: ./entrypoint.sh run\n", "      start: echo bye && exit 3\n"), "exited (code 3) before it was ready"),
+        (
+            (
+                "      start: ./entrypoint.sh run\n",
+                "      initCommands:\n        - echo init-out && exit 9\n      start: ./entrypoint.sh run\n",
+            ),
+            "run.initCommands[0] failed with exit code 9",
+        ),
+        (
+            ("      start: ./entrypoint.sh run\n", "      start: echo bye && exit 3\n"),
+            "exited (code 3) before it was ready",
+        ),
     ],
     ids=["init command fails", "start command exits"],
 )
-def test_a_failing_init_or_start_fails_the_deploy_with_the_container_log(app: Path, change: tuple[str, str], message: str) -> None:
+def test_a_failing_init_or_start_fails_the_deploy_with_the_container_log(
+    app: Path, change: tuple[str, str], message: str
+) -> None:
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     url = doc["setups"][0]["urls"][0]
@@ -126,7 +140,9 @@ zerops:
 """
 
 
-def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_build_and_run_features_each_do_what_the_reference_says(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     proj = tmp_path / "feat"
     proj.mkdir()
     (proj / "zerops.yml").write_text(FEATURES.lstrip())
@@ -143,11 +159,16 @@ def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, 
         assert len(containers) == 2
 
         def sh(container: str, script: str) -> str:
-            return subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True, check=True).stdout
+            return subprocess.run(
+                ["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True, check=True
+            ).stdout
 
         c1 = containers[0]
         # deployFiles "dist/~public" lands as /var/www/public; .deployignore drops *.log
-        assert sh(c1, "cd /var/www && find . -type f | sort") == "./public/build-env.txt\n./public/cache.txt\n./public/config.txt\n"
+        assert (
+            sh(c1, "cd /var/www && find . -type f | sort")
+            == "./public/build-env.txt\n./public/cache.txt\n./public/config.txt\n"
+        )
         # a multi-line build command ran as one shell; the build env came in
         assert sh(c1, "cat /var/www/public/cache.txt /var/www/public/build-env.txt") == "fresh\nhi-from-build\n"
         # envReplace with ${name} references resolved; unknown placeholders stay
@@ -166,7 +187,9 @@ def test_build_and_run_features_each_do_what_the_reference_says(tmp_path: Path, 
         log = Path(json.loads(invoke(proj, "build", "--json").stdout)["setups"][0]["log"]).read_text()
         assert "cri: build cache restored: build/packages\n" in log.replace("\r", "")
         # the build env value never lands in the app image
-        history = subprocess.run(["docker", "history", "--no-trunc", doc["setups"][0]["image"]], capture_output=True, text=True).stdout
+        history = subprocess.run(
+            ["docker", "history", "--no-trunc", doc["setups"][0]["image"]], capture_output=True, text=True
+        ).stdout
         assert "hi-from-build" not in history
     finally:
         stop_and_clean(proj)
@@ -191,6 +214,7 @@ def test_a_container_stops_on_sigterm_instead_of_waiting_for_sigkill(app: Path) 
     assert proc.returncode == 0, proc.stderr
     container = doc["setups"][0]["containers"][0]
     subprocess.run(["docker", "stop", "--time", "30", container], capture_output=True, check=True)
-    code = subprocess.run(["docker", "inspect", "--format", "{{.State.ExitCode}}", container],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    code = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.ExitCode}}", container], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert code != "137", "the container needed SIGKILL: SIGTERM did not reach the app"

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import make_project, only, prepare_json
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cri_tasks import api
 from cri_tasks.dockerfile import exec_form, render
 from cri_tasks.errors import ConfigError
-from helpers import make_project, only, prepare_json
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -38,7 +39,7 @@ zerops:
 """
 
 TRICKY = [
-    'echo "double  quoted" \'single $HOME\' $HOME',
+    "echo \"double  quoted\" 'single $HOME' $HOME",
     "printf '%s\\n' back\\\\slash",
     "false && echo no || echo yes",
     "cat <<EOF\nheredoc $HOME\nEOF",
@@ -128,9 +129,20 @@ def test_commands_run_exactly_as_written_in_a_real_build(tmp_path: Path, engine_
     (proj / "invoke.yaml").write_text(json.dumps({"cri": engine_settings}))
     image = only(prepare_json(proj))["image"]
     out = subprocess.run(
-        ["docker", "run", "--rm", "--pull", "never", image, "sh", "-c",
-         "cd /home/zerops && for f in out1 out2 out3 out4 out5 out6 out7; do cat $f; done"],
-        capture_output=True, text=True, check=True,
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            image,
+            "sh",
+            "-c",
+            "cd /home/zerops && for f in out1 out2 out3 out4 out5 out6 out7; do cat $f; done",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert out == (
         "double  quoted single $HOME /home/zerops\n"

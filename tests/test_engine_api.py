@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -53,7 +53,9 @@ def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
     server.close()
 
 
-def test_ids_come_from_the_api_and_a_missing_image_is_none(fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ids_come_from_the_api_and_a_missing_image_is_none(
+    fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(engine, "_inspect", lambda refs: pytest.fail("the CLI was asked"))
     fake_engine.answers["/images/cri/app:abc/json"] = (200, json.dumps({"Id": "sha256:1"}).encode())
     fake_engine.answers["/images/base@sha256:ff/json"] = (200, json.dumps({"Id": "sha256:2"}).encode())
@@ -63,8 +65,9 @@ def test_ids_come_from_the_api_and_a_missing_image_is_none(fake_engine: FakeEngi
 
 
 @pytest.mark.parametrize("answer", [(500, b'{"message":"boom"}'), (200, b"not json"), (200, b'{"NoId": 1}')])
-def test_an_answer_it_cannot_read_goes_to_the_cli(fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch,
-                                                   answer: tuple[int, bytes]) -> None:
+def test_an_answer_it_cannot_read_goes_to_the_cli(
+    fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch, answer: tuple[int, bytes]
+) -> None:
     fake_engine.answers["/images/x:1/json"] = answer
     asked: list[list[str]] = []
     monkeypatch.setattr(engine, "_inspect", lambda refs: asked.append(refs) or ["sha256:cli"])
@@ -78,20 +81,24 @@ def test_a_socket_that_does_not_answer_goes_to_the_cli(tmp_path: Path, monkeypat
     assert engine.image_ids(["x:1"]) == {"x:1": "sha256:cli"}
 
 
-@pytest.mark.parametrize("env, config, expected", [
-    ({}, None, "/var/run/docker.sock"),
-    ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}, None, "/run/user/1000/docker.sock"),
-    ({"DOCKER_HOST": "tcp://10.0.0.5:2376"}, None, None),
-    ({"DOCKER_HOST": "ssh://me@host"}, None, None),
-    ({"DOCKER_CONTEXT": "remote"}, None, None),
-    ({"DOCKER_CONTEXT": "default"}, {"currentContext": "remote"}, "/var/run/docker.sock"),
-    ({"DOCKER_HOST": "unix:///a.sock", "DOCKER_CONTEXT": "x"}, None, None),
-    ({}, {"currentContext": "rootless"}, None),
-    ({}, {"currentContext": "default"}, "/var/run/docker.sock"),
-    ({}, "not json {", "/var/run/docker.sock"),
-])
-def test_the_socket_is_used_only_where_the_cli_would_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            env: dict, config: object, expected: str | None) -> None:
+@pytest.mark.parametrize(
+    "env, config, expected",
+    [
+        ({}, None, "/var/run/docker.sock"),
+        ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}, None, "/run/user/1000/docker.sock"),
+        ({"DOCKER_HOST": "tcp://10.0.0.5:2376"}, None, None),
+        ({"DOCKER_HOST": "ssh://me@host"}, None, None),
+        ({"DOCKER_CONTEXT": "remote"}, None, None),
+        ({"DOCKER_CONTEXT": "default"}, {"currentContext": "remote"}, "/var/run/docker.sock"),
+        ({"DOCKER_HOST": "unix:///a.sock", "DOCKER_CONTEXT": "x"}, None, None),
+        ({}, {"currentContext": "rootless"}, None),
+        ({}, {"currentContext": "default"}, "/var/run/docker.sock"),
+        ({}, "not json {", "/var/run/docker.sock"),
+    ],
+)
+def test_the_socket_is_used_only_where_the_cli_would_use_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict, config: object, expected: str | None
+) -> None:
     for name in ("DOCKER_HOST", "DOCKER_CONTEXT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -103,7 +110,8 @@ def test_the_socket_is_used_only_where_the_cli_would_use_it(tmp_path: Path, monk
 
 
 def test_an_engine_that_accepts_and_never_answers_gets_the_cli_after_the_deadline(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import time
 
     path = tmp_path / "hung.sock"
@@ -115,7 +123,11 @@ def test_an_engine_that_accepts_and_never_answers_gets_the_cli_after_the_deadlin
     monkeypatch.setattr(engine, "_inspect", lambda refs: ["sha256:cli"] * len(refs))
     start = time.monotonic()
     try:
-        assert engine.image_ids(["a:1", "b:1", "c:1"]) == {"a:1": "sha256:cli", "b:1": "sha256:cli", "c:1": "sha256:cli"}
+        assert engine.image_ids(["a:1", "b:1", "c:1"]) == {
+            "a:1": "sha256:cli",
+            "b:1": "sha256:cli",
+            "c:1": "sha256:cli",
+        }
     finally:
         server.close()
     assert time.monotonic() - start < 1.0  # one deadline for all three, not one each

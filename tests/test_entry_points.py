@@ -9,15 +9,16 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
+from conftest import BASE_IMAGE, remove_repository_images
+from helpers import image_name, invoke, make_project, only
 
 import cri_tasks
 from cri_tasks.tasks import TASKS
-from conftest import BASE_IMAGE, remove_repository_images
-from helpers import image_name, invoke, make_project, only
 
 APP = """
 zerops:
@@ -40,16 +41,20 @@ def hello(c):
     print("hello from the user's task")
 '''
 
-MOUNTED = "from invoke import Collection, task\nfrom cri_tasks import collection\n" + USER_TASK + """
+MOUNTED = (
+    "from invoke import Collection, task\nfrom cri_tasks import collection\n"
+    + USER_TASK
+    + """
 ns = Collection(hello)
 ns.add_collection(collection())
 """
+)
 
 IMPORTED_NO_NS = "from invoke import task\nfrom cri_tasks.tasks import prepare, render\n" + USER_TASK
 
 IMPORTED_NS = IMPORTED_NO_NS + "\nfrom invoke import Collection\n\nns = Collection(prepare, render, hello)\n"
 
-NOXFILE = '''
+NOXFILE = """
 import nox
 
 import cri_tasks.nox as cri
@@ -74,7 +79,7 @@ def dockerfile_from_arguments(session):
 @nox.session(venv_backend="none")
 def broken(session):
     cri.validate(session, file="broken.yml")
-'''
+"""
 
 
 def bin_script(name: str) -> str:
@@ -85,8 +90,7 @@ def bin_script(name: str) -> str:
 
 
 def run(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=300)
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
 def cri(project: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -94,8 +98,9 @@ def cri(project: Path, *args: str, env: Mapping[str, str] | None = None) -> subp
 
 
 def nox(project: Path, *sessions: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "nox", "--noxfile", str(project / "noxfile.py"), "--sessions", *sessions],
-               project, env)
+    return run(
+        [sys.executable, "-m", "nox", "--noxfile", str(project / "noxfile.py"), "--sessions", *sessions], project, env
+    )
 
 
 def write_noxfile(project: Path, **options: Any) -> None:
@@ -171,9 +176,11 @@ def test_the_type_checking_imports_of_cri_tasks_nox_resolve_to_the_real_nox() ->
 
 # --- nox ------------------------------------------------------------------------------------
 
+
 @pytest.mark.engine
 def test_a_nox_session_prepares_the_image_with_keyword_arguments_winning(
-        tmp_path: Path, engine_settings: dict[str, Any], unique: str) -> None:
+    tmp_path: Path, engine_settings: dict[str, Any], unique: str
+) -> None:
     from_file = f"cri-test-{unique}-from-file"
     project = make_project(tmp_path / "proj", APP, settings={**engine_settings, "repository": from_file})
     write_noxfile(project, repository=engine_settings["repository"])
@@ -194,28 +201,38 @@ def test_a_nox_session_prepares_the_image_with_keyword_arguments_winning(
 
 @pytest.mark.engine
 def test_a_failing_prepare_aborts_the_nox_session_with_the_message_and_no_traceback(
-        tmp_path: Path, engine_settings: dict[str, Any]) -> None:
-    project = make_project(tmp_path / "proj", APP.replace("echo entry-points > marker.txt", "exit 4"),
-                           settings=engine_settings)
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
+    project = make_project(
+        tmp_path / "proj", APP.replace("echo entry-points > marker.txt", "exit 4"), settings=engine_settings
+    )
     write_noxfile(project)
     proc = nox(project, "image")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "Session image aborted: [app] PREPARING_RUNTIME_FAILED: zerops.yml:7: run.prepareCommands[0] failed with exit code 4" in out
+    assert (
+        "Session image aborted: [app] PREPARING_RUNTIME_FAILED: zerops.yml:7: run.prepareCommands[0] failed with exit code 4"
+        in out
+    )
     assert "  command: exit 4" in out
     assert "Traceback" not in out
 
 
 def test_nox_sessions_read_invoke_yaml_then_invoke_cri_variables_then_arguments(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "proj", APP, settings={**OFFLINE, "images": {"ubuntu": "from-yaml:1"}},
-                           files={"broken.yml": "zerops:\n  - setup: app\n    run:\n      os: beos\n"})
+    project = make_project(
+        tmp_path / "proj",
+        APP,
+        settings={**OFFLINE, "images": {"ubuntu": "from-yaml:1"}},
+        files={"broken.yml": "zerops:\n  - setup: app\n    run:\n      os: beos\n"},
+    )
     write_noxfile(project)
     plain = nox(project, "dockerfile")
     assert plain.returncode == 0, plain.stderr
     assert from_line(plain.stderr) == "FROM from-yaml:1"
 
-    proc = nox(project, "dockerfile", "dockerfile_from_arguments", "broken",
-               env={"INVOKE_CRI_IMAGES_UBUNTU": "from-env:1"})
+    proc = nox(
+        project, "dockerfile", "dockerfile_from_arguments", "broken", env={"INVOKE_CRI_IMAGES_UBUNTU": "from-env:1"}
+    )
     out = proc.stderr
     assert proc.returncode == 1  # the broken session
     assert "* dockerfile: success" in out and "* dockerfile_from_arguments: success" in out
@@ -225,7 +242,9 @@ def test_nox_sessions_read_invoke_yaml_then_invoke_cri_variables_then_arguments(
 
     bad_env = nox(project, "dockerfile", env={"INVOKE_CRI_PARALLEL": "many"})
     assert bad_env.returncode == 1
-    assert "Session dockerfile aborted: cri.parallel: expected a whole number of at least 1, got 'many'" in bad_env.stderr
+    assert (
+        "Session dockerfile aborted: cri.parallel: expected a whole number of at least 1, got 'many'" in bad_env.stderr
+    )
     assert "Traceback" not in bad_env.stdout + bad_env.stderr
 
 
@@ -237,6 +256,7 @@ def test_this_repositorys_noxfile_lists_its_sessions() -> None:
 
 
 # --- the cri program ------------------------------------------------------------------------
+
 
 def test_cri_is_installed_and_prints_its_version(tmp_path: Path) -> None:
     proc = cri(tmp_path, "--version")
@@ -277,13 +297,17 @@ def test_cri_errors_are_a_message_and_exit_code_1(tmp_path: Path) -> None:
 
 
 @pytest.mark.engine
-def test_cri_prepare_json_builds_then_reuses_without_a_tasks_py(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_cri_prepare_json_builds_then_reuses_without_a_tasks_py(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     project = make_project(tmp_path / "proj", APP, settings=engine_settings)
     (project / "tasks.py").unlink()
     first = cri(project, "prepare", "--json")
     assert first.returncode == 0, first.stderr
     entry = only(json.loads(first.stdout))
-    assert entry["status"] == "built" and entry["image"].startswith(f"{image_name(project, engine_settings['repository'])}:")
+    assert entry["status"] == "built" and entry["image"].startswith(
+        f"{image_name(project, engine_settings['repository'])}:"
+    )
     second = cri(project, "prepare", "--setup", "app", "--json")
     assert second.returncode == 0, second.stderr
     assert only(json.loads(second.stdout))["status"] == "up to date"
@@ -291,13 +315,25 @@ def test_cri_prepare_json_builds_then_reuses_without_a_tasks_py(tmp_path: Path, 
 
 # --- composition into a user's tasks.py -------------------------------------------------------
 
+
 def test_a_mounted_collection_gives_cri_dot_tasks_next_to_the_users_own(tmp_path: Path) -> None:
     project = offline_project(tmp_path / "proj", MOUNTED)
     shown = invoke(project, "--list")
     assert shown.returncode == 0, shown.stderr
     names = listed(shown.stdout)
-    assert names == ["cri.build", "cri.clean", "cri.deploy", "cri.logs", "cri.prepare", "cri.render",
-                     "cri.rollback", "cri.status", "cri.stop", "cri.validate", "hello"]
+    assert names == [
+        "cri.build",
+        "cri.clean",
+        "cri.deploy",
+        "cri.logs",
+        "cri.prepare",
+        "cri.render",
+        "cri.rollback",
+        "cri.status",
+        "cri.stop",
+        "cri.validate",
+        "hello",
+    ]
     proc = invoke(project, "hello", "cri.validate")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("hello from the user's task\n")
@@ -348,8 +384,11 @@ def test_a_single_imported_prepare_runs_at_the_root(tmp_path: Path, unique: str)
 
 @pytest.mark.engine
 def test_invoke_yaml_overrides_one_setting_and_the_others_keep_their_defaults(tmp_path: Path, unique: str) -> None:
-    project = offline_project(tmp_path / "proj", "from cri_tasks import collection\nns = collection()\n",
-                              settings={"repository": f"myrepo-{unique}"})
+    project = offline_project(
+        tmp_path / "proj",
+        "from cri_tasks import collection\nns = collection()\n",
+        settings={"repository": f"myrepo-{unique}"},
+    )
     entry = explain(project, "prepare")
     assert entry["image"].startswith(f"{image_name(project, f'myrepo-{unique}')}:")
     assert (project / ".cri").is_dir()
@@ -404,6 +443,7 @@ def test_a_user_task_with_prepare_as_a_pre_task(tmp_path: Path, engine_settings:
 
 
 # --- help and completion -----------------------------------------------------------------------
+
 
 def parameters(task: Any) -> list[str]:
     return list(inspect.signature(task.body).parameters)[1:]  # after the Context

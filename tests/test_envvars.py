@@ -13,18 +13,30 @@ from cri_tasks.errors import ConfigError, Location, Problem
 def test_a_reference_that_names_nothing_stays_as_written_with_a_warning() -> None:
     warnings: list[Problem] = []
     where = Location("zerops.yml", 7, 18)
-    env = resolve({"DB_HOST": "${db_hostname}", "URL": "pg://${DB_HOST}:${db_port}/x", "A": "${missing"},
-                  project={}, builtins={"hostname": "app"}, where="zerops[0].run.envVariables",
-                  locations={"DB_HOST": where})
+    env = resolve(
+        {"DB_HOST": "${db_hostname}", "URL": "pg://${DB_HOST}:${db_port}/x", "A": "${missing"},
+        project={},
+        builtins={"hostname": "app"},
+        where="zerops[0].run.envVariables",
+        locations={"DB_HOST": where},
+    )
     assert env["DB_HOST"] == "${db_hostname}"
     assert env["URL"] == "pg://${db_hostname}:${db_port}/x"
     assert env["A"] == "${missing"  # not a reference at all
     assert [str(w) for w in warnings] == []  # no list given: nothing collected, nothing raised
-    resolve({"DB_HOST": "${db_hostname}", "URL": "${DB_HOST}:${db_port}"}, project={}, builtins={},
-            where="zerops[0].run.envVariables", locations={"DB_HOST": where}, warnings=warnings)
+    resolve(
+        {"DB_HOST": "${db_hostname}", "URL": "${DB_HOST}:${db_port}"},
+        project={},
+        builtins={},
+        where="zerops[0].run.envVariables",
+        locations={"DB_HOST": where},
+        warnings=warnings,
+    )
     assert [w.severity for w in warnings] == ["warning", "warning"]
-    assert str(warnings[0]).startswith("zerops.yml:7:18: warning: zerops[0].run.envVariables.DB_HOST: "
-                                       "${db_hostname} names no variable: it stays as written")
+    assert str(warnings[0]).startswith(
+        "zerops.yml:7:18: warning: zerops[0].run.envVariables.DB_HOST: "
+        "${db_hostname} names no variable: it stays as written"
+    )
     assert "${db_port}" in str(warnings[1])
 
 
@@ -41,8 +53,13 @@ def test_build_and_runtime_prefixes_reach_the_other_phase() -> None:
 
 def test_a_cycle_can_never_resolve_and_is_an_error_at_its_line() -> None:
     with pytest.raises(ConfigError) as caught:
-        resolve({"A": "${B}", "B": "${A}"}, project={}, builtins={}, where="w",
-                locations={"A": Location("z.yml", 3, 4), "B": Location("z.yml", 4, 4)})
+        resolve(
+            {"A": "${B}", "B": "${A}"},
+            project={},
+            builtins={},
+            where="w",
+            locations={"A": Location("z.yml", 3, 4), "B": Location("z.yml", 4, 4)},
+        )
     assert str(caught.value).splitlines()[0] == "z.yml:3:4: w.A: reference cycle A -> B -> A"
 
 
@@ -70,7 +87,8 @@ def test_a_versions_recorded_run_configuration_round_trips_through_json(tmp_path
         "    deploy: {readinessCheck: {exec: {command: 'true'}, retryPeriod: 2}}\n"
         "    run:\n      start: ./app\n      ports: [{port: 8000, httpSupport: true}]\n"
         "      envVariables: {A: '${B}'}\n      healthCheck: {httpGet: {port: 8000, path: /}, execPeriod: 3}\n"
-        "      crontab: [{timing: '*/5 * * * *', command: date, allContainers: false}]\n")
+        "      crontab: [{timing: '*/5 * * * *', command: date, allContainers: false}]\n"
+    )
     (s,) = load_project(tmp_path / "zerops.yml").setups
     saved = json.loads(json.dumps(record(s)))
     assert as_deployed(s, saved) == s

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from conftest import BASE_IMAGE
 
 pytestmark = pytest.mark.engine
@@ -21,7 +20,9 @@ def _script(*args: str, prelude: str) -> subprocess.CompletedProcess[str]:
     command = f'{prelude}\nsh -c "$0" cri-erlang "$@"; echo "status=$?"; cat /etc/apt/sources.list.d/cri-erlang.list 2>/dev/null || true'
     return subprocess.run(
         ["docker", "run", "--rm", "--network", "none", BASE_IMAGE, "sh", "-c", command, read_file("erlang.sh"), *args],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -47,7 +48,7 @@ def test_the_newer_release_comes_from_the_images_own_deb822_entry() -> None:
         "set -e; uri=$(awk '$1 == \"deb\" {print $2; exit}' /etc/apt/sources.list); rm /etc/apt/sources.list; "
         "printf 'Types: deb\\nURIs: %s-security\\nSuites: bookworm-security\\nComponents: main\\n\\n"
         "Types: deb\\nURIs: %s\\nSuites: bookworm bookworm-updates\\nComponents: main contrib\\n' "
-        "\"$uri\" \"$uri\" > /etc/apt/sources.list.d/debian.sources; echo \"uri=$uri\"; set +e"
+        '"$uri" "$uri" > /etc/apt/sources.list.d/debian.sources; echo "uri=$uri"; set +e'
     )
     # no network: apt-get update fails after the entry is written, which is all this checks
     proc = _script("26", "debian:bookworm=cri-newer", prelude=prelude)

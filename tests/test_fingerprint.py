@@ -104,12 +104,22 @@ def test_a_pipe_or_device_is_refused(tree: Path) -> None:
 
 def test_explain_names_each_change_field_by_field_and_file_by_file() -> None:
     old = {
-        "os": "ubuntu", "base": "gleam@1.5", "prepareCommands": ["a", "b"], "addToRunPrepare": ["x"],
-        "files": {"x/a": "file:644:1", "x/b": "file:644:2"}, "templates": "t1", "gleam": {"source": "none"},
-        "zcli": None, "baseImage": {"ref": "ubuntu:24.04", "id": "sha256:1"},
+        "os": "ubuntu",
+        "base": "gleam@1.5",
+        "prepareCommands": ["a", "b"],
+        "addToRunPrepare": ["x"],
+        "files": {"x/a": "file:644:1", "x/b": "file:644:2"},
+        "templates": "t1",
+        "gleam": {"source": "none"},
+        "zcli": None,
+        "baseImage": {"ref": "ubuntu:24.04", "id": "sha256:1"},
     }
-    new = dict(old, prepareCommands=["a", "c", "d"], files={"x/a": "file:755:1", "x/c": "file:644:3"},
-               baseImage={"ref": "ubuntu:24.04", "id": "sha256:2"})
+    new = dict(
+        old,
+        prepareCommands=["a", "c", "d"],
+        files={"x/a": "file:755:1", "x/c": "file:644:3"},
+        baseImage={"ref": "ubuntu:24.04", "id": "sha256:2"},
+    )
     assert diff_inputs(old, new) == [
         "run.prepareCommands[1] changed: 'b' -> 'c'",
         "run.prepareCommands[2] added: 'd'",

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
-
 from helpers import edit, fill, get, invoke, records, tmpfs
 
 pytestmark = pytest.mark.engine
@@ -53,7 +53,9 @@ def failed_cleanly(proc: Any, *texts: str) -> None:
         assert text in proc.stderr, proc.stderr
 
 
-def test_build_and_deploy_on_a_full_disk_fail_cleanly_and_status_stop_clean_still_work(small: tuple[Path, Path]) -> None:
+def test_build_and_deploy_on_a_full_disk_fail_cleanly_and_status_stop_clean_still_work(
+    small: tuple[Path, Path],
+) -> None:
     project, cache = small
     first = invoke(project, "deploy", "--json")
     assert first.returncode == 0, first.stderr
@@ -68,18 +70,28 @@ def test_build_and_deploy_on_a_full_disk_fail_cleanly_and_status_stop_clean_stil
     source = cache / "build" / "app" / "context" / "source"
     for task in ("build", "deploy"):
         proc = invoke(project, task)
-        failed_cleanly(proc, "cannot write the staged project source (/build/source)", str(source), "No space left on device")
+        failed_cleanly(
+            proc, "cannot write the staged project source (/build/source)", str(source), "No space left on device"
+        )
         assert leftovers(cache) == []
         assert records(cache) == before  # nothing recorded, nothing lost
         assert logs(cache) == kept_logs
     (project / "assets" / "blob.bin").unlink()
 
     # 2. the build's log does not fit: the deploy stops, the incomplete log is removed
-    edit(project / "zerops.yml", "        - cp entrypoint.sh build/erlang-shipment/\n",
-         "        - cp entrypoint.sh build/erlang-shipment/\n" + "".join(f"        - {LOUD}\n" for _ in range(8)))
+    edit(
+        project / "zerops.yml",
+        "        - cp entrypoint.sh build/erlang-shipment/\n",
+        "        - cp entrypoint.sh build/erlang-shipment/\n" + "".join(f"        - {LOUD}\n" for _ in range(8)),
+    )
     proc = invoke(project, "deploy")
-    failed_cleanly(proc, "cannot write the log build-", str(cache / "logs" / "app"), "No space left on device",
-                   "the incomplete log was removed")
+    failed_cleanly(
+        proc,
+        "cannot write the log build-",
+        str(cache / "logs" / "app"),
+        "No space left on device",
+        "the incomplete log was removed",
+    )
     assert leftovers(cache) == []
     assert records(cache) == before
     assert logs(cache) == kept_logs

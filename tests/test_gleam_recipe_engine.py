@@ -15,17 +15,23 @@ from __future__ import annotations
 import io
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
-
 from helpers import deploy, get, invoke, stop_and_clean
 
 pytestmark = pytest.mark.engine
 
-RECIPE = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "zerops-yml" / "zerops-recipe-apps__gleam-hello-world-app__zerops.yaml.yml"
+RECIPE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "corpus"
+    / "zerops-yml"
+    / "zerops-recipe-apps__gleam-hello-world-app__zerops.yaml.yml"
+)
 EXAMPLE_APP = Path(__file__).resolve().parents[1] / "examples" / "hello" / "src" / "hello.erl"
 
 GLEAM = r"""#!/bin/sh
@@ -91,17 +97,25 @@ def recipe(tmp_path: Path, engine_settings: dict[str, Any]) -> Iterator[Path]:
         EXAMPLE_APP.read_text().replace("-module(hello).", "-module(app).").replace('"8000"', '"3000"')
     )
     (proj / "src" / "migrate.erl").write_text(MIGRATE_ERL)
-    (proj / "migrate.sh").write_text('#!/bin/sh\necho "migrated for $DB_NAME at $DB_HOST, HOME ${HOME-unset}" > /var/www/migrated.txt\n')
+    (proj / "migrate.sh").write_text(
+        '#!/bin/sh\necho "migrated for $DB_NAME at $DB_HOST, HOME ${HOME-unset}" > /var/www/migrated.txt\n'
+    )
     (proj / "project.env").write_text("db_hostname=db\ndb_port=5432\ndb_user=db\ndb_password=secret\n")
     (proj / "tasks.py").write_text("from cri_tasks import collection\nns = collection()\n")
-    settings = {**engine_settings, "gleam": {"source": str(_gleam_archive(tmp_path / "gleam.tar.gz"))}, "env_file": "project.env"}
+    settings = {
+        **engine_settings,
+        "gleam": {"source": str(_gleam_archive(tmp_path / "gleam.tar.gz"))},
+        "env_file": "project.env",
+    }
     (proj / "invoke.yaml").write_text(yaml.safe_dump({"cri": settings}))
     yield proj
     stop_and_clean(proj)
 
 
 def _sh(container: str, script: str) -> str:
-    return subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_the_official_gleam_recipe_validates_prepares_and_deploys_both_setups_unmodified(recipe: Path) -> None:

@@ -186,7 +186,14 @@ def test_an_unchanged_project_is_answered_with_one_engine_question(project: Path
     results = hitindex.lookup(k, said.append)
     assert results is not None
     (r,) = results
-    assert (r.setup, r.status, r.image, r.image_id, r.cached, r.log) == ("app", "up to date", "cri/app:abc", "sha256:image", True, "/log")
+    assert (r.setup, r.status, r.image, r.image_id, r.cached, r.log) == (
+        "app",
+        "up to date",
+        "cri/app:abc",
+        "sha256:image",
+        True,
+        "/log",
+    )
     assert said == ["[app] up to date (cri/app:abc)"]
     assert engine_ids.calls == [["base:1", "cri/app:abc"]]
 
@@ -210,13 +217,17 @@ NOT_ANSWERED = {
     "the base image moved": lambda p, e: e.ids.update({"base:1": "sha256:newer"}),
     "a listed path is gone": lambda p, e: (p / "gleam.toml").unlink(),
     "the index is garbage": lambda p, e: (p / ".cri" / hitindex.INDEX).write_text("{not json"),
-    "the index is another version's": lambda p, e: (p / ".cri" / hitindex.INDEX).write_text(json.dumps({"v": 0, "entries": {}})),
+    "the index is another version's": lambda p, e: (p / ".cri" / hitindex.INDEX).write_text(
+        json.dumps({"v": 0, "entries": {}})
+    ),
     "a setup record changed": lambda p, e: hitindex.forget(p / ".cri"),
 }
 
 
 @pytest.mark.parametrize("change", list(NOT_ANSWERED))
-def test_anything_changed_sends_the_call_to_the_full_prepare(project: Path, engine_ids: FakeEngine, change: str) -> None:
+def test_anything_changed_sends_the_call_to_the_full_prepare(
+    project: Path, engine_ids: FakeEngine, change: str
+) -> None:
     k = remembered(project)
     NOT_ANSWERED[change](project, engine_ids)
     assert hitindex.lookup(k, lambda line: None) is None

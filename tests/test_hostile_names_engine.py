@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import invoke, make_project
 
 from cri_tasks.model import Project
 from cri_tasks.runtime_plan import project_id
-from helpers import invoke, make_project
 
 pytestmark = pytest.mark.engine
 
@@ -115,7 +115,9 @@ def test_every_task_refuses_a_hostile_setup_name_and_nothing_is_touched(
     assert engine_objects(str(settings["repository"]), project) == {"images": [], "containers": [], "networks": []}
 
 
-def test_two_setups_differing_only_in_case_are_refused_before_any_build(world: tuple[Path, Path, dict[str, Any]]) -> None:
+def test_two_setups_differing_only_in_case_are_refused_before_any_build(
+    world: tuple[Path, Path, dict[str, Any]],
+) -> None:
     top, _, settings = world
     text = f"zerops:\n  - setup: app\n{GLEAM_SETUP}  - setup: App\n{GLEAM_SETUP}"
     project = make_project(top / "proj", text, settings=settings)
@@ -126,35 +128,47 @@ def test_two_setups_differing_only_in_case_are_refused_before_any_build(world: t
     assert engine_objects(str(settings["repository"]), project)["images"] == []
 
 
-def test_deploy_refuses_a_value_found_on_disk_before_building_any_setup(world: tuple[Path, Path, dict[str, Any]]) -> None:
+def test_deploy_refuses_a_value_found_on_disk_before_building_any_setup(
+    world: tuple[Path, Path, dict[str, Any]],
+) -> None:
     # "web" is fine and comes first; "api" copies a tree into its runtime image that holds a
     # symlink to the folder beside the project. Before, web was built and deployed, then api
     # was built, and only its runtime prepare refused the link.
     top, victim, settings = world
-    text = (f"zerops:\n  - setup: web\n{GLEAM_SETUP}  - setup: api\n"
-            + GLEAM_SETUP.replace("      deployFiles: ./\n", "      deployFiles: ./\n      addToRunPrepare: [priv]\n"))
+    text = f"zerops:\n  - setup: web\n{GLEAM_SETUP}  - setup: api\n" + GLEAM_SETUP.replace(
+        "      deployFiles: ./\n", "      deployFiles: ./\n      addToRunPrepare: [priv]\n"
+    )
     project = make_project(top / "proj", text, settings=settings, files={"priv/config.txt": "x\n"})
     os.symlink(victim, project / "priv" / "escape")
     before = listing(top)
     proc = invoke(project, "deploy", "--json")
-    assert_clean_failure(proc, "zerops.yml:20:25: zerops[1].build.addToRunPrepare[0]: 'priv/escape' is a symlink "
-                               "pointing outside the project folder")
+    assert_clean_failure(
+        proc,
+        "zerops.yml:20:25: zerops[1].build.addToRunPrepare[0]: 'priv/escape' is a symlink "
+        "pointing outside the project folder",
+    )
     assert listing(top) == before  # no cache folder: no build log, no record, no build context
     assert not (project / ".cri").exists()
     assert engine_objects(str(settings["repository"]), project) == {"images": [], "containers": [], "networks": []}
     # validate says the same, and a plain prepare (addToRunPrepare read from the project) too
     assert_clean_failure(invoke(project, "validate"), "zerops.yml:20:25: zerops[1].build.addToRunPrepare[0]")
-    assert_clean_failure(invoke(project, "prepare", "--setup", "api"), "zerops.yml:20:25: zerops[1].build.addToRunPrepare[0]")
+    assert_clean_failure(
+        invoke(project, "prepare", "--setup", "api"), "zerops.yml:20:25: zerops[1].build.addToRunPrepare[0]"
+    )
     assert engine_objects(str(settings["repository"]), project)["images"] == []
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('      envVariables: {TOKEN: "a\\nb"}\n',
-         "zerops.yml:13:29: zerops[0].run.envVariables.TOKEN: a NUL or a line break in a value is not supported"),
-        ("      envReplace: {delimiter: '%%', target: ../../etc/passwd}\n",
-         "zerops.yml:13:45: zerops[0].run.envReplace.target: \"../../etc/passwd\" must stay inside /var/www"),
+        (
+            '      envVariables: {TOKEN: "a\\nb"}\n',
+            "zerops.yml:13:29: zerops[0].run.envVariables.TOKEN: a NUL or a line break in a value is not supported",
+        ),
+        (
+            "      envReplace: {delimiter: '%%', target: ../../etc/passwd}\n",
+            'zerops.yml:13:45: zerops[0].run.envReplace.target: "../../etc/passwd" must stay inside /var/www',
+        ),
     ],
 )
 def test_values_that_only_the_deploy_refused_are_refused_before_the_build(
@@ -171,8 +185,11 @@ def test_values_that_only_the_deploy_refused_are_refused_before_the_build(
 
 def test_deploy_files_slash_deploys_the_whole_build_folder(world: tuple[Path, Path, dict[str, Any]]) -> None:
     top, _, settings = world
-    project = make_project(top / "proj", "zerops:\n  - setup: app\n" + GLEAM_SETUP.replace("deployFiles: ./", "deployFiles: /"),
-                           settings=settings)
+    project = make_project(
+        top / "proj",
+        "zerops:\n  - setup: app\n" + GLEAM_SETUP.replace("deployFiles: ./", "deployFiles: /"),
+        settings=settings,
+    )
     proc = invoke(project, "build", "--json")
     assert proc.returncode == 0, proc.stderr
     (result,) = json.loads(proc.stdout)["setups"]
@@ -184,12 +201,13 @@ def test_deploy_files_slash_deploys_the_whole_build_folder(world: tuple[Path, Pa
 @pytest.mark.parametrize("name", ["../../../x", "/abs", "a/b", ".", "..", "a\0b", "a\nb", "n" * 300])
 def test_the_phases_refuse_a_name_that_bypassed_the_loader(world: tuple[Path, Path, dict[str, Any]], name: str) -> None:
     # The second wall: a model made without the loader reaches the phases with the engine's settings.
+    from dataclasses import replace
+
     from cri_tasks import build_phase, deploy_phase, runtime_image
     from cri_tasks.errors import CriError
     from cri_tasks.loader import load_project
     from cri_tasks.settings import resolve
     from cri_tasks.store import Store
-    from dataclasses import replace
 
     top, victim, raw = world
     project = make_project(top / "proj", f"zerops:\n  - setup: app\n{GLEAM_SETUP}", settings=raw)

@@ -13,9 +13,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from conftest import IN_CI
 
 import cri_tasks
-from conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[1]
 #: how scripts/test installed cri-tasks: "wheel" or "editable" (unset: pytest started by hand)
@@ -45,8 +45,13 @@ def test_the_tests_run_the_installed_wheel_not_the_checkout() -> None:
     site = Path(sysconfig.get_paths()["purelib"]).resolve()
     assert Path(cri_tasks.__file__).resolve().is_relative_to(site), (cri_tasks.__file__, site)
     # The processes the tests start (python -c, python -m invoke) from the checkout's folder too.
-    child = subprocess.run([sys.executable, "-c", "import cri_tasks; print(cri_tasks.__file__)"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    child = subprocess.run(
+        [sys.executable, "-c", "import cri_tasks; print(cri_tasks.__file__)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert not in_checkout(child), f"a child python imported the checkout: {child}"
 
 
@@ -61,8 +66,9 @@ def test_every_module_of_the_installed_package_imports_and_none_is_missing() -> 
 
 
 def python_m(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cri_tasks", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cri_tasks", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_python_m_cri_tasks_is_the_cri_program(tmp_path: Path) -> None:

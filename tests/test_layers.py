@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "cri_tasks"
 SETUP_CFG = ROOT / "setup.cfg"
 
-pytestmark = pytest.mark.skipif(not (PACKAGE / "__init__.py").is_file() or not SETUP_CFG.is_file(),
-                                reason="the source tree (cri_tasks/, setup.cfg) is not beside the tests")
+pytestmark = pytest.mark.skipif(
+    not (PACKAGE / "__init__.py").is_file() or not SETUP_CFG.is_file(),
+    reason="the source tree (cri_tasks/, setup.cfg) is not beside the tests",
+)
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -28,8 +30,13 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     the command puts ``cwd`` first on sys.path), without a cache folder left in the tree."""
     script = Path(sys.executable).with_name("lint-imports")
     assert script.is_file(), f"{script} is missing: import-linter is one of the test extras (setup.cfg)"
-    return subprocess.run([str(script), "--no-cache", "--no-logo", str(cwd / "setup.cfg")],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(script), "--no-cache", "--no-logo", str(cwd / "setup.cfg")],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def layer_names(section: str) -> set[str]:
@@ -45,8 +52,9 @@ def layer_names(section: str) -> set[str]:
 
 
 def modules_in(folder: Path) -> set[str]:
-    return ({p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
-            | {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()})
+    return {p.stem for p in folder.glob("*.py") if p.stem != "__init__"} | {
+        p.name for p in folder.iterdir() if (p / "__init__.py").is_file()
+    }
 
 
 def test_the_package_keeps_its_floors_and_has_no_import_circle() -> None:
@@ -63,16 +71,20 @@ def test_every_module_of_the_package_stands_on_a_floor() -> None:
     assert not missing, f"setup.cfg [importlinter:contract:targets] names no floor for: {', '.join(sorted(missing))}"
 
 
-@pytest.mark.parametrize(("module", "line", "importer", "imported"), [
-    # a target importing the phase that drives it: a floor upward, and a circle
-    ("targets/base.py", "from .. import deploy_phase", "cri_tasks.targets.base", "cri_tasks.deploy_phase"),
-    # the settings reading the adapter that reads them
-    ("config.py", "from .tasks import collection", "cri_tasks.config", "cri_tasks.tasks"),
-    # one target built on the other
-    ("targets/swarm.py", "from .local import LocalTarget", "cri_tasks.targets.swarm", "cri_tasks.targets.local"),
-])
-def test_an_upward_import_breaks_a_contract(tmp_path: Path, module: str, line: str, importer: str,
-                                            imported: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "line", "importer", "imported"),
+    [
+        # a target importing the phase that drives it: a floor upward, and a circle
+        ("targets/base.py", "from .. import deploy_phase", "cri_tasks.targets.base", "cri_tasks.deploy_phase"),
+        # the settings reading the adapter that reads them
+        ("config.py", "from .tasks import collection", "cri_tasks.config", "cri_tasks.tasks"),
+        # one target built on the other
+        ("targets/swarm.py", "from .local import LocalTarget", "cri_tasks.targets.swarm", "cri_tasks.targets.local"),
+    ],
+)
+def test_an_upward_import_breaks_a_contract(
+    tmp_path: Path, module: str, line: str, importer: str, imported: str
+) -> None:
     shutil.copytree(PACKAGE, tmp_path / "cri_tasks", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(SETUP_CFG, tmp_path / "setup.cfg")
     with (tmp_path / "cri_tasks" / module).open("a") as f:

@@ -384,7 +384,9 @@ def test_a_null_env_value_warns_and_becomes_an_empty_string(yml: Yml) -> None:
 
 
 def test_an_env_value_that_is_a_list_is_an_error(yml: Yml) -> None:
-    problem = yml.problem("zerops:\n  - setup: app\n    build:\n      deployFiles: ./\n      envVariables:\n        A: [1]\n")
+    problem = yml.problem(
+        "zerops:\n  - setup: app\n    build:\n      deployFiles: ./\n      envVariables:\n        A: [1]\n"
+    )
     assert at(problem) == (6, 12)
     assert problem.message == "expected a string, number or boolean, got a list"
     assert problem.path == "zerops[0].build.envVariables.A"
@@ -427,21 +429,55 @@ def test_a_port_outside_10_to_65435_or_not_an_integer_is_an_error(yml: Yml, port
         ("run: {start: [a]}", "zerops[0].run.start", 18, "expected a string, got a list"),
         ("run: {start: 3.20}", "zerops[0].run.start", 18, 'expected a string, got the number 3.20 (quote it: "3.20")'),
         ("run: {initCommands: x}", "zerops[0].run.initCommands", 25, 'expected a list of strings, got "x"'),
-        ("run: {initCommands: [ok, 7]}", "zerops[0].run.initCommands[1]", 30, 'expected a string, got the number 7 (quote it: "7")'),
+        (
+            "run: {initCommands: [ok, 7]}",
+            "zerops[0].run.initCommands[1]",
+            30,
+            'expected a string, got the number 7 (quote it: "7")',
+        ),
         ("run: {ports: {port: 80}}", "zerops[0].run.ports", 18, "expected a list of ports, got a mapping"),
-        ("run: {ports: [{port: 80, httpSupport: yes}]}", "zerops[0].run.ports[0].httpSupport", 43,
-         'expected true or false, got "yes"'),
-        ("run: {ports: [{port: 80, protocol: http}]}", "zerops[0].run.ports[0].protocol", 40,
-         'expected one of "tcp", "udp", got "http"'),
-        ("run: {envVariables: [A]}", "zerops[0].run.envVariables", 25,
-         "expected a mapping of variable names to values, got a list"),
-        ("run: {crontab: [{timing: '* * * * *', command: x, allContainers: 1}]}",
-         "zerops[0].run.crontab[0].allContainers", 70, "expected true or false, got the number 1"),
-        ("deploy: {temporaryShutdown: no}", "zerops[0].deploy.temporaryShutdown", 33, 'expected true or false, got "no"'),
-        ("run: {envReplace: {delimiter: [1], target: x}}", "zerops[0].run.envReplace.delimiter[0]", 36,
-         'expected a string, got the number 1 (quote it: "1")'),
-        ("run: {routing: {redirects: [{from: /a, to: /b, status: x}]}}",
-         "zerops[0].run.routing.redirects[0].status", 60, 'expected an integer, got "x"'),
+        (
+            "run: {ports: [{port: 80, httpSupport: yes}]}",
+            "zerops[0].run.ports[0].httpSupport",
+            43,
+            'expected true or false, got "yes"',
+        ),
+        (
+            "run: {ports: [{port: 80, protocol: http}]}",
+            "zerops[0].run.ports[0].protocol",
+            40,
+            'expected one of "tcp", "udp", got "http"',
+        ),
+        (
+            "run: {envVariables: [A]}",
+            "zerops[0].run.envVariables",
+            25,
+            "expected a mapping of variable names to values, got a list",
+        ),
+        (
+            "run: {crontab: [{timing: '* * * * *', command: x, allContainers: 1}]}",
+            "zerops[0].run.crontab[0].allContainers",
+            70,
+            "expected true or false, got the number 1",
+        ),
+        (
+            "deploy: {temporaryShutdown: no}",
+            "zerops[0].deploy.temporaryShutdown",
+            33,
+            'expected true or false, got "no"',
+        ),
+        (
+            "run: {envReplace: {delimiter: [1], target: x}}",
+            "zerops[0].run.envReplace.delimiter[0]",
+            36,
+            'expected a string, got the number 1 (quote it: "1")',
+        ),
+        (
+            "run: {routing: {redirects: [{from: /a, to: /b, status: x}]}}",
+            "zerops[0].run.routing.redirects[0].status",
+            60,
+            'expected an integer, got "x"',
+        ),
     ],
 )
 def test_a_value_of_the_wrong_type_is_reported_at_its_place(
@@ -559,7 +595,9 @@ def test_an_unknown_base_suggests_a_known_one(yml: Yml) -> None:
 
 
 def test_build_base_accepts_a_list_of_toolchains(yml: Yml) -> None:
-    project = yml.load(GLEAM.replace("base: gleam@1.5\n      buildCommands", "base: [gleam@1.5, nodejs@22]\n      buildCommands"))
+    project = yml.load(
+        GLEAM.replace("base: gleam@1.5\n      buildCommands", "base: [gleam@1.5, nodejs@22]\n      buildCommands")
+    )
     build = project.setups[0].build
     assert build is not None and build.base == ("gleam@1.5", "nodejs@22")
 
@@ -595,22 +633,28 @@ def test_build_deploy_and_deploy_files_together_is_an_error(yml: Yml) -> None:
     [("true", True), ("false", False), ("vendor", ("vendor",)), ("[deps, _build]", ("deps", "_build"))],
 )
 def test_cache_accepts_a_boolean_a_path_or_a_list(yml: Yml, value: str, expected: object) -> None:
-    build = yml.load(f"zerops:\n  - setup: app\n    build:\n      deployFiles: ./\n      cache: {value}\n").setups[0].build
+    build = (
+        yml.load(f"zerops:\n  - setup: app\n    build:\n      deployFiles: ./\n      cache: {value}\n").setups[0].build
+    )
     assert build is not None
     cache = build.cache if isinstance(build.cache, bool) else tuple(p.value for p in build.cache)
     assert cache == expected
 
 
 def test_deploy_files_and_add_to_run_prepare_keep_their_locations(yml: Yml) -> None:
-    build = yml.load(
-        """\
+    build = (
+        yml.load(
+            """\
         zerops:
           - setup: app
             build:
               deployFiles: [build/erlang-shipment/~, migrate.sh]
               addToRunPrepare: gleam.toml
         """
-    ).setups[0].build
+        )
+        .setups[0]
+        .build
+    )
     assert build is not None
     assert [(p.value, p.path, p.location.line, p.location.column) for p in build.deploy_files] == [
         ("build/erlang-shipment/~", "zerops[0].build.deployFiles[0]", 4, 21),
@@ -625,13 +669,19 @@ def test_ports_protocol_is_case_insensitive(yml: Yml) -> None:
         "        - {port: 80, protocol: Tcp, httpSupport: true, description: web}\n        - port: 81\n"
     )
     ports = project.setups[0].run.ports
-    assert [(p.port, p.protocol, p.http_support) for p in ports] == [(53, "udp", False), (80, "tcp", True), (81, "tcp", False)]
+    assert [(p.port, p.protocol, p.http_support) for p in ports] == [
+        (53, "udp", False),
+        (80, "tcp", True),
+        (81, "tcp", False),
+    ]
     assert ports[1].description == "web"
     assert ports[2].location is not None and ports[2].location.line == 7
 
 
 def test_http_support_needs_tcp(yml: Yml) -> None:
-    problem = yml.problem("zerops:\n  - setup: app\n    run:\n      ports:\n        - {port: 53, protocol: udp, httpSupport: true}\n")
+    problem = yml.problem(
+        "zerops:\n  - setup: app\n    run:\n      ports:\n        - {port: 53, protocol: udp, httpSupport: true}\n"
+    )
     assert (problem.path, at(problem)) == ("zerops[0].run.ports[0].httpSupport", (5, 37))
 
 
@@ -652,8 +702,9 @@ def test_start_and_start_commands_are_mutually_exclusive(yml: Yml) -> None:
 
 
 def test_start_commands_are_parsed(yml: Yml) -> None:
-    run = yml.load(
-        """\
+    run = (
+        yml.load(
+            """\
         zerops:
           - setup: app
             run:
@@ -666,7 +717,10 @@ def test_start_commands_are_parsed(yml: Yml) -> None:
                   initCommands:
                     - litestream restore
         """
-    ).setups[0].run
+        )
+        .setups[0]
+        .run
+    )
     first, second = run.start_commands
     assert (first.command.text, first.name, first.working_dir, first.init_commands) == (
         "npm run start:prod",
@@ -691,7 +745,10 @@ def test_a_start_command_needs_a_command(yml: Yml) -> None:
 @pytest.mark.parametrize(
     ("probe", "message"),
     [
-        ("exec: {command: x}\n        httpGet: {port: 80, path: /}", '"httpGet" and "exec" are mutually exclusive; keep one'),
+        (
+            "exec: {command: x}\n        httpGet: {port: 80, path: /}",
+            '"httpGet" and "exec" are mutually exclusive; keep one',
+        ),
         ("retryPeriod: 3", 'needs one of "httpGet" or "exec"'),
     ],
 )
@@ -702,19 +759,29 @@ def test_readiness_check_needs_exactly_one_of_http_get_or_exec(yml: Yml, probe: 
 
 
 def test_readiness_check_defaults_are_5_and_300_seconds(yml: Yml) -> None:
-    deploy = yml.load(
-        "zerops:\n  - setup: app\n    deploy:\n      readinessCheck:\n        httpGet: {port: 3000, path: /, host: a.b, scheme: https}\n"
-    ).setups[0].deploy
+    deploy = (
+        yml.load(
+            "zerops:\n  - setup: app\n    deploy:\n      readinessCheck:\n        httpGet: {port: 3000, path: /, host: a.b, scheme: https}\n"
+        )
+        .setups[0]
+        .deploy
+    )
     check = deploy.readiness_check
     assert check is not None and check.http_get is not None and check.exec is None
     assert (check.retry_period, check.failure_timeout) == (5.0, 300.0)
-    assert (check.http_get.port, check.http_get.path, check.http_get.host, check.http_get.scheme) == (3000, "/", "a.b", "https")
+    assert (check.http_get.port, check.http_get.path, check.http_get.host, check.http_get.scheme) == (
+        3000,
+        "/",
+        "a.b",
+        "https",
+    )
     assert deploy.temporary_shutdown is False
 
 
 def test_readiness_exec_keeps_its_command_and_durations(yml: Yml) -> None:
-    deploy = yml.load(
-        """\
+    deploy = (
+        yml.load(
+            """\
         zerops:
           - setup: app
             deploy:
@@ -726,7 +793,10 @@ def test_readiness_exec_keeps_its_command_and_durations(yml: Yml) -> None:
                 retryPeriod: 2s
                 failureTimeout: 1m30s
         """
-    ).setups[0].deploy
+        )
+        .setups[0]
+        .deploy
+    )
     check = deploy.readiness_check
     assert deploy.temporary_shutdown is True
     assert check is not None and check.exec is not None
@@ -736,8 +806,9 @@ def test_readiness_exec_keeps_its_command_and_durations(yml: Yml) -> None:
 
 
 def test_health_check_needs_exactly_one_probe_and_accepts_durations(yml: Yml) -> None:
-    health = yml.load(
-        """\
+    health = (
+        yml.load(
+            """\
         zerops:
           - setup: app
             run:
@@ -748,7 +819,10 @@ def test_health_check_needs_exactly_one_probe_and_accepts_durations(yml: Yml) ->
                 recoveryTimeout: 500ms
                 execPeriod: 1h
         """
-    ).setups[0].run.health_check
+        )
+        .setups[0]
+        .run.health_check
+    )
     assert health is not None and health.exec is not None and health.http_get is None
     assert (health.failure_timeout, health.disconnect_timeout, health.recovery_timeout, health.exec_period) == (
         60.0,
@@ -764,7 +838,7 @@ def test_health_check_needs_exactly_one_probe_and_accepts_durations(yml: Yml) ->
     ("value", "message"),
     [
         ("30", None),
-        ("0", 'a duration must be positive, got the number 0'),
+        ("0", "a duration must be positive, got the number 0"),
         ("-5", "a duration cannot be negative, got -5"),
         ('"30"', 'missing unit in duration "30" (write "30s" or the integer 30)'),
         ("5x", 'invalid duration "5x" (use e.g. "30s", "5m", "1h30m", "500ms")'),
@@ -779,13 +853,30 @@ def test_durations_are_whole_seconds_or_go_strings(yml: Yml, value: str, message
         assert check is not None and check.retry_period == 30.0
         return
     problem = yml.problem(text)
-    assert (problem.path, problem.message, at(problem)) == ("zerops[0].deploy.readinessCheck.retryPeriod", message, (6, 22))
+    assert (problem.path, problem.message, at(problem)) == (
+        "zerops[0].deploy.readinessCheck.retryPeriod",
+        message,
+        (6, 22),
+    )
 
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(30, 30.0), (0, 0.0), ("0", 0.0), ("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("500ms", 0.5), ("1.5s", 1.5),
-     ("2h3m4s", 7384.0), ("100us", 0.0001), ("10µs", 0.00001), ("7ns", 7e-9), (".5m", 30.0)],
+    [
+        (30, 30.0),
+        (0, 0.0),
+        ("0", 0.0),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("500ms", 0.5),
+        ("1.5s", 1.5),
+        ("2h3m4s", 7384.0),
+        ("100us", 0.0001),
+        ("10µs", 0.00001),
+        ("7ns", 7e-9),
+        (".5m", 30.0),
+    ],
 )
 def test_parse_duration_reads_seconds_and_go_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == pytest.approx(seconds)
@@ -793,7 +884,24 @@ def test_parse_duration_reads_seconds_and_go_durations(value: object, seconds: f
 
 @pytest.mark.parametrize(
     "value",
-    ["", "30", "s", "5 m", "1d", "-5s", "5m-", "1h 30m", "\u0663s", "9" * 400 + "h", 10**400, True, 1.5, None, -1, [30]],
+    [
+        "",
+        "30",
+        "s",
+        "5 m",
+        "1d",
+        "-5s",
+        "5m-",
+        "1h 30m",
+        "\u0663s",
+        "9" * 400 + "h",
+        10**400,
+        True,
+        1.5,
+        None,
+        -1,
+        [30],
+    ],
 )
 def test_parse_duration_rejects_anything_else_with_a_value_error(value: object) -> None:
     with pytest.raises(ValueError):
@@ -820,8 +928,9 @@ def test_vertical_autoscaling_and_mount_warn_and_are_ignored(yml: Yml) -> None:
 
 
 def test_crontab_entries_need_timing_command_and_all_containers(yml: Yml) -> None:
-    run = yml.load(
-        """\
+    run = (
+        yml.load(
+            """\
         zerops:
           - setup: app
             run:
@@ -831,7 +940,10 @@ def test_crontab_entries_need_timing_command_and_all_containers(yml: Yml) -> Non
                   allContainers: false
                   workingDir: /var/www/html
         """
-    ).setups[0].run
+        )
+        .setups[0]
+        .run
+    )
     (cron,) = run.crontab
     assert (cron.timing, cron.command.text, cron.all_containers, cron.working_dir) == (
         "0 * * * *",
@@ -847,17 +959,22 @@ def test_crontab_entries_need_timing_command_and_all_containers(yml: Yml) -> Non
 
 
 def test_env_replace_accepts_strings_or_lists(yml: Yml) -> None:
-    run = yml.load(
-        "zerops:\n  - setup: app\n    run:\n      envReplace:\n        delimiter: ['%%', '@@']\n        target: config/\n"
-    ).setups[0].run
+    run = (
+        yml.load(
+            "zerops:\n  - setup: app\n    run:\n      envReplace:\n        delimiter: ['%%', '@@']\n        target: config/\n"
+        )
+        .setups[0]
+        .run
+    )
     assert run.env_replace is not None
     assert run.env_replace.delimiters == ("%%", "@@")
     assert [t.value for t in run.env_replace.targets] == ["config/"]
 
 
 def test_webserver_keys_are_kept_and_routing_as_plain_data(yml: Yml) -> None:
-    run = yml.load(
-        """\
+    run = (
+        yml.load(
+            """\
         zerops:
           - setup: web
             run:
@@ -872,7 +989,10 @@ def test_webserver_keys_are_kept_and_routing_as_plain_data(yml: Yml) -> None:
                   - for: /*
                     values: {X-Frame-Options: DENY}
         """
-    ).setups[0].run
+        )
+        .setups[0]
+        .run
+    )
     assert (run.document_root, run.site_config_path) == ("public", "site.conf.tmpl")
     assert run.routing == {
         "cors": "'*' always",
@@ -974,7 +1094,12 @@ def test_later_parents_override_earlier_ones(yml: Yml) -> None:
     )
     run = project.select("child")[0].run
     assert run.start is not None
-    assert (run.start.text, run.base, run.os, [c.text for c in run.init_commands]) == ("two", "gleam@1.5", "ubuntu", ["hi"])
+    assert (run.start.text, run.base, run.os, [c.text for c in run.init_commands]) == (
+        "two",
+        "gleam@1.5",
+        "ubuntu",
+        ["hi"],
+    )
 
 
 def test_extends_works_over_several_levels_in_any_order(yml: Yml) -> None:
@@ -1062,7 +1187,15 @@ def test_a_legacy_file_gives_one_error_naming_the_new_keys(yml: Yml) -> None:
         """
     )
     assert at(problem) == (2, 1)
-    for word in ['"zerops:"', "setup", "build.prepareCommands", "build.buildCommands", "build.deployFiles", "run.start", "api"]:
+    for word in [
+        '"zerops:"',
+        "setup",
+        "build.prepareCommands",
+        "build.buildCommands",
+        "build.deployFiles",
+        "run.start",
+        "api",
+    ]:
         assert word in problem.message
 
 
@@ -1161,7 +1294,10 @@ def test_a_300_character_setup_name_is_refused_and_clipped_in_the_message(yml: Y
 
 def test_an_upper_case_setup_name_is_refused_with_the_lower_case_suggested(yml: Yml) -> None:
     problem = yml.problem("zerops:\n  - setup: App\n")
-    assert str(problem) == f'zerops.yml:2:12: zerops[0].setup: invalid setup name "App": {SETUP_RULE} (did you mean "app"?)'
+    assert (
+        str(problem)
+        == f'zerops.yml:2:12: zerops[0].setup: invalid setup name "App": {SETUP_RULE} (did you mean "app"?)'
+    )
 
 
 def test_two_setups_that_differ_only_in_case_are_refused(yml: Yml) -> None:
@@ -1186,31 +1322,98 @@ def test_an_extends_target_follows_the_same_rule(yml: Yml) -> None:
 @pytest.mark.parametrize(
     ("section", "value", "path", "column", "message"),
     [
-        ("build: {deployFiles: ../x}", "", "zerops[0].build.deployFiles", 26, '"../x" leaves the project folder (\'..\')'),
-        ("build: {deployFiles: [./, /etc]}", "", "zerops[0].build.deployFiles[1]", 31,
-         "\"/etc\" is absolute; deployFiles are relative to the project folder ('/' alone means all of it)"),
-        ("build: {deployFiles: ./, addToRunPrepare: /etc/passwd}", "", "zerops[0].build.addToRunPrepare", 47,
-         '"/etc/passwd" is absolute; paths are relative to the project folder'),
-        ("build: {deployFiles: ./, addToRunPrepare: [a, '../b']}", "", "zerops[0].build.addToRunPrepare[1]", 51,
-         '"../b" leaves the project folder (\'..\')'),
+        (
+            "build: {deployFiles: ../x}",
+            "",
+            "zerops[0].build.deployFiles",
+            26,
+            "\"../x\" leaves the project folder ('..')",
+        ),
+        (
+            "build: {deployFiles: [./, /etc]}",
+            "",
+            "zerops[0].build.deployFiles[1]",
+            31,
+            "\"/etc\" is absolute; deployFiles are relative to the project folder ('/' alone means all of it)",
+        ),
+        (
+            "build: {deployFiles: ./, addToRunPrepare: /etc/passwd}",
+            "",
+            "zerops[0].build.addToRunPrepare",
+            47,
+            '"/etc/passwd" is absolute; paths are relative to the project folder',
+        ),
+        (
+            "build: {deployFiles: ./, addToRunPrepare: [a, '../b']}",
+            "",
+            "zerops[0].build.addToRunPrepare[1]",
+            51,
+            "\"../b\" leaves the project folder ('..')",
+        ),
         ("build: {deployFiles: ./, addToRunPrepare: ''}", "", "zerops[0].build.addToRunPrepare", 47, '"" is empty'),
-        ('build: {deployFiles: "a\\0b"}', "", "zerops[0].build.deployFiles", 26,
-         '"a\\u0000b" holds a control character (a NUL, a line break...): not a usable path'),
-        ("build: {deployFiles: ./, cache: [deps, /root]}", "", "zerops[0].build.cache[1]", 44,
-         '"/root" must stay inside /build/source'),
-        ("build: {deployFiles: ./, cache: ../x}", "", "zerops[0].build.cache", 37, '"../x" must stay inside /build/source'),
-        ("run: {envReplace: {delimiter: '%%', target: /etc/passwd}}", "", "zerops[0].run.envReplace.target", 49,
-         '"/etc/passwd" must stay inside /var/www'),
-        ("run: {envReplace: {delimiter: '%%', target: [ok, ../../etc]}}", "", "zerops[0].run.envReplace.target[1]", 54,
-         '"../../etc" must stay inside /var/www'),
-        ('run: {envReplace: {delimiter: "%\\n", target: ok}}', "", "zerops[0].run.envReplace.delimiter", 35,
-         '"%\\n" holds a control character (a NUL, a line break...)'),
-        ('run: {envVariables: {A: "x\\ny"}}', "", "zerops[0].run.envVariables.A", 29,
-         "a NUL or a line break in a value is not supported (env files carry one variable per line)"),
-        ('build: {deployFiles: ./, envVariables: {A: "x\\0y"}}', "", "zerops[0].build.envVariables.A", 48,
-         "a NUL or a line break in a value is not supported (env files carry one variable per line)"),
-        ('run: {envVariables: {"A\\0": x}}', "", "zerops[0].run.envVariables", 26,
-         'invalid variable name "A\\u0000" (empty, "=", spaces or control characters)'),
+        (
+            'build: {deployFiles: "a\\0b"}',
+            "",
+            "zerops[0].build.deployFiles",
+            26,
+            '"a\\u0000b" holds a control character (a NUL, a line break...): not a usable path',
+        ),
+        (
+            "build: {deployFiles: ./, cache: [deps, /root]}",
+            "",
+            "zerops[0].build.cache[1]",
+            44,
+            '"/root" must stay inside /build/source',
+        ),
+        (
+            "build: {deployFiles: ./, cache: ../x}",
+            "",
+            "zerops[0].build.cache",
+            37,
+            '"../x" must stay inside /build/source',
+        ),
+        (
+            "run: {envReplace: {delimiter: '%%', target: /etc/passwd}}",
+            "",
+            "zerops[0].run.envReplace.target",
+            49,
+            '"/etc/passwd" must stay inside /var/www',
+        ),
+        (
+            "run: {envReplace: {delimiter: '%%', target: [ok, ../../etc]}}",
+            "",
+            "zerops[0].run.envReplace.target[1]",
+            54,
+            '"../../etc" must stay inside /var/www',
+        ),
+        (
+            'run: {envReplace: {delimiter: "%\\n", target: ok}}',
+            "",
+            "zerops[0].run.envReplace.delimiter",
+            35,
+            '"%\\n" holds a control character (a NUL, a line break...)',
+        ),
+        (
+            'run: {envVariables: {A: "x\\ny"}}',
+            "",
+            "zerops[0].run.envVariables.A",
+            29,
+            "a NUL or a line break in a value is not supported (env files carry one variable per line)",
+        ),
+        (
+            'build: {deployFiles: ./, envVariables: {A: "x\\0y"}}',
+            "",
+            "zerops[0].build.envVariables.A",
+            48,
+            "a NUL or a line break in a value is not supported (env files carry one variable per line)",
+        ),
+        (
+            'run: {envVariables: {"A\\0": x}}',
+            "",
+            "zerops[0].run.envVariables",
+            26,
+            'invalid variable name "A\\u0000" (empty, "=", spaces or control characters)',
+        ),
     ],
 )
 def test_values_a_later_phase_would_refuse_are_refused_at_their_place(
@@ -1221,7 +1424,9 @@ def test_values_a_later_phase_would_refuse_are_refused_at_their_place(
 
 
 def test_a_multi_line_block_env_value_is_refused_at_its_first_line(yml: Yml) -> None:
-    problem = yml.problem("zerops:\n  - setup: app\n    run:\n      envVariables:\n        KEY: |\n          a\n          b\n")
+    problem = yml.problem(
+        "zerops:\n  - setup: app\n    run:\n      envVariables:\n        KEY: |\n          a\n          b\n"
+    )
     assert (at(problem), problem.path) == ((5, 14), "zerops[0].run.envVariables.KEY")
 
 
@@ -1244,7 +1449,19 @@ def _besides_base(warnings: tuple[Problem, ...]) -> list[Problem]:
     return [w for w in warnings if not w.message.startswith("no run.base")]
 
 
-@pytest.mark.parametrize("base", ["ubuntu/gleam@1.5", "alpine/bun@1.3", "ubuntu/nodejs@22", "alpine@3.23", "ruby@3.4", "elixir@1.16", "dotnet@10", "alpine/ruby@latest"])
+@pytest.mark.parametrize(
+    "base",
+    [
+        "ubuntu/gleam@1.5",
+        "alpine/bun@1.3",
+        "ubuntu/nodejs@22",
+        "alpine@3.23",
+        "ruby@3.4",
+        "elixir@1.16",
+        "dotnet@10",
+        "alpine/ruby@latest",
+    ],
+)
 def test_os_qualified_and_current_bases_validate(yml: Yml, base: str) -> None:
     project = yml.load(
         f"""\
@@ -1265,8 +1482,10 @@ def test_os_qualified_and_current_bases_validate(yml: Yml, base: str) -> None:
 
 
 def test_a_qualified_base_must_agree_with_os_and_name_a_known_os(yml: Yml) -> None:
-    err = "\n".join(str(p) for p in yml.problems(
-        """\
+    err = "\n".join(
+        str(p)
+        for p in yml.problems(
+            """\
         zerops:
           - setup: app
             build:
@@ -1277,8 +1496,11 @@ def test_a_qualified_base_must_agree_with_os_and_name_a_known_os(yml: Yml) -> No
               base: windows/gleam@1.5
               start: x
         """
-    ))
-    assert 'zerops.yml:5:14: zerops[0].build.base[0]: base "ubuntu/gleam@1.5" runs on ubuntu, but "os" says alpine' in err
+        )
+    )
+    assert (
+        'zerops.yml:5:14: zerops[0].build.base[0]: base "ubuntu/gleam@1.5" runs on ubuntu, but "os" says alpine' in err
+    )
     assert 'zerops.yml:8:13: zerops[0].run.base: unknown OS "windows" in base "windows/gleam@1.5"' in err
 
 

@@ -14,8 +14,9 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -117,25 +118,154 @@ SEEDS = _seeds()
 
 # Building blocks for mutations: YAML syntax, encodings trouble, and values of every kind.
 TOKENS = [
-    b":", b": ", b"-", b"- ", b"[", b"]", b"{", b"}", b"&a ", b"*a", b"*b", b"!!binary ", b"!x ", b"!!int ",
-    b"|", b">-", b"'", b'"', b"%", b"@", b"`", b"#", b",", b"? ", b"\t", b"\n", b"  ", b"    ", b"\x00",
-    b"\x07", b"\x1b", b"\xff", b"\xc3", "é".encode(), "\u2028".encode(), "\U0001f600".encode(), b"\r",
-    b"\r\n", b"<<: *a\n", b"---\n", b"...\n", b"\xef\xbb\xbf", b"\\", b"~",
+    b":",
+    b": ",
+    b"-",
+    b"- ",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b"&a ",
+    b"*a",
+    b"*b",
+    b"!!binary ",
+    b"!x ",
+    b"!!int ",
+    b"|",
+    b">-",
+    b"'",
+    b'"',
+    b"%",
+    b"@",
+    b"`",
+    b"#",
+    b",",
+    b"? ",
+    b"\t",
+    b"\n",
+    b"  ",
+    b"    ",
+    b"\x00",
+    b"\x07",
+    b"\x1b",
+    b"\xff",
+    b"\xc3",
+    "é".encode(),
+    "\u2028".encode(),
+    "\U0001f600".encode(),
+    b"\r",
+    b"\r\n",
+    b"<<: *a\n",
+    b"---\n",
+    b"...\n",
+    b"\xef\xbb\xbf",
+    b"\\",
+    b"~",
 ]
 VALUES = [
-    b"yes", b"No", b"on", b"~", b"null", b"", b"0755", b"0o17", b"0x1F", b"1e3", b".inf", b".NaN", b"[1, 2]",
-    b"[]", b"{}", b"{a: 1}", b"*a", b"&a x", b"true", b"FALSE", b'"30s"', b"5m", b"1h30m", b"-1", b"0", b"9",
-    b"65436", b"3000", b"3000.0", b"udp", b"TCP", b"gleam@1.5", b"static", b"ubuntu", b"debian", b"22:22",
-    b"2026-01-02", b"!!int x", b"!!str 1", b"|\n  block\n", b"[a, [b, {c: d}]]", b"'quoted'", b'"\\x41"',
-    b"./", b"build/erlang-shipment/~", b"${db_hostname}", b"x" * 300, b"9" * 5000, b"1" * 400 + b"h", b"1e999",
+    b"yes",
+    b"No",
+    b"on",
+    b"~",
+    b"null",
+    b"",
+    b"0755",
+    b"0o17",
+    b"0x1F",
+    b"1e3",
+    b".inf",
+    b".NaN",
+    b"[1, 2]",
+    b"[]",
+    b"{}",
+    b"{a: 1}",
+    b"*a",
+    b"&a x",
+    b"true",
+    b"FALSE",
+    b'"30s"',
+    b"5m",
+    b"1h30m",
+    b"-1",
+    b"0",
+    b"9",
+    b"65436",
+    b"3000",
+    b"3000.0",
+    b"udp",
+    b"TCP",
+    b"gleam@1.5",
+    b"static",
+    b"ubuntu",
+    b"debian",
+    b"22:22",
+    b"2026-01-02",
+    b"!!int x",
+    b"!!str 1",
+    b"|\n  block\n",
+    b"[a, [b, {c: d}]]",
+    b"'quoted'",
+    b'"\\x41"',
+    b"./",
+    b"build/erlang-shipment/~",
+    b"${db_hostname}",
+    b"x" * 300,
+    b"9" * 5000,
+    b"1" * 400 + b"h",
+    b"1e999",
 ]
 KEYS = [
-    "zerops", "setup", "extends", "build", "run", "deploy", "base", "os", "prepareCommands", "buildCommands",
-    "deployFiles", "cache", "addToRunPrepare", "envVariables", "start", "startCommands", "initCommands",
-    "ports", "port", "protocol", "httpSupport", "description", "envReplace", "delimiter", "target",
-    "healthCheck", "httpGet", "exec", "command", "path", "readinessCheck", "retryPeriod", "failureTimeout",
-    "crontab", "timing", "allContainers", "verticalAutoscaling", "mount", "routing", "documentRoot", "<<",
-    "prepare", "init", "temporaryShutdown", "name", "workingDir", "unknownKey", "1", "true", "",
+    "zerops",
+    "setup",
+    "extends",
+    "build",
+    "run",
+    "deploy",
+    "base",
+    "os",
+    "prepareCommands",
+    "buildCommands",
+    "deployFiles",
+    "cache",
+    "addToRunPrepare",
+    "envVariables",
+    "start",
+    "startCommands",
+    "initCommands",
+    "ports",
+    "port",
+    "protocol",
+    "httpSupport",
+    "description",
+    "envReplace",
+    "delimiter",
+    "target",
+    "healthCheck",
+    "httpGet",
+    "exec",
+    "command",
+    "path",
+    "readinessCheck",
+    "retryPeriod",
+    "failureTimeout",
+    "crontab",
+    "timing",
+    "allContainers",
+    "verticalAutoscaling",
+    "mount",
+    "routing",
+    "documentRoot",
+    "<<",
+    "prepare",
+    "init",
+    "temporaryShutdown",
+    "name",
+    "workingDir",
+    "unknownKey",
+    "1",
+    "true",
+    "",
 ]
 
 _VALUE_SPOT = re.compile(rb"(?m)(?<=: )[^\n]*$")
@@ -203,8 +333,13 @@ trees = st.recursive(
 )
 YAML_ALPHABET = st.sampled_from(list(":-[]{}&*!|>'\"#,? \t\nabcxyz019~.@%`\\") + ["é", "\u2028", "\x85", "\r"])
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +382,9 @@ def _tree_document(tree: Any, wrap: bool) -> bytes:
 
 @FUZZ
 @given(seed=st.sampled_from(SEEDS), mutations=st.lists(ops, min_size=1, max_size=6))
-def test_mutated_real_documents_raise_only_config_errors(scratch: Path, seed: bytes, mutations: list[tuple[Any, ...]]) -> None:
+def test_mutated_real_documents_raise_only_config_errors(
+    scratch: Path, seed: bytes, mutations: list[tuple[Any, ...]]
+) -> None:
     data = seed
     for op in mutations:
         data = apply_op(data, op)
@@ -256,7 +393,9 @@ def test_mutated_real_documents_raise_only_config_errors(scratch: Path, seed: by
 
 @FUZZ
 @given(tree=trees, wrap=st.booleans(), mutations=st.lists(ops, max_size=3))
-def test_random_yaml_trees_raise_only_config_errors(scratch: Path, tree: Any, wrap: bool, mutations: list[tuple[Any, ...]]) -> None:
+def test_random_yaml_trees_raise_only_config_errors(
+    scratch: Path, tree: Any, wrap: bool, mutations: list[tuple[Any, ...]]
+) -> None:
     data = _tree_document(tree, wrap)
     for op in mutations:
         data = apply_op(data, op)

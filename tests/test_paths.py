@@ -45,8 +45,10 @@ def test_a_hostile_name_is_refused_with_what_it_is_and_why(name: str) -> None:
     assert caught.value.status == "INVALID_CONFIG"
 
 
-@pytest.mark.parametrize("name", ["app", "api-2", "prepare-20261201T101010.123456Z-42.log", "x" * MAX_COMPONENT,
-                                  "deploy-app.lock", "App_1", "0"])
+@pytest.mark.parametrize(
+    "name",
+    ["app", "api-2", "prepare-20261201T101010.123456Z-42.log", "x" * MAX_COMPONENT, "deploy-app.lock", "App_1", "0"],
+)
 def test_a_safe_component_comes_back_unchanged(name: str) -> None:
     assert component(name, "name") == name
 
@@ -119,7 +121,11 @@ def _joins(tree: ast.AST) -> list[ast.expr]:
     for node in ast.walk(tree):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             found.append(node.right)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("join", "joinpath", "with_name"):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("join", "joinpath", "with_name")
+        ):
             owner = ast.unparse(node.func.value)
             if node.func.attr != "join" or owner == "os.path":
                 found.extend(node.args[1:] if node.func.attr == "join" else node.args)
@@ -176,11 +182,14 @@ def test_every_path_made_from_a_name_goes_through_component() -> None:
 
 
 def test_the_check_catches_a_name_joined_without_component() -> None:
-    bad = ast.parse('work = cache_dir / "build" / setup.name\nlog = d / f"{phase}-{stamp}.log"\n'
-                    'other = setup.name\nx = d / other\n')
-    good = ast.parse('work = cache_dir / "build" / component(setup.name, "setup name")\n'
-                     'log = d / f"{component(phase, \'phase\')}-{os.getpid()}.log"\n'
-                     'name = component(setup.name, "setup name")\nx = d / name\n')
+    bad = ast.parse(
+        'work = cache_dir / "build" / setup.name\nlog = d / f"{phase}-{stamp}.log"\nother = setup.name\nx = d / other\n'
+    )
+    good = ast.parse(
+        'work = cache_dir / "build" / component(setup.name, "setup name")\n'
+        "log = d / f\"{component(phase, 'phase')}-{os.getpid()}.log\"\n"
+        'name = component(setup.name, "setup name")\nx = d / name\n'
+    )
     unchecked = [ast.unparse(r) for r in _joins(bad) if _unchecked("x.py", r, _checked_locals(bad))]
     assert unchecked == ["setup.name", "f'{phase}-{stamp}.log'", "other"]
     assert [r for r in _joins(good) if _unchecked("x.py", r, _checked_locals(good))] == []
@@ -188,7 +197,16 @@ def test_the_check_catches_a_name_joined_without_component() -> None:
 
 def test_every_module_that_names_a_cache_path_is_checked() -> None:
     # The modules the issue names: none of them may be skipped as a "path module".
-    named = {"build_phase.py", "logfiles.py", "locks.py", "runtime_build.py", "deploy_phase.py", "hitindex.py",
-             "store.py", "targets/local.py", "targets/swarm.py"}
+    named = {
+        "build_phase.py",
+        "logfiles.py",
+        "locks.py",
+        "runtime_build.py",
+        "deploy_phase.py",
+        "hitindex.py",
+        "store.py",
+        "targets/local.py",
+        "targets/swarm.py",
+    }
     assert all((PACKAGE / m).is_file() for m in named)
     assert not named & PATH_MODULES

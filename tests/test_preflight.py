@@ -55,13 +55,17 @@ def never(*_a: object, **_k: object) -> None:
 
 def test_validate_refuses_an_add_to_run_prepare_tree_with_a_symlink_leading_outside(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
-    file = project(tmp_path / "proj", "zerops:\n  - setup: app\n    build:\n      deployFiles: ./\n      addToRunPrepare: [priv]\n")
+    file = project(
+        tmp_path / "proj", "zerops:\n  - setup: app\n    build:\n      deployFiles: ./\n      addToRunPrepare: [priv]\n"
+    )
     (tmp_path / "proj" / "priv").mkdir()
     os.symlink(tmp_path / "outside", tmp_path / "proj" / "priv" / "escape")
     with pytest.raises(ConfigError) as caught:
         api.validate(file)
-    assert str(caught.value).startswith("zerops.yml:5:25: zerops[0].build.addToRunPrepare[0]: 'priv/escape' is a symlink "
-                                        "pointing outside the project folder")
+    assert str(caught.value).startswith(
+        "zerops.yml:5:25: zerops[0].build.addToRunPrepare[0]: 'priv/escape' is a symlink "
+        "pointing outside the project folder"
+    )
 
 
 def test_validate_refuses_a_deploy_files_entry_that_resolves_outside(tmp_path: Path) -> None:
@@ -70,19 +74,27 @@ def test_validate_refuses_a_deploy_files_entry_that_resolves_outside(tmp_path: P
     os.symlink(tmp_path / "outside", tmp_path / "proj" / "dist")
     with pytest.raises(ConfigError) as caught:
         api.validate(file)
-    assert str(caught.value) == (f"zerops.yml:4:21: zerops[0].build.deployFiles[0]: 'dist/~' points outside the "
-                                 f"project folder (to {os.path.realpath(tmp_path / 'outside')})")
+    assert str(caught.value) == (
+        f"zerops.yml:4:21: zerops[0].build.deployFiles[0]: 'dist/~' points outside the "
+        f"project folder (to {os.path.realpath(tmp_path / 'outside')})"
+    )
 
 
 def test_paths_the_build_will_create_are_not_required_before_it(tmp_path: Path) -> None:
-    file = project(tmp_path / "proj", "zerops:\n  - setup: app\n    build:\n      deployFiles: [build/~]\n"
-                                      "      addToRunPrepare: [build/priv]\n")
+    file = project(
+        tmp_path / "proj",
+        "zerops:\n  - setup: app\n    build:\n      deployFiles: [build/~]\n      addToRunPrepare: [build/priv]\n",
+    )
     assert api.validate(file).project.setup_names() == ["app"]
 
 
-def test_deploy_refuses_every_setup_it_cannot_deploy_before_building_any(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_refuses_every_setup_it_cannot_deploy_before_building_any(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deploy_phase, "deploy", never)
-    file = project(tmp_path / "proj", """
+    file = project(
+        tmp_path / "proj",
+        """
         zerops:
           - setup: good
             build: {deployFiles: ./}
@@ -97,13 +109,15 @@ def test_deploy_refuses_every_setup_it_cannot_deploy_before_building_any(tmp_pat
           - setup: node
             build: {deployFiles: ./, base: nodejs@20}
             run: {start: ./app, base: nodejs@20}
-        """)
+        """,
+    )
     with pytest.raises(ConfigError) as caught:
         api.deploy(file)
     lines = str(caught.value).splitlines()
     assert lines[0] == "zerops.yml:5:5: zerops[1].run: run.start or run.startCommands is needed to deploy"
-    assert lines[1] == ("zerops.yml:7:5: zerops[2]: has no build section: nothing to build or deploy "
-                        "(it needs build.deployFiles)")
+    assert lines[1] == (
+        "zerops.yml:7:5: zerops[2]: has no build section: nothing to build or deploy (it needs build.deployFiles)"
+    )
     # a cycle can never resolve; a reference that names nothing only warns (deploy_phase)
     assert lines[2] == "zerops.yml:11:43: zerops[3].run.envVariables.A: reference cycle A -> A"
     assert lines[3].startswith("zerops.yml:13:36: zerops[4].build.base: unsupported base 'nodejs@20'")
@@ -112,7 +126,9 @@ def test_deploy_refuses_every_setup_it_cannot_deploy_before_building_any(tmp_pat
     assert not (tmp_path / "proj" / ".cri").exists()
 
 
-def test_build_refuses_a_base_it_cannot_build_before_opening_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_refuses_a_base_it_cannot_build_before_opening_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(build_phase, "build", never)
     file = project(tmp_path / "proj", "zerops:\n  - setup: app\n    build: {deployFiles: ./, base: go@1}\n")
     with pytest.raises(ConfigError, match=r"^zerops\.yml:3:36: zerops\[0\]\.build\.base: unsupported base 'go@1'"):
@@ -120,14 +136,21 @@ def test_build_refuses_a_base_it_cannot_build_before_opening_the_cache(tmp_path:
     assert not (tmp_path / "proj" / ".cri").exists()
 
 
-def test_build_refuses_every_base_it_cannot_put_into_the_build_container(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_refuses_every_base_it_cannot_put_into_the_build_container(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 15, item 9: a second base is never dropped silently; Gleam first or not."""
     monkeypatch.setattr(build_phase, "build", never)
-    file = project(tmp_path / "proj", "zerops:\n  - setup: app\n    build: {deployFiles: ./, base: [nodejs@22, gleam@1.5, gleam@1]}\n")
+    file = project(
+        tmp_path / "proj",
+        "zerops:\n  - setup: app\n    build: {deployFiles: ./, base: [nodejs@22, gleam@1.5, gleam@1]}\n",
+    )
     with pytest.raises(ConfigError) as caught:
         api.build(file)
     text = str(caught.value)
-    assert "zerops.yml:3:36: zerops[0].build.base[0]: cri-tasks cannot provide 'nodejs@22' in the build container" in text
+    assert (
+        "zerops.yml:3:36: zerops[0].build.base[0]: cri-tasks cannot provide 'nodejs@22' in the build container" in text
+    )
     assert "zerops[0].build.base[2]: a second Gleam base 'gleam@1'" in text
     assert "base[1]" not in text  # the Gleam base it can provide
     assert not (tmp_path / "proj" / ".cri").exists()
@@ -147,7 +170,9 @@ def hostile_project(tmp_path: Path, name: str) -> tuple[Project, Path]:
     root.mkdir(exist_ok=True)
     (root / "zerops.yml").write_text("zerops: []\n")
     ref = PathRef("./", "zerops[0].build.deployFiles", Location("zerops.yml", 4, 20))
-    setup = Setup(name, 0, Run(start=None), Deploy(), build=Build(deploy_files=(ref,)), location=Location("zerops.yml", 2, 5))
+    setup = Setup(
+        name, 0, Run(start=None), Deploy(), build=Build(deploy_files=(ref,)), location=Location("zerops.yml", 2, 5)
+    )
     return Project(root / "zerops.yml", (setup,)), victim
 
 
@@ -172,7 +197,11 @@ def test_the_phases_refuse_a_name_that_bypassed_the_loader_before_writing(tmp_pa
     with Store(cache) as store:  # build() is handed an open store: the cache folder exists
         with pytest.raises(CriError, match=r"^refusing to use the setup name .* in a path"):
             build_phase.build(proj, proj.setups[0], settings, report=quiet(), store=store)
-    assert sorted(p.name for p in cache.iterdir()) == [".gitignore", "hits.lock", "records"]  # no build/, logs/ or locks/
+    assert sorted(p.name for p in cache.iterdir()) == [
+        ".gitignore",
+        "hits.lock",
+        "records",
+    ]  # no build/, logs/ or locks/
     assert listing(victim) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["proj", "victim"]
 
@@ -189,9 +218,13 @@ def test_the_pre_flight_check_refuses_it_too_with_the_setup_place(tmp_path: Path
         assert str(problem).startswith("zerops.yml:2:5: zerops[0].setup: refusing to use the setup name ")
 
 
-def test_deploy_refuses_an_unknown_target_or_bad_target_settings_before_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_refuses_an_unknown_target_or_bad_target_settings_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deploy_phase, "deploy", never)
-    file = project(tmp_path / "proj", "zerops:\n  - setup: app\n    build: {deployFiles: ./}\n    run: {start: ./app}\n")
+    file = project(
+        tmp_path / "proj", "zerops:\n  - setup: app\n    build: {deployFiles: ./}\n    run: {start: ./app}\n"
+    )
     with pytest.raises(ConfigError, match=r"^cri\.target: unknown deploy target 'k8s'"):
         api.deploy(file, settings={"target": "k8s"})
     with pytest.raises(ConfigError, match=r"^cri\.swarm\.parallelism: expected 0 \(all at once\) or more"):

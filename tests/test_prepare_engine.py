@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 import yaml
-
-import helpers
 from helpers import invoke, make_project, only, prepare_json
 
 pytestmark = pytest.mark.engine
@@ -64,7 +63,9 @@ def edit(project: Path, old: str, new: str) -> None:
     helpers.edit(project / "zerops.yml", old, new)
 
 
-def test_the_ubuntu_runtime_is_built_for_real_with_the_prepare_commands(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_the_ubuntu_runtime_is_built_for_real_with_the_prepare_commands(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     app = APP.replace(
         "        - whoami > whoami.txt\n",
         "        - whoami > whoami.txt\n"
@@ -80,7 +81,9 @@ def test_the_ubuntu_runtime_is_built_for_real_with_the_prepare_commands(tmp_path
     assert in_image(image, "jq --version").startswith("jq-")
     assert in_image(image, "cat /home/zerops/gleam.toml /home/zerops/priv/static/app.css") == 'name = "app"\nbody {}'
     assert in_image(image, "stat -c %U /home/zerops/priv/notes.txt") == "zerops"
-    assert in_image(image, "erl -noshell -eval 'io:format(\"~s\", [erlang:system_info(otp_release)]), halt().'").isdigit()
+    assert in_image(
+        image, "erl -noshell -eval 'io:format(\"~s\", [erlang:system_info(otp_release)]), halt().'"
+    ).isdigit()
     assert in_image(image, "rebar3 version").startswith("rebar")
     assert in_image(image, "git --version").startswith("git version")
     assert in_image(image, "gleam --version") == "gleam 1.5.1"  # from the local archive
@@ -111,7 +114,9 @@ def test_a_cache_hit_never_calls_the_builder_nor_imports_it(project: Path) -> No
         f"import sys, cri_tasks.api as api; api.prepare(settings={settings!r}); "
         "print(sorted(m for m in ('python_on_whales', 'jinja2') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env={**os.environ, **broken})
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env={**os.environ, **broken}
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -128,16 +133,31 @@ def hit_index(project: Path) -> dict[str, Any]:
 
 def imported_by(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     """Run ``invoke ARGS`` under ``-X importtime``; the process and the modules it imported."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "invoke", *args], cwd=project,
-                          capture_output=True, text=True, timeout=600)
-    modules = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
-               if line.startswith("import time:") and "|" in line}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "invoke", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
     return proc, modules
 
 
 #: what a prepare that the hit index answers never imports
-FULL_PATH = {"cri_tasks.loader", "cri_tasks.model", "cri_tasks.runtime_image", "cri_tasks.store", "diskcache",
-             "python_on_whales", "jinja2"}
+FULL_PATH = {
+    "cri_tasks.loader",
+    "cri_tasks.model",
+    "cri_tasks.runtime_image",
+    "cri_tasks.store",
+    "diskcache",
+    "python_on_whales",
+    "jinja2",
+}
 
 
 def test_an_unchanged_project_is_answered_from_the_hit_index_alone(project: Path) -> None:
@@ -146,7 +166,11 @@ def test_an_unchanged_project_is_answered_from_the_hit_index_alone(project: Path
     proc, modules = imported_by(project, "prepare", "--json")
     assert proc.returncode == 0, proc.stderr
     hit = only(json.loads(proc.stdout))
-    assert (hit["status"], hit["image_id"], hit["fingerprint"]) == ("up to date", first["image_id"], first["fingerprint"])
+    assert (hit["status"], hit["image_id"], hit["fingerprint"]) == (
+        "up to date",
+        first["image_id"],
+        first["fingerprint"],
+    )
     assert "cri_tasks.hitindex" in modules and not modules & FULL_PATH, modules & FULL_PATH
     # A touched file: the full path hashes it again (same content: up to date) and refreshes the index.
     os.utime(project / "gleam.toml", (1, 1))
@@ -183,13 +207,34 @@ def test_a_damaged_hit_index_costs_a_full_prepare_and_nothing_else(project: Path
 
 
 REBUILDS = {
-    "run.base": (lambda p: edit(p, "    run:\n      base: gleam@1.5", "    run:\n      base: gleam@1"), "run.base changed: 'gleam@1.5' -> 'gleam@1'"),
-    "run.prepareCommands": (lambda p: edit(p, "whoami > whoami.txt", "whoami > who.txt"), "run.prepareCommands[0] changed: 'whoami > whoami.txt' -> 'whoami > who.txt'"),
-    "a prepare command added": (lambda p: edit(p, "        - ls -A", "        - echo more\n        - ls -A"), "run.prepareCommands[2] added"),
-    "the addToRunPrepare list": (lambda p: edit(p, "        - priv\n", "        - priv\n        - extra.txt\n"), "build.addToRunPrepare changed"),
-    "a listed file's content": (lambda p: (p / "priv/static/app.css").write_text("body { color: red }\n"), "addToRunPrepare: priv/static/app.css content changed"),
-    "a file added to a listed folder": (lambda p: (p / "priv/new.txt").write_text("x"), "addToRunPrepare: priv/new.txt added"),
-    "a listed file's mode": (lambda p: os.chmod(p / "gleam.toml", 0o755), "addToRunPrepare: gleam.toml mode changed: 644 -> 755"),
+    "run.base": (
+        lambda p: edit(p, "    run:\n      base: gleam@1.5", "    run:\n      base: gleam@1"),
+        "run.base changed: 'gleam@1.5' -> 'gleam@1'",
+    ),
+    "run.prepareCommands": (
+        lambda p: edit(p, "whoami > whoami.txt", "whoami > who.txt"),
+        "run.prepareCommands[0] changed: 'whoami > whoami.txt' -> 'whoami > who.txt'",
+    ),
+    "a prepare command added": (
+        lambda p: edit(p, "        - ls -A", "        - echo more\n        - ls -A"),
+        "run.prepareCommands[2] added",
+    ),
+    "the addToRunPrepare list": (
+        lambda p: edit(p, "        - priv\n", "        - priv\n        - extra.txt\n"),
+        "build.addToRunPrepare changed",
+    ),
+    "a listed file's content": (
+        lambda p: (p / "priv/static/app.css").write_text("body { color: red }\n"),
+        "addToRunPrepare: priv/static/app.css content changed",
+    ),
+    "a file added to a listed folder": (
+        lambda p: (p / "priv/new.txt").write_text("x"),
+        "addToRunPrepare: priv/new.txt added",
+    ),
+    "a listed file's mode": (
+        lambda p: os.chmod(p / "gleam.toml", 0o755),
+        "addToRunPrepare: gleam.toml mode changed: 644 -> 755",
+    ),
 }
 
 
@@ -211,7 +256,11 @@ def test_a_change_that_matters_rebuilds_and_explain_names_it(project: Path, chan
 def test_changing_run_os_is_explained_as_a_rebuild(project: Path) -> None:
     # Alpine cannot be fetched on an offline machine: --explain alone shows the invalidation.
     only(prepare_json(project))
-    edit(project, "    run:\n      base: gleam@1.5\n      os: ubuntu", "    run:\n      base: gleam@1.5\n      os: alpine")
+    edit(
+        project,
+        "    run:\n      base: gleam@1.5\n      os: ubuntu",
+        "    run:\n      base: gleam@1.5\n      os: alpine",
+    )
     explained = only(prepare_json(project, "--explain"))
     assert explained["status"] == "would build"
     assert "run.os changed: 'ubuntu' -> 'alpine'" in explained["reasons"]
@@ -265,8 +314,11 @@ def test_an_image_removed_behind_the_cache_is_detected_and_rebuilt(project: Path
 
 
 def test_a_failing_prepare_command_names_its_line_exit_code_output_and_log(project: Path) -> None:
-    edit(project, "        - ls -A /var/www | wc -l > www-count.txt\n",
-         "        - ls -A /var/www | wc -l > www-count.txt\n        - |\n          echo about to fail\n          exit 3\n")
+    edit(
+        project,
+        "        - ls -A /var/www | wc -l > www-count.txt\n",
+        "        - ls -A /var/www | wc -l > www-count.txt\n        - |\n          echo about to fail\n          exit 3\n",
+    )
     proc = invoke(project, "prepare")
     assert proc.returncode == 1
     err = proc.stderr
@@ -295,8 +347,11 @@ def test_prepare_json_failure_lists_the_status(project: Path) -> None:
 
 
 def test_debug_opens_a_shell_in_the_state_before_the_failing_command(project: Path) -> None:
-    edit(project, "        - ls -A /var/www | wc -l > www-count.txt\n",
-         "        - ls -A /var/www | wc -l > www-count.txt\n        - cat missing-file\n")
+    edit(
+        project,
+        "        - ls -A /var/www | wc -l > www-count.txt\n",
+        "        - ls -A /var/www | wc -l > www-count.txt\n        - cat missing-file\n",
+    )
     proc = invoke(project, "prepare", "--debug", input="whoami; pwd; cat www-count.txt; exit\n")
     assert proc.returncode == 1
     assert "zerops\n/home/zerops\n0\n" in proc.stdout  # the previous commands ran, as zerops
@@ -318,8 +373,14 @@ def test_clean_forgets_the_record_and_images_removes_the_image(project: Path) ->
 def test_concurrent_prepares_of_the_same_image_build_once(project: Path) -> None:
     env = dict(os.environ)
     procs = [
-        subprocess.Popen([sys.executable, "-m", "invoke", "prepare", "--json"], cwd=project, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "invoke", "prepare", "--json"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -330,7 +391,9 @@ def test_concurrent_prepares_of_the_same_image_build_once(project: Path) -> None
 
 
 def test_several_setups_build_in_one_call(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
-    two = APP + """
+    two = (
+        APP
+        + """
   - setup: worker
     run:
       base: gleam@1.5
@@ -338,6 +401,7 @@ def test_several_setups_build_in_one_call(tmp_path: Path, engine_settings: dict[
       prepareCommands:
         - echo worker > role.txt
 """
+    )
     proj = make_project(tmp_path / "proj", two, files=FILES, settings=engine_settings)
     doc = prepare_json(proj)
     assert [(e["setup"], e["status"]) for e in doc["setups"]] == [("app", "built"), ("worker", "built")]
@@ -346,7 +410,9 @@ def test_several_setups_build_in_one_call(tmp_path: Path, engine_settings: dict[
     assert [(e["setup"], e["status"]) for e in only_worker["setups"]] == [("worker", "up to date")]
 
 
-def test_a_setup_without_prepare_commands_gets_the_default_runtime(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_a_setup_without_prepare_commands_gets_the_default_runtime(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     plain = """
 zerops:
   - setup: app

@@ -16,12 +16,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
-
 from conftest import BASE_IMAGE, EXAMPLE, remove_repository_images
 from helpers import deploy, edit, get, invoke, prepare_json, stop_and_clean
 
@@ -41,8 +41,12 @@ def _copy(dest: Path, settings: dict[str, Any], message: str) -> Path:
     """A copy of the example that answers ``message``, with its own cache folder."""
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".cri", "build"))
     (dest / "project.env").write_text("")
-    own = {**settings, "gleam": {"source": "none"}, "env_file": "project.env",
-           "cache_dir": str(dest.parent / f"cache-{dest.parent.name}")}
+    own = {
+        **settings,
+        "gleam": {"source": "none"},
+        "env_file": "project.env",
+        "cache_dir": str(dest.parent / f"cache-{dest.parent.name}"),
+    }
     (dest / "invoke.yaml").write_text(yaml.safe_dump({"cri": own}))
     edit(dest / "src" / "hello.erl", "Hello from the BEAM, version 1", message)
     return dest
@@ -73,7 +77,9 @@ def _ok(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_two_projects_with_the_same_setup_names_each_serve_their_own_code(two: tuple[Path, Path], engine_settings: dict[str, Any]) -> None:
+def test_two_projects_with_the_same_setup_names_each_serve_their_own_code(
+    two: tuple[Path, Path], engine_settings: dict[str, Any]
+) -> None:
     a, b = two
     assert _pid(a) != _pid(b)
     repo = engine_settings["repository"]
@@ -120,7 +126,9 @@ def test_two_projects_with_the_same_setup_names_each_serve_their_own_code(two: t
     subprocess.run(["docker", "tag", f"{repo}/{_pid(b)}/app:v2", moved], check=True, capture_output=True)
     proc = invoke(a, "rollback", "--setup", "app", "--version", "1")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert f"the tag {moved} points at {other}, not at {recorded} that version 1 was built as" in proc.stderr, proc.stderr
+    assert f"the tag {moved} points at {other}, not at {recorded} that version 1 was built as" in proc.stderr, (
+        proc.stderr
+    )
     assert f"docker tag {recorded} {moved}" in proc.stderr
     serve("alpha 2", "beta 1")
 
@@ -131,7 +139,9 @@ def test_two_projects_with_the_same_setup_names_each_serve_their_own_code(two: t
     assert get(url_b).startswith("beta 1")
 
 
-def test_a_new_repository_names_the_prepared_image_without_a_rebuild(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_a_new_repository_names_the_prepared_image_without_a_rebuild(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     project = _copy(tmp_path / "p" / "hello", engine_settings, "alpha 1")
     pid = _pid(project)
     first = prepare_json(project)["setups"][0]
@@ -163,30 +173,62 @@ def _records_db(project: Path) -> Path:
 
 
 def _proxy_config(pid: str) -> str:
-    proc = subprocess.run(["docker", "exec", f"cri-{pid}-app-proxy", "cat", "/etc/cri-proxy/haproxy.cfg"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["docker", "exec", f"cri-{pid}-app-proxy", "cat", "/etc/cri-proxy/haproxy.cfg"], capture_output=True, text=True
+    )
     return proc.stdout
 
 
 def _running_versions(pid: str) -> set[str]:
-    proc = subprocess.run(["docker", "ps", "--filter", f"label={LABEL}.project={pid}", "--filter", f"label={LABEL}.role=app",
-                           "--format", '{{.Label "io.cri-tasks.version"}}'], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "--filter",
+            f"label={LABEL}.project={pid}",
+            "--filter",
+            f"label={LABEL}.role=app",
+            "--format",
+            '{{.Label "io.cri-tasks.version"}}',
+        ],
+        capture_output=True,
+        text=True,
+    )
     return set(proc.stdout.split())
 
 
 def _project_images(pid: str) -> dict[str, str]:
     """version label -> image id of the project's app images."""
-    proc = subprocess.run(["docker", "image", "ls", "--no-trunc", "--filter", f"label={LABEL}.project={pid}",
-                           "--filter", f"label={LABEL}.role=app", "--format", "{{.ID}}"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "docker",
+            "image",
+            "ls",
+            "--no-trunc",
+            "--filter",
+            f"label={LABEL}.project={pid}",
+            "--filter",
+            f"label={LABEL}.role=app",
+            "--format",
+            "{{.ID}}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     out = {}
     for image_id in set(proc.stdout.split()):
-        label = subprocess.run(["docker", "image", "inspect", "--format", '{{index .Config.Labels "io.cri-tasks.version"}}', image_id],
-                               capture_output=True, text=True).stdout.strip()
+        label = subprocess.run(
+            ["docker", "image", "inspect", "--format", '{{index .Config.Labels "io.cri-tasks.version"}}', image_id],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         out[label] = image_id
     return out
 
 
-def test_a_deploy_killed_at_the_proxy_switch_is_reconciled_by_the_next_command(tmp_path: Path, engine_settings: dict[str, Any]) -> None:
+def test_a_deploy_killed_at_the_proxy_switch_is_reconciled_by_the_next_command(
+    tmp_path: Path, engine_settings: dict[str, Any]
+) -> None:
     project = _copy(tmp_path / "k" / "hello", engine_settings, "kappa 1")
     pid = _pid(project)
     try:
@@ -196,8 +238,13 @@ def test_a_deploy_killed_at_the_proxy_switch_is_reconciled_by_the_next_command(t
         edit(project / "src" / "hello.erl", "kappa 1", "kappa 2")
         log = tmp_path / "killed-deploy.log"
         with open(log, "wb") as out:
-            child = subprocess.Popen([sys.executable, "-m", "invoke", "deploy"], cwd=project, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "invoke", "deploy"],
+                cwd=project,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         db = None
         try:
             # Once version 2's containers run, the deploy touches the records only to record the
@@ -252,7 +299,9 @@ def test_a_deploy_killed_at_the_proxy_switch_is_reconciled_by_the_next_command(t
 
 
 @pytest.mark.parametrize("damage", ["zero-length", "missing"])
-def test_an_emptied_records_database_warns_and_never_reuses_a_tag(tmp_path: Path, engine_settings: dict[str, Any], damage: str) -> None:
+def test_an_emptied_records_database_warns_and_never_reuses_a_tag(
+    tmp_path: Path, engine_settings: dict[str, Any], damage: str
+) -> None:
     project = _copy(tmp_path / "e" / "hello", engine_settings, "epsilon 1")
     pid = _pid(project)
     repo = engine_settings["repository"]
@@ -292,8 +341,9 @@ def test_a_failed_start_leaves_no_created_container(tmp_path: Path, engine_setti
     # a command that cannot run: docker creates the container, then cannot start it
     name = f"cri-test-badcmd-{os.getpid()}-{time.monotonic_ns()}"
     with pytest.raises(EngineError) as caught:
-        engine.run_container(BASE_IMAGE, name=name, network="bridge", labels={f"{LABEL}.test": name},
-                             command=["/no/such/program"])
+        engine.run_container(
+            BASE_IMAGE, name=name, network="bridge", labels={f"{LABEL}.test": name}, command=["/no/such/program"]
+        )
     assert f"could not start container {name}" in str(caught.value)
     assert engine.list_containers({f"{LABEL}.test": name}) == []
 
@@ -311,8 +361,19 @@ def test_a_failed_start_leaves_no_created_container(tmp_path: Path, engine_setti
             proc, _ = deploy(project)
             assert proc.returncode == 1 and "Traceback" not in proc.stderr
             assert f"could not start container cri-{pid}-app-proxy" in proc.stderr, proc.stderr
-            left = subprocess.run(["docker", "ps", "-a", "--filter", f"label={LABEL}.project={pid}", "--format", "{{.Names}} {{.Status}}"],
-                                  capture_output=True, text=True).stdout.split("\n")
+            left = subprocess.run(
+                [
+                    "docker",
+                    "ps",
+                    "-a",
+                    "--filter",
+                    f"label={LABEL}.project={pid}",
+                    "--format",
+                    "{{.Names}} {{.Status}}",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout.split("\n")
             assert [line for line in left if line.strip()] == []
             assert _project_images(pid) == {}  # the version never served: its image went too
         finally:

@@ -12,11 +12,10 @@ import signal
 import socket
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import BASE_IMAGE
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "provision-engine"
@@ -40,7 +39,9 @@ STUBS = {
     ),
 }
 #: a docker CLI for machines with no engine: the plugin answers, the engine does not
-NO_ENGINE_DOCKER = 'case "$1" in buildx) echo "github.com/docker/buildx v0.13.1 stub";; *) echo "Cannot connect" >&2; exit 1;; esac\n'
+NO_ENGINE_DOCKER = (
+    'case "$1" in buildx) echo "github.com/docker/buildx v0.13.1 stub";; *) echo "Cannot connect" >&2; exit 1;; esac\n'
+)
 
 
 def write_stub(folder: Path, name: str, body: str) -> None:
@@ -63,8 +64,14 @@ def stubs(tmp_path: Path) -> Path:
 def provision(stubs: Path, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     log = tmp_path / "calls.log"
     log.touch()
-    full = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_LOG": str(log), "STUB_DIR": str(tmp_path),
-            "CRI_PROVISION_DIR": str(tmp_path / "state"), **env}
+    full = {
+        **os.environ,
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "STUB_LOG": str(log),
+        "STUB_DIR": str(tmp_path),
+        "CRI_PROVISION_DIR": str(tmp_path / "state"),
+        **env,
+    }
     proc = subprocess.run(["bash", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=120)
     return proc, log.read_text().splitlines()
 
@@ -105,19 +112,30 @@ def test_an_engine_that_answers_gets_nothing_installed_or_started(stubs: Path, t
 
 
 @pytest.mark.engine
-def test_with_an_engine_only_the_missing_base_image_and_registry_are_added(stubs: Path, tmp_path: Path, unique: str) -> None:
+def test_with_an_engine_only_the_missing_base_image_and_registry_are_added(
+    stubs: Path, tmp_path: Path, unique: str
+) -> None:
     image = f"cri-test-{unique}/base:1"
     address = free_address()
     try:
-        proc, calls = provision(stubs, tmp_path, CRI_BASE_IMAGE=image, CRI_REGISTRY_ADDR=address,
-                                STUB_INSTALLED="debootstrap docker-registry")
+        proc, calls = provision(
+            stubs,
+            tmp_path,
+            CRI_BASE_IMAGE=image,
+            CRI_REGISTRY_ADDR=address,
+            STUB_INSTALLED="debootstrap docker-registry",
+        )
         assert proc.returncode == 0, proc.stderr
         assert [c.split()[0] for c in calls] == ["debootstrap", "docker-registry"]
         assert calls[1] == f"docker-registry serve {tmp_path}/state/registry.yml"
         # the image holds the root file system debootstrap made (it has no programs to run)
-        cid = subprocess.run(["docker", "create", image, "/none"], capture_output=True, text=True, check=True).stdout.strip()
+        cid = subprocess.run(
+            ["docker", "create", image, "/none"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         try:
-            copied = subprocess.run(["docker", "cp", f"{cid}:/etc/os-release", "-"], capture_output=True, check=True).stdout
+            copied = subprocess.run(
+                ["docker", "cp", f"{cid}:/etc/os-release", "-"], capture_output=True, check=True
+            ).stdout
         finally:
             subprocess.run(["docker", "rm", cid], capture_output=True)
         assert b"stub root\n" in copied
@@ -134,7 +152,9 @@ def no_engine(stubs: Path, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("package", ["docker-ce", "containerd.io"])
-def test_docker_ce_without_a_running_engine_is_never_replaced_by_docker_io(stubs: Path, tmp_path: Path, package: str) -> None:
+def test_docker_ce_without_a_running_engine_is_never_replaced_by_docker_io(
+    stubs: Path, tmp_path: Path, package: str
+) -> None:
     proc, calls = provision(stubs, tmp_path, STUB_INSTALLED=package, **no_engine(stubs, tmp_path))
     assert proc.returncode == 1
     assert calls == []

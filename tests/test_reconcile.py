@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import make_project
 
 from cri_tasks import deploy_phase, engine
 from cri_tasks.deploy_phase import Version, checked_image, reconcile
@@ -15,8 +16,6 @@ from cri_tasks.model import Project
 from cri_tasks.runtime_plan import app_tag, project_id, tag_for
 from cri_tasks.settings import resolve
 from cri_tasks.store import Store
-
-from helpers import make_project
 
 YML = """
 zerops:
@@ -63,8 +62,13 @@ def _project(tmp_path: Path) -> Project:
 
 
 def _image(pid: str, n: int, image_id: str) -> engine.ImageInfo:
-    labels = {"io.cri-tasks.project": pid, "io.cri-tasks.setup": "app", "io.cri-tasks.role": "app",
-              "io.cri-tasks.version": str(n), "io.cri-tasks.runtime": "rt"}
+    labels = {
+        "io.cri-tasks.project": pid,
+        "io.cri-tasks.setup": "app",
+        "io.cri-tasks.role": "app",
+        "io.cri-tasks.version": str(n),
+        "io.cri-tasks.runtime": "rt",
+    }
     return engine.ImageInfo(image_id, (f"cri/{pid}/app:v{n}",), labels, "2026-01-01T00:00:00.123Z")
 
 
@@ -101,8 +105,14 @@ def test_reconcile_adopts_untracked_images_and_numbers_after_the_highest(tmp_pat
     s = project.setups[0]
     said: list[str] = []
     with Store(settings.cache_path(project.root)) as store:
-        store.set("deploy/app", {"next": 2, "active": 1, "versions": [
-            Version(1, app_tag(settings, pid, "app", 1), "sha256:1", "rt").as_json()]})
+        store.set(
+            "deploy/app",
+            {
+                "next": 2,
+                "active": 1,
+                "versions": [Version(1, app_tag(settings, pid, "app", 1), "sha256:1", "rt").as_json()],
+            },
+        )
         untagged = _image(pid, 7, "sha256:7")._replace(tags=())  # a failed activation's image
         fake.images = [_image(pid, 1, "sha256:1"), _image(pid, 2, "sha256:2"), untagged]
         fake.refs = [f"cri/{pid}/app:v1", f"cri/{pid}/app:v2", f"cri/{pid}/app:v5"]  # v5: a bare tag

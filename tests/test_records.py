@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from cri_tasks import records, store as store_module
+from cri_tasks import records
+from cri_tasks import store as store_module
 from cri_tasks.model import Project
 from cri_tasks.settings import resolve
 from cri_tasks.store import Store
@@ -24,17 +25,44 @@ RUN = {"start": "./entrypoint.sh run", "ports": [{"port": 8000, "httpSupport": T
 # What the code before records.py wrote, key by key, exactly: caches on disk hold these.
 WRITTEN_BEFORE: dict[str, dict[str, Any]] = {
     "meta/project": {"id": "app-3f2a1c", "root": "/srv/app"},
-    "setup/app": {"fingerprint": "f" * 64, "tag": "cri/app-3f2a1c/app:ffffffffffff", "image_id": "sha256:" + "1" * 64,
-                  "inputs": INPUTS, "time": "2026-01-02T03:04:05Z"},
-    "image/app/" + "f" * 64: {"tag": "cri/app-3f2a1c/app:ffffffffffff", "image_id": "sha256:" + "1" * 64, "setup": "app",
-                              "inputs": INPUTS, "seconds": 12.345, "log": "/srv/app/.cri/logs/app/prepare.log",
-                              "time": "2026-01-02T03:04:05Z"},
-    "deploy/app": {"next": 4, "active": 3, "versions": [
-        {"version": 2, "image": "cri/app-3f2a1c/app:v2", "image_id": "sha256:" + "2" * 64,
-         "runtime_image": "cri/app-3f2a1c/app:ffffffffffff", "time": "2026-01-02T03:04:05Z", "adopted": True},
-        {"version": 3, "image": "cri/app-3f2a1c/app:v3", "image_id": "sha256:" + "3" * 64,
-         "runtime_image": "cri/app-3f2a1c/app:ffffffffffff", "time": "2026-01-02T03:05:05Z", "run": RUN},
-    ]},
+    "setup/app": {
+        "fingerprint": "f" * 64,
+        "tag": "cri/app-3f2a1c/app:ffffffffffff",
+        "image_id": "sha256:" + "1" * 64,
+        "inputs": INPUTS,
+        "time": "2026-01-02T03:04:05Z",
+    },
+    "image/app/" + "f" * 64: {
+        "tag": "cri/app-3f2a1c/app:ffffffffffff",
+        "image_id": "sha256:" + "1" * 64,
+        "setup": "app",
+        "inputs": INPUTS,
+        "seconds": 12.345,
+        "log": "/srv/app/.cri/logs/app/prepare.log",
+        "time": "2026-01-02T03:04:05Z",
+    },
+    "deploy/app": {
+        "next": 4,
+        "active": 3,
+        "versions": [
+            {
+                "version": 2,
+                "image": "cri/app-3f2a1c/app:v2",
+                "image_id": "sha256:" + "2" * 64,
+                "runtime_image": "cri/app-3f2a1c/app:ffffffffffff",
+                "time": "2026-01-02T03:04:05Z",
+                "adopted": True,
+            },
+            {
+                "version": 3,
+                "image": "cri/app-3f2a1c/app:v3",
+                "image_id": "sha256:" + "3" * 64,
+                "runtime_image": "cri/app-3f2a1c/app:ffffffffffff",
+                "time": "2026-01-02T03:05:05Z",
+                "run": RUN,
+            },
+        ],
+    },
     "swarm/app": {"digests": {"2": "sha256:" + "a" * 64, "3": "sha256:" + "c" * 64}},
     "swarm/ports/cluster-1": {"mode": "mesh", "reason": "the routing mesh answered", "time": "2026-01-02T03:04:05Z"},
     "stat/app": {"gleam.toml": [10, 1, 2, 3, "d" * 64]},
@@ -59,17 +87,21 @@ def test_the_keys_are_spelled_as_caches_hold_them() -> None:
     assert store_module.SCHEMA == 1
 
 
-@pytest.mark.parametrize("record", [
-    records.PreparedSetup("f" * 64, "cri/p/app:ffffffffffff", "sha256:1", INPUTS, "2026-01-02T03:04:05Z"),
-    records.ImageRecord("cri/p/app:ffffffffffff", "sha256:1", "app", INPUTS, 1.5, "/x.log", "2026-01-02T03:04:05Z"),
-    records.ImageRecord("cri/p/app:ffffffffffff", "sha256:1"),
-    records.LogRecord("/x.log", "2026-01-02T03:04:05Z", False),
-    records.VersionRecord(1, "cri/p/app:v1", "sha256:1", "cri/p/app:ffffffffffff", "t", adopted=True, run=RUN),
-    records.VersionRecord(1, "cri/p/app:v1", "sha256:1", "cri/p/app:ffffffffffff"),
-    records.DeployHistory(),
-    records.DeployHistory(3, (records.VersionRecord(2, "i", "sha256:2", "r", "t"),), 2),
-    records.ProjectOwner("app-3f2a1c", "/srv/app"),
-], ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize(
+    "record",
+    [
+        records.PreparedSetup("f" * 64, "cri/p/app:ffffffffffff", "sha256:1", INPUTS, "2026-01-02T03:04:05Z"),
+        records.ImageRecord("cri/p/app:ffffffffffff", "sha256:1", "app", INPUTS, 1.5, "/x.log", "2026-01-02T03:04:05Z"),
+        records.ImageRecord("cri/p/app:ffffffffffff", "sha256:1"),
+        records.LogRecord("/x.log", "2026-01-02T03:04:05Z", False),
+        records.VersionRecord(1, "cri/p/app:v1", "sha256:1", "cri/p/app:ffffffffffff", "t", adopted=True, run=RUN),
+        records.VersionRecord(1, "cri/p/app:v1", "sha256:1", "cri/p/app:ffffffffffff"),
+        records.DeployHistory(),
+        records.DeployHistory(3, (records.VersionRecord(2, "i", "sha256:2", "r", "t"),), 2),
+        records.ProjectOwner("app-3f2a1c", "/srv/app"),
+    ],
+    ids=lambda r: type(r).__name__,
+)
 def test_every_record_type_round_trips_through_json(record: Any) -> None:
     data = json.loads(json.dumps(record.as_json()))
     assert type(record).from_json(data) == record
@@ -110,7 +142,8 @@ def test_a_database_written_before_reads_the_same_through_the_records(tmp_path: 
         assert records.stat_cache(store, "app") == WRITTEN_BEFORE["stat/app"]
         assert records.gleam_archive_stats(store) == WRITTEN_BEFORE["stat/gleam-archive"]
         assert records.last_log(store, "app", "prepare") == records.LogRecord(
-            "/srv/app/.cri/logs/app/prepare.log", "2026-01-02T03:04:05Z", True)
+            "/srv/app/.cri/logs/app/prepare.log", "2026-01-02T03:04:05Z", True
+        )
         assert records.last_log(store, "app", "build") is not None
         assert records.last_log(store, "app", "deploy") is None
         assert records.deploy_history(store, "other") is None and records.prepared_setup(store, "other") is None
@@ -166,7 +199,9 @@ def _raw(cache: Path) -> dict[str, str]:
 # ---- the workspace ---------------------------------------------------------------------------
 
 
-def test_a_workspace_opens_its_store_once_on_first_use_and_closes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_workspace_opens_its_store_once_on_first_use_and_closes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
     real_init, real_close = Store.__init__, Store.close
 
@@ -198,8 +233,10 @@ def test_one_store_is_opened_per_api_call(tmp_path: Path, monkeypatch: pytest.Mo
     from cri_tasks import api
 
     zerops = tmp_path / "zerops.yml"
-    zerops.write_text("zerops:\n  - setup: app\n    build:\n      base: gleam@1.5\n      deployFiles: ./\n"
-                      "    run:\n      base: gleam@1.5\n      start: gleam run\n")
+    zerops.write_text(
+        "zerops:\n  - setup: app\n    build:\n      base: gleam@1.5\n      deployFiles: ./\n"
+        "    run:\n      base: gleam@1.5\n      start: gleam run\n"
+    )
     _written_before(tmp_path / ".cri")
     log = tmp_path / "build.log"
     log.write_text("built\n")
@@ -239,7 +276,8 @@ def test_no_module_but_records_spells_a_record_key() -> None:
 
 
 def test_a_store_held_for_a_whole_call_makes_its_reserve_again_before_it_goes_on(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A store closed after each step made the reserve again each time; one held for the call
     # does it before its next use, or before the workspace writes into the cache folder.
     project = Project(tmp_path / "zerops.yml", ())

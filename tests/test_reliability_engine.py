@@ -10,11 +10,11 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from helpers import buildx_processes, invoke, make_project, only, prepare_json, start_invoke, tmpfs, wait_for_log
 
 pytestmark = pytest.mark.engine
@@ -36,7 +36,9 @@ def slow_project(tmp_path: Path, engine_settings: dict[str, Any], unique: str) -
     return make_project(tmp_path / "p", SLOW.format(marker=unique, seconds=30), settings=engine_settings)
 
 
-def test_ctrl_c_stops_the_build_records_nothing_and_leaves_no_builder(slow_project: Path, engine_settings: dict[str, Any]) -> None:
+def test_ctrl_c_stops_the_build_records_nothing_and_leaves_no_builder(
+    slow_project: Path, engine_settings: dict[str, Any]
+) -> None:
     cache = Path(str(engine_settings["cache_dir"]))
     proc = start_invoke(slow_project, "prepare")
     wait_for_log(slow_project, cache, "step-zerops")
@@ -51,10 +53,13 @@ def test_ctrl_c_stops_the_build_records_nothing_and_leaves_no_builder(slow_proje
         time.sleep(0.1)
     assert buildx_processes(repo) == []
     assert only(prepare_json(slow_project, "--explain"))["reasons"] == [
-        "no runtime image was prepared for this setup yet (or it was cleared)"]
+        "no runtime image was prepared for this setup yet (or it was cleared)"
+    ]
 
 
-def test_a_prepare_killed_half_way_leaves_no_record_and_the_next_run_builds(slow_project: Path, engine_settings: dict[str, Any]) -> None:
+def test_a_prepare_killed_half_way_leaves_no_record_and_the_next_run_builds(
+    slow_project: Path, engine_settings: dict[str, Any]
+) -> None:
     cache = Path(str(engine_settings["cache_dir"]))
     proc = start_invoke(slow_project, "prepare")
     wait_for_log(slow_project, cache, "step-zerops")
@@ -121,7 +126,9 @@ class Relay:
                 pass
 
 
-def test_an_engine_that_goes_away_during_a_build_is_a_clear_error_and_records_stay(tmp_path: Path, slow_project: Path, engine_settings: dict[str, Any]) -> None:
+def test_an_engine_that_goes_away_during_a_build_is_a_clear_error_and_records_stay(
+    tmp_path: Path, slow_project: Path, engine_settings: dict[str, Any]
+) -> None:
     # a good image first, so there is a record to keep
     text = (slow_project / "zerops.yml").read_text()
     (slow_project / "zerops.yml").write_text(text.replace("sleep 30", "sleep 0"))
@@ -156,10 +163,14 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
-def test_a_full_disk_while_writing_the_log_is_a_clear_error_and_nothing_is_recorded(tmp_path: Path, engine_settings: dict[str, Any], tiny_disk: Path) -> None:
+def test_a_full_disk_while_writing_the_log_is_a_clear_error_and_nothing_is_recorded(
+    tmp_path: Path, engine_settings: dict[str, Any], tiny_disk: Path
+) -> None:
     settings = {**engine_settings, "cache_dir": str(tiny_disk / "cache")}
     noise = "head -c 90000 /dev/zero | tr '\\\\0' 'x' | fold -w 100"  # BuildKit clips ~100 KiB per step
-    loud = SLOW.format(marker="loud", seconds=0).replace('echo "step-$(id -un)" && sleep 0', "\n        - ".join([noise] * 8))
+    loud = SLOW.format(marker="loud", seconds=0).replace(
+        'echo "step-$(id -un)" && sleep 0', "\n        - ".join([noise] * 8)
+    )
     proj = make_project(tmp_path / "p", loud, settings=settings)
     proc = invoke(proj, "prepare")
     assert proc.returncode == 1
@@ -190,7 +201,7 @@ def test_concurrent_deploys_of_one_setup_one_wins_the_others_fail_fast(app: Path
     outs = [p.communicate(timeout=600) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0] + [1] * 7, [o[1][-400:] for o in outs]
-    losers = [o[1] for p, o in zip(procs, outs) if p.returncode == 1]
+    losers = [o[1] for p, o in zip(procs, outs, strict=True) if p.returncode == 1]
     assert all("another deploy of app is running" in e and "Traceback" not in e for e in losers)
 
 
@@ -198,12 +209,18 @@ def test_secrets_reach_containers_at_run_time_only(app: Path, engine_settings: d
     secret = f"s3cr3t-{unique}"
     (app / "project.env").write_text(f"API_TOKEN={secret}\n")
     text = (app / "zerops.yml").read_text()
-    text = text.replace("      envVariables:\n        GREETING: hello\n",
-                        "      envVariables:\n        GREETING: hello\n        TOKEN: ${API_TOKEN}\n")
-    text = text.replace("      deployFiles: build/erlang-shipment/~\n",
-                        "      deployFiles: build/erlang-shipment/~\n      envVariables:\n        BUILD_TOKEN: ${API_TOKEN}\n")
-    text = text.replace("        - cp entrypoint.sh build/erlang-shipment/\n",
-                        "        - cp entrypoint.sh build/erlang-shipment/\n        - test -n \"$BUILD_TOKEN\"\n")
+    text = text.replace(
+        "      envVariables:\n        GREETING: hello\n",
+        "      envVariables:\n        GREETING: hello\n        TOKEN: ${API_TOKEN}\n",
+    )
+    text = text.replace(
+        "      deployFiles: build/erlang-shipment/~\n",
+        "      deployFiles: build/erlang-shipment/~\n      envVariables:\n        BUILD_TOKEN: ${API_TOKEN}\n",
+    )
+    text = text.replace(
+        "        - cp entrypoint.sh build/erlang-shipment/\n",
+        '        - cp entrypoint.sh build/erlang-shipment/\n        - test -n "$BUILD_TOKEN"\n',
+    )
     (app / "zerops.yml").write_text(text)
     proc = invoke(app, "deploy", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -211,11 +228,18 @@ def test_secrets_reach_containers_at_run_time_only(app: Path, engine_settings: d
     container = entry["containers"][0]
     env = subprocess.run(["docker", "exec", container, "env"], capture_output=True, text=True, check=True).stdout
     assert f"TOKEN={secret}" in env  # it did reach the running container
-    assert subprocess.run(["docker", "exec", container, "id", "-un"], capture_output=True, text=True).stdout.strip() == "zerops"
+    assert (
+        subprocess.run(["docker", "exec", container, "id", "-un"], capture_output=True, text=True).stdout.strip()
+        == "zerops"
+    )
     for image in (entry["image"], entry["runtime_image"]):
-        history = subprocess.run(["docker", "history", "--no-trunc", image], capture_output=True, text=True, check=True).stdout
+        history = subprocess.run(
+            ["docker", "history", "--no-trunc", image], capture_output=True, text=True, check=True
+        ).stdout
         assert secret not in history
-        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, check=True).stdout
+        inspect = subprocess.run(
+            ["docker", "image", "inspect", image], capture_output=True, text=True, check=True
+        ).stdout
         assert secret not in inspect
         saved = subprocess.run(["docker", "save", image], capture_output=True, check=True).stdout
         assert secret.encode() not in saved
@@ -231,9 +255,18 @@ def test_secrets_reach_containers_at_run_time_only(app: Path, engine_settings: d
     assert db.execute("SELECT COUNT(*) FROM Cache WHERE mode = 4").fetchone() == (0,)
     db.close()
     # the proxy runs with every capability dropped but binding ports
-    proxy = [n for n in subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
-             if n.startswith("cri-hello-") and n.endswith("-proxy")][0]
-    caps = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .HostConfig}}", proxy], capture_output=True, text=True).stdout)
+    proxy = [
+        n
+        for n in subprocess.run(
+            ["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True
+        ).stdout.split()
+        if n.startswith("cri-hello-") and n.endswith("-proxy")
+    ][0]
+    caps = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .HostConfig}}", proxy], capture_output=True, text=True
+        ).stdout
+    )
     assert caps["CapDrop"] == ["ALL"] and caps["CapAdd"] in (["NET_BIND_SERVICE"], ["CAP_NET_BIND_SERVICE"])
 
 

@@ -8,12 +8,12 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
-
 from helpers import TASKS_PY, deploy, get, invoke, stop_and_clean
 
 pytestmark = pytest.mark.engine
@@ -27,8 +27,9 @@ def sh(container: str, script: str, user: str = "zerops") -> subprocess.Complete
 
 
 def env_of(container: str) -> dict[str, str]:
-    out = subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", container],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .Config.Env}}", container], capture_output=True, text=True, check=True
+    ).stdout
     return dict(item.split("=", 1) for item in json.loads(out))
 
 
@@ -68,7 +69,13 @@ def test_the_gleam_recipes_dev_setup_deploys_without_a_readiness_gate(recipe: Pa
     assert env["DB_HOST"] == "${db_hostname}" and env["DB_NAME"] == "db" and env["HOME"] == "/home/zerops"
     assert env["ZEROPS_appVersionId"] == env["appVersionId"]
     # the execOnce init command ran (gleam deps download && gleam run -m migrate)
-    assert sh(container, "ls /var/www").stdout.split() == ["gleam.toml", "manifest.toml", "migrate.sh", "src", "zerops.yaml"]
+    assert sh(container, "ls /var/www").stdout.split() == [
+        "gleam.toml",
+        "manifest.toml",
+        "migrate.sh",
+        "src",
+        "zerops.yaml",
+    ]
     print(f"deploy of the recipe's dev setup: {seconds:.1f} s")
 
     # zsc, the real script in the real container (user zerops, as the recipe's commands run)
@@ -80,16 +87,33 @@ def test_the_gleam_recipes_dev_setup_deploys_without_a_readiness_gate(recipe: Pa
     assert go.returncode == 2 and "cannot install go" in go.stderr, go
     scale = sh(container, "zsc scale cpu 2 1h")
     assert scale.returncode == 2 and "not available on a local engine" in scale.stderr, scale
-    proxy = subprocess.run(["docker", "ps", "-q", "--filter", "label=io.cri-tasks.role=proxy", "--filter",
-                            f"label=io.cri-tasks.setup=dev", "--filter", f"label=io.cri-tasks.project={env['projectId']}",
-                            "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
+    proxy = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            "label=io.cri-tasks.role=proxy",
+            "--filter",
+            "label=io.cri-tasks.setup=dev",
+            "--filter",
+            f"label=io.cri-tasks.project={env['projectId']}",
+            "--format",
+            "{{.Names}}",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     reach = sh(container, f"zsc test tcp {proxy[0]}:3000 --timeout 5s")
     assert reach.returncode == 0 and "ok" in reach.stdout, reach
     closed = sh(container, "zsc test tcp 127.0.0.1:1 --timeout 2s")
     assert closed.returncode == 1 and "no connection within 2 s" in closed.stderr, closed
-    rendered = sh(container, "mkdir -p /tmp/tpl/sub && printf 'db={{.DB_NAME}} home={{ .HOME }} x={{.NOPE}}\\n' > /tmp/tpl/sub/a.conf"
-                             " && printf 'echo hi\\n' > /tmp/tpl/run.sh.0755 && zsc env-replace /tmp/tpl /tmp/out -s"
-                             " && cat /tmp/out/sub/a.conf && stat -c %a /tmp/out/run.sh && cat /tmp/tpl/sub/a.conf")
+    rendered = sh(
+        container,
+        "mkdir -p /tmp/tpl/sub && printf 'db={{.DB_NAME}} home={{ .HOME }} x={{.NOPE}}\\n' > /tmp/tpl/sub/a.conf"
+        " && printf 'echo hi\\n' > /tmp/tpl/run.sh.0755 && zsc env-replace /tmp/tpl /tmp/out -s"
+        " && cat /tmp/out/sub/a.conf && stat -c %a /tmp/out/run.sh && cat /tmp/tpl/sub/a.conf",
+    )
     assert rendered.returncode == 0, rendered
     assert rendered.stdout == "db=db home=/home/zerops x=\n755\ndb={{.DB_NAME}} home={{ .HOME }} x={{.NOPE}}\n"
     node = sh(container, "sudo -E zsc install nodejs@22")
@@ -140,11 +164,14 @@ def test_exec_once_runs_a_fixed_key_once_ever_and_a_version_key_once_per_version
     settings = yaml.safe_load((app / "invoke.yaml").read_text())
     settings["cri"]["replicas"] = {"app": 2}
     (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
-    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
-         "      initCommands:\n"
-         "        - zsc execOnce -v wpinit -- sh -c 'echo fixed >> /var/lib/zsc/test-runs'\n"
-         "        - zsc execOnce ${ZEROPS_appVersionId} --retryUntilSuccessful -- sh -c 'echo v$appVersionNumber >> /var/lib/zsc/test-runs'\n"
-         "      start: ./entrypoint.sh run\n")
+    edit(
+        app / "zerops.yml",
+        "      start: ./entrypoint.sh run\n",
+        "      initCommands:\n"
+        "        - zsc execOnce -v wpinit -- sh -c 'echo fixed >> /var/lib/zsc/test-runs'\n"
+        "        - zsc execOnce ${ZEROPS_appVersionId} --retryUntilSuccessful -- sh -c 'echo v$appVersionNumber >> /var/lib/zsc/test-runs'\n"
+        "      start: ./entrypoint.sh run\n",
+    )
 
     def runs(container: str) -> list[str]:
         return sh(container, "cat /var/lib/zsc/test-runs").stdout.split()
@@ -166,8 +193,14 @@ def test_exec_once_runs_a_fixed_key_once_ever_and_a_version_key_once_per_version
 
 
 def _restarts(container: str) -> int:
-    return int(subprocess.run(["docker", "inspect", "--format", "{{.RestartCount}}", container],
-                              capture_output=True, text=True, check=True).stdout.strip())
+    return int(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{.RestartCount}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
 
 
 def _wait(what: Any, seconds: float) -> bool:
@@ -186,16 +219,23 @@ def test_health_check_takes_containers_out_of_rotation_and_restarts_them(app: Pa
     settings["cri"]["replicas"] = {"app": 2}
     (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
     # an exec check on a file the app's start creates; short periods to keep the test short
-    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
-         "      healthCheck:\n        exec:\n          command: test -f /tmp/alive\n"
-         "        execPeriod: 1\n        failureTimeout: 3\n"
-         "      start: touch /tmp/alive && ./entrypoint.sh run\n")
+    edit(
+        app / "zerops.yml",
+        "      start: ./entrypoint.sh run\n",
+        "      healthCheck:\n        exec:\n          command: test -f /tmp/alive\n"
+        "        execPeriod: 1\n        failureTimeout: 3\n"
+        "      start: touch /tmp/alive && ./entrypoint.sh run\n",
+    )
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     url = doc["setups"][0]["urls"][0]
     one, two = doc["setups"][0]["containers"]
-    policy = subprocess.run(["docker", "inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", one],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    policy = subprocess.run(
+        ["docker", "inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", one],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert policy == "unless-stopped"
     with Client(url) as client:
         # the health check starts failing in one container: restarted, then serving again
@@ -204,7 +244,9 @@ def test_health_check_takes_containers_out_of_rotation_and_restarts_them(app: Pa
         # the app process of the other crashes: the container is started again
         assert sh(two, "pkill -KILL -x beam.smp", user="root").returncode == 0
         assert _wait(lambda: _restarts(two) >= 1, 20), "the crashed container was not restarted"
-        assert _wait(lambda: sh(one, "test -f /tmp/alive").returncode == 0 and sh(two, "test -f /tmp/alive").returncode == 0, 20)
+        assert _wait(
+            lambda: sh(one, "test -f /tmp/alive").returncode == 0 and sh(two, "test -f /tmp/alive").returncode == 0, 20
+        )
         time.sleep(2)
     assert client.failures == [], client.failures[:3]  # the proxy sent no request to a container that was down
     logs = subprocess.run(["docker", "logs", one], capture_output=True, text=True).stderr
@@ -218,10 +260,13 @@ def test_an_http_health_check_takes_a_container_that_stops_answering_out_of_rota
     settings = yaml.safe_load((app / "invoke.yaml").read_text())
     settings["cri"]["replicas"] = {"app": 2}
     (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
-    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
-         "      healthCheck:\n        httpGet:\n          port: 8000\n          path: /health\n"
-         "        execPeriod: 1\n        disconnectTimeout: 2\n        failureTimeout: 60\n"
-         "      start: ./entrypoint.sh run\n")
+    edit(
+        app / "zerops.yml",
+        "      start: ./entrypoint.sh run\n",
+        "      healthCheck:\n        httpGet:\n          port: 8000\n          path: /health\n"
+        "        execPeriod: 1\n        disconnectTimeout: 2\n        failureTimeout: 60\n"
+        "      start: ./entrypoint.sh run\n",
+    )
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     url = doc["setups"][0]["urls"][0]
@@ -245,12 +290,15 @@ def test_crontab_jobs_run_in_the_app_containers_on_their_schedule(app: Path) -> 
     settings = yaml.safe_load((app / "invoke.yaml").read_text())
     settings["cri"]["replicas"] = {"app": 2}
     (app / "invoke.yaml").write_text(yaml.safe_dump(settings))
-    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
-         "      crontab:\n"
-         "        - timing: '*/5 * * * *'\n          command: pwd > /tmp/cron-every5; echo \"$GREETING\" >> /tmp/cron-every5\n"
-         "          allContainers: true\n          workingDir: /tmp\n"
-         "        - timing: '0 3 * * *'\n          command: hostname > /tmp/cron-nightly\n          allContainers: false\n"
-         "      start: ./entrypoint.sh run\n")
+    edit(
+        app / "zerops.yml",
+        "      start: ./entrypoint.sh run\n",
+        "      crontab:\n"
+        "        - timing: '*/5 * * * *'\n          command: pwd > /tmp/cron-every5; echo \"$GREETING\" >> /tmp/cron-every5\n"
+        "          allContainers: true\n          workingDir: /tmp\n"
+        "        - timing: '0 3 * * *'\n          command: hostname > /tmp/cron-nightly\n          allContainers: false\n"
+        "      start: ./entrypoint.sh run\n",
+    )
     proc, doc = deploy(app)
     assert proc.returncode == 0, proc.stderr
     one, two = doc["setups"][0]["containers"]
@@ -265,4 +313,6 @@ def test_crontab_jobs_run_in_the_app_containers_on_their_schedule(app: Path) -> 
     assert sh(one, "cat /tmp/cron-nightly").stdout.strip() == "app-1"  # allContainers: false
     assert sh(two, "test -e /tmp/cron-nightly").returncode == 1
     # 03:01: nothing is due
-    assert sh(one, "rm /tmp/cron-every5 /tmp/cron-nightly && cri-cron tick 1 3 1 12 2 && ls /tmp/cron-*").returncode != 0
+    assert (
+        sh(one, "rm /tmp/cron-every5 /tmp/cron-nightly && cri-cron tick 1 3 1 12 2 && ls /tmp/cron-*").returncode != 0
+    )

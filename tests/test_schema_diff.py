@@ -19,9 +19,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -230,8 +231,12 @@ def unsafe_setup_name(data: Any) -> bool:
     return any(isinstance(n, str) and n.strip() and not SETUP_NAME.fullmatch(n) for n in names)
 
 
-_PATH_FIELDS = (("build", "deployFiles", "deployFiles"), ("build", "deploy", "deployFiles"),
-                ("build", "addToRunPrepare", "project"), ("build", "cache", "/build/source"))
+_PATH_FIELDS = (
+    ("build", "deployFiles", "deployFiles"),
+    ("build", "deploy", "deployFiles"),
+    ("build", "addToRunPrepare", "project"),
+    ("build", "cache", "/build/source"),
+)
 
 
 def _path_values(data: Any) -> Iterator[tuple[str, Any]]:
@@ -257,7 +262,9 @@ def line_break_in_value(data: Any) -> bool:
     for entry in _entries(data):
         for name in ("build", "run"):
             env = _section(entry, name).get("envVariables")
-            if isinstance(env, dict) and any(isinstance(v, str) and any(c in v for c in "\0\r\n") for v in env.values()):
+            if isinstance(env, dict) and any(
+                isinstance(v, str) and any(c in v for c in "\0\r\n") for v in env.values()
+            ):
                 return True
         env_replace = _section(entry, "run").get("envReplace")
         delimiters = env_replace.get("delimiter") if isinstance(env_replace, dict) else None
@@ -305,8 +312,12 @@ def duration_string(data: Any) -> bool:
 
 def protocol_in_any_case(data: Any) -> bool:
     """protocol TCP/Udp: the reference says any case, the schema's enum is lower case."""
-    return any(isinstance(p.get("protocol"), str) and p["protocol"] not in ("tcp", "udp") and
-               p["protocol"].lower() in ("tcp", "udp") for p in _ports(data))
+    return any(
+        isinstance(p.get("protocol"), str)
+        and p["protocol"] not in ("tcp", "udp")
+        and p["protocol"].lower() in ("tcp", "udp")
+        for p in _ports(data)
+    )
 
 
 @dataclass(frozen=True)
@@ -331,7 +342,9 @@ DISAGREEMENTS = [
     Disagreement(deploy_files_with_deprecated_deploy, False, _APP + "    build: {deployFiles: a, deploy: b}\n"),
     Disagreement(probe_not_exactly_one, False, _APP + "    deploy: {readinessCheck: {retryPeriod: 5}}\n"),
     Disagreement(port_out_of_range, False, _APP + "    run: {ports: [{port: 65436}]}\n"),
-    Disagreement(http_support_over_udp, False, _APP + "    run: {ports: [{port: 53, protocol: udp, httpSupport: true}]}\n"),
+    Disagreement(
+        http_support_over_udp, False, _APP + "    run: {ports: [{port: 53, protocol: udp, httpSupport: true}]}\n"
+    ),
     Disagreement(non_positive_duration, False, _APP + "    run: {healthCheck: {exec: {command: x}, execPeriod: 0}}\n"),
     Disagreement(integral_float_for_integer, False, _APP + "    run: {ports: [{port: 3000.0}]}\n"),
     Disagreement(unusable_env_name, False, _APP + "    run: {envVariables: {'A B': x}}\n"),
@@ -341,8 +354,11 @@ DISAGREEMENTS = [
     Disagreement(no_local_meaning_keys, True, _APP + "    run: {verticalAutoscaling: {minRam: 1}, mount: [s]}\n"),
     Disagreement(null_env_value, True, _APP + "    run: {envVariables: {A: null}}\n"),
     Disagreement(deprecated_build_deploy, True, _APP + "    build: {deploy: ./}\n"),
-    Disagreement(inherited_deploy_files, True,
-                 "zerops:\n  - setup: a\n    build: {deployFiles: ./}\n  - setup: b\n    extends: a\n    build: {os: ubuntu}\n"),
+    Disagreement(
+        inherited_deploy_files,
+        True,
+        "zerops:\n  - setup: a\n    build: {deployFiles: ./}\n  - setup: b\n    extends: a\n    build: {os: ubuntu}\n",
+    ),
     Disagreement(duration_string, True, _APP + "    deploy: {readinessCheck: {exec: {command: x}, retryPeriod: 5s}}\n"),
     Disagreement(protocol_in_any_case, True, _APP + "    run: {ports: [{port: 80, protocol: TCP}]}\n"),
 ]
@@ -472,8 +488,26 @@ def test_yaml_level_problems_never_reach_the_schema_and_the_loader_refuses_them(
 # Generated documents: built from the schema's own shape
 # --------------------------------------------------------------------------------------------
 
-STRINGS = ["app", "./", "dist", "build/erlang-shipment/~", "npm ci", "yes", "on", "0755", "1e3", "22:22", "30s",
-           "${db_hostname}", "é", "x y", "", "/status", "%%", "*/5 * * * *"]
+STRINGS = [
+    "app",
+    "./",
+    "dist",
+    "build/erlang-shipment/~",
+    "npm ci",
+    "yes",
+    "on",
+    "0755",
+    "1e3",
+    "22:22",
+    "30s",
+    "${db_hostname}",
+    "é",
+    "x y",
+    "",
+    "/status",
+    "%%",
+    "*/5 * * * *",
+]
 ENV_NAMES = ["A", "DB_HOST", "PORT", "mix_env", "X1"]
 SETUP_NAMES = ["app", "api", "base", "dev", "prod"]
 
@@ -558,11 +592,52 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
     return {"zerops": entries}
 
 
-MUTANT_VALUES: list[Any] = [None, True, False, 0, -1, 5, 9, 70000, 3000.0, 1.5, "yes", "TCP", "udp", "30s", "5x", "",
-                            "gleam@1.5", "static", "ubuntu", [], {}, ["x"], {"k": "v"}, [{"port": 80}],
-                            {"httpGet": {"port": 80, "path": "/"}}, {"command": "x"}]
-MUTANT_KEYS = ["verticalAutoscaling", "mount", "deploy", "deployFiles", "start", "startCommands", "extends", "setup",
-               "exec", "httpGet", "bogus", "Start", "protocol", "port", "retryPeriod", "prepareCommand"]
+MUTANT_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    5,
+    9,
+    70000,
+    3000.0,
+    1.5,
+    "yes",
+    "TCP",
+    "udp",
+    "30s",
+    "5x",
+    "",
+    "gleam@1.5",
+    "static",
+    "ubuntu",
+    [],
+    {},
+    ["x"],
+    {"k": "v"},
+    [{"port": 80}],
+    {"httpGet": {"port": 80, "path": "/"}},
+    {"command": "x"},
+]
+MUTANT_KEYS = [
+    "verticalAutoscaling",
+    "mount",
+    "deploy",
+    "deployFiles",
+    "start",
+    "startCommands",
+    "extends",
+    "setup",
+    "exec",
+    "httpGet",
+    "bogus",
+    "Start",
+    "protocol",
+    "port",
+    "retryPeriod",
+    "prepareCommand",
+]
 
 
 def _spots(value: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
@@ -612,8 +687,13 @@ def _write(path: Path, document: Any) -> None:
     path.write_text(yaml.dump(document, Dumper=_Yaml12Dumper, allow_unicode=True, sort_keys=False))
 
 
-DIFF = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+DIFF = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,9 @@ def test_a_corrupt_database_is_moved_aside_with_a_warning(tmp_path: Path, capsys
     assert list((tmp_path / "cache").glob("records.old-*"))
 
 
-def test_a_database_left_by_another_version_is_moved_aside_not_misread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_database_left_by_another_version_is_moved_aside_not_misread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import diskcache
 
     older = diskcache.Cache(str(tmp_path / "cache" / "records"))

@@ -17,12 +17,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
-
 from conftest import IN_CI
 from helpers import Client, deploy, edit, get, invoke, rollback_under_load, update_under_load
 
@@ -59,8 +59,10 @@ def swarm(engine: None) -> Iterator[None]:
     """A single-node swarm made for these tests, left at the end; never someone else's."""
     state = _swarm_state()
     if state != "inactive":
-        pytest.skip(f"this Docker engine is already in a swarm (state {state!r}) that the tests did not create: "
-                    "they never touch an existing swarm")
+        pytest.skip(
+            f"this Docker engine is already in a swarm (state {state!r}) that the tests did not create: "
+            "they never touch an existing swarm"
+        )
     if not _registry_answers():
         _unavailable(f"no registry answers on {REGISTRY} (run scripts/provision-engine as root)")
     had_gwbridge = _docker("network", "inspect", "docker_gwbridge").returncode == 0
@@ -73,8 +75,10 @@ def swarm(engine: None) -> Iterator[None]:
         _docker("swarm", "leave", "--force")
         if not had_gwbridge:
             for _ in range(20):  # Swarm's bridge goes once the last task's endpoint is gone
-                if _docker("network", "inspect", "docker_gwbridge").returncode != 0 or \
-                        _docker("network", "rm", "docker_gwbridge").returncode == 0:
+                if (
+                    _docker("network", "inspect", "docker_gwbridge").returncode != 0
+                    or _docker("network", "rm", "docker_gwbridge").returncode == 0
+                ):
                     break
                 time.sleep(0.5)
 
@@ -84,17 +88,20 @@ def _registry_json(path: str) -> Any:
         return json.loads(r.read().decode())
 
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
 
 
 def registry_digest(repo: str, tag: str) -> str | None:
-    request = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{tag}", method="HEAD",
-                                     headers={"Accept": MANIFEST_TYPES})
+    request = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{repo}/manifests/{tag}", method="HEAD", headers={"Accept": MANIFEST_TYPES}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
             return r.headers.get("Docker-Content-Digest")
@@ -125,7 +132,10 @@ def remove_stack_leftovers(stack: str) -> None:
     if services:
         _docker("service", "rm", *services)
     deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and _docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={stack}").stdout.strip():
+    while (
+        time.monotonic() < deadline
+        and _docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={stack}").stdout.strip()
+    ):
         time.sleep(0.5)
     _docker("stack", "rm", stack)
     for _ in range(20):
@@ -173,8 +183,15 @@ def swarm_project(swarm: None, app: Path, engine_settings: dict[str, Any]) -> It
     pid = stack[4:]  # images are <repository>/<project id>/<setup> here and in the registry
     remove_registry_tags([f"{repository}/{pid}/app", f"{repository}/{pid}/api", f"{repository}-proxy/{pid}/ubuntu"])
     for repo in (repository, f"{repository}-proxy"):
-        refs = _docker("image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}",
-                       "--filter", f"reference={REGISTRY}/{repo}/*/*").stdout.split()
+        refs = _docker(
+            "image",
+            "ls",
+            "--digests",
+            "--format",
+            "{{.Repository}}@{{.Digest}}",
+            "--filter",
+            f"reference={REGISTRY}/{repo}/*/*",
+        ).stdout.split()
         refs = [r for r in refs if not r.endswith("@<none>")]
         if refs:
             _docker("image", "rm", "-f", *refs)
@@ -207,7 +224,8 @@ def test_the_compose_file_carries_every_swarm_choice(tmp_path: Path) -> None:
     from cri_tasks.settings import resolve
     from cri_tasks.targets.swarm import SwarmTarget
 
-    (tmp_path / "zerops.yml").write_text("""
+    (tmp_path / "zerops.yml").write_text(
+        """
 zerops:
   - setup: web
     run:
@@ -226,16 +244,37 @@ zerops:
         httpGet: {port: 8000, path: /ready}
         retryPeriod: 2
         failureTimeout: 20
-""".lstrip())
-    settings = resolve({"target": "swarm", "registry": "reg.example:5000", "replicas": {"web": 3},
-                        "swarm": {"ports": "mesh", "parallelism": 2, "monitor": "7s",
-                                  "constraints": {"web": ["node.labels.app == true"]}}})
+""".lstrip()
+    )
+    settings = resolve(
+        {
+            "target": "swarm",
+            "registry": "reg.example:5000",
+            "replicas": {"web": 3},
+            "swarm": {
+                "ports": "mesh",
+                "parallelism": 2,
+                "monitor": "7s",
+                "constraints": {"web": ["node.labels.app == true"]},
+            },
+        }
+    )
     project = api.load(tmp_path / "zerops.yml", settings)
     (setup,) = project.setups
     target = SwarmTarget(project, settings, lambda _l: None)
-    text = target._compose(setup, Version(4, "cri/web:v4", "sha256:" + "0" * 64, "cri/web:abc"),
-                           "reg.example:5000/cri/web:v4@sha256:" + "1" * 64, tmp_path / "env-x", "a1b2c3", "mesh",
-                           {8000: 30080}, 3, "stop-first", target._health(setup), None)
+    text = target._compose(
+        setup,
+        Version(4, "cri/web:v4", "sha256:" + "0" * 64, "cri/web:abc"),
+        "reg.example:5000/cri/web:v4@sha256:" + "1" * 64,
+        tmp_path / "env-x",
+        "a1b2c3",
+        "mesh",
+        {8000: 30080},
+        3,
+        "stop-first",
+        target._health(setup),
+        None,
+    )
     doc = yaml.safe_load(text)
     web = doc["services"]["web"]
     assert web["image"].endswith("@sha256:" + "1" * 64)
@@ -245,8 +284,14 @@ zerops:
     d = web["deploy"]
     assert d["replicas"] == 3 and d["endpoint_mode"] == "vip"
     assert d["placement"]["constraints"] == ["node.labels.app == true"]
-    assert d["update_config"] == {"parallelism": 2, "delay": "0s", "order": "stop-first", "failure_action": "rollback",
-                                  "monitor": "7000ms", "max_failure_ratio": 0}
+    assert d["update_config"] == {
+        "parallelism": 2,
+        "delay": "0s",
+        "order": "stop-first",
+        "failure_action": "rollback",
+        "monitor": "7000ms",
+        "max_failure_ratio": 0,
+    }
     assert d["rollback_config"]["order"] == "stop-first"
     hc = web["healthcheck"]
     # readiness until it passed once, then the health check; `$` doubled against interpolation
@@ -256,8 +301,10 @@ zerops:
     assert doc["volumes"]["zsc"]["name"].endswith("-web-zsc")  # one execOnce store per service
     assert "environment" not in web  # values only ever travel in the env file
 
-    cfg = render("swarm-haproxy.cfg.j2", {"setup": "web", "service": "s_web", "slots": 32,
-                                          "ports": [{"port": 8000, "mode": "http"}]})
+    cfg = render(
+        "swarm-haproxy.cfg.j2",
+        {"setup": "web", "service": "s_web", "slots": 32, "ports": [{"port": 8000, "mode": "http"}]},
+    )
     assert "nameserver dns 127.0.0.11:53" in cfg
     assert "server-template task 32 tasks.s_web:8000" in cfg
 
@@ -341,7 +388,10 @@ def test_two_replicas_update_and_roll_back_without_a_failed_request(swarm_projec
 
     # Rollback redeploys the kept version 1 through the same rolling update.
     rollback_under_load(app, url)
-    assert service(f"{stack}_app")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == f"{REGISTRY}/{repository}/{pid}/app:v1@{digest}"
+    assert (
+        service(f"{stack}_app")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        == f"{REGISTRY}/{repository}/{pid}/app:v1@{digest}"
+    )
 
 
 @pytest.mark.engine
@@ -356,9 +406,12 @@ def test_a_version_whose_health_check_fails_is_rolled_back_by_swarm(swarm_projec
     text = (app / "zerops.yml").read_text()
     start = text.index("    deploy:\n      readinessCheck:")
     (app / "zerops.yml").write_text(text[:start])
-    edit(app / "zerops.yml", "      start: ./entrypoint.sh run\n",
-         "      start: ./entrypoint.sh run\n      healthCheck:\n        exec:\n          command: exit 1\n"
-         "        execPeriod: 1\n        failureTimeout: 2\n")
+    edit(
+        app / "zerops.yml",
+        "      start: ./entrypoint.sh run\n",
+        "      start: ./entrypoint.sh run\n      healthCheck:\n        exec:\n          command: exit 1\n"
+        "        execPeriod: 1\n        failureTimeout: 2\n",
+    )
     edit(app / "src" / "hello.erl", "version 1", "version 2")
     with Client(url) as client:
         proc, _ = deploy(app)
@@ -448,8 +501,10 @@ def test_two_setups_deploy_all_or_nothing(swarm_project: Path, engine_settings: 
     edit(proj / "src" / "hello.erl", "version 1", "version 2")
     text = (proj / "zerops.yml").read_text()
     api_at = text.index("  - setup: api")
-    text = text[:api_at] + text[api_at:].replace("httpGet: {port: 8000, path: /}\n        retryPeriod: 1",
-                                                 "httpGet: {port: 8001, path: /}\n        retryPeriod: 1\n        failureTimeout: 2")
+    text = text[:api_at] + text[api_at:].replace(
+        "httpGet: {port: 8000, path: /}\n        retryPeriod: 1",
+        "httpGet: {port: 8001, path: /}\n        retryPeriod: 1\n        failureTimeout: 2",
+    )
     (proj / "zerops.yml").write_text(text)
     with Client(urls["app"]) as client:
         proc, doc = deploy(proj)

@@ -19,16 +19,15 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-import yaml
-
 import swarm_cluster as sc
+import yaml
 from conftest import BASE_IMAGE, EXAMPLE, IN_CI
 from helpers import Client, edit, get, invoke
-
 
 #: the front proxy's host port on every node (each node is its own network namespace)
 PORT = 18080
@@ -73,20 +72,23 @@ def hello(cluster: sc.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     proj = tmp / "hello"
     shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns(".cri", "build"))
     (proj / "project.env").write_text("")
-    write_settings(proj, {
-        "images": {"ubuntu": sc.NODE_BASE, "alpine": "alpine:3.20"},
-        "gleam": {"source": "none"},
-        "repository": f"cri-test-{uuid.uuid4().hex[:10]}",
-        "cache_dir": str(tmp / "cri-cache"),
-        "env_file": "project.env",
-        "target": "swarm",
-        "registry": cluster.registry,
-        "stop_timeout": 3,
-        "replicas": {"default": 3},
-        "publish_address": cluster.manager.addr,
-        "publish": {"app": {"8000": PORT}},  # a string key: invoke cannot load int keys
-        "swarm": {"ports": "proxy", "monitor": "2s", "parallelism": 1},
-    })
+    write_settings(
+        proj,
+        {
+            "images": {"ubuntu": sc.NODE_BASE, "alpine": "alpine:3.20"},
+            "gleam": {"source": "none"},
+            "repository": f"cri-test-{uuid.uuid4().hex[:10]}",
+            "cache_dir": str(tmp / "cri-cache"),
+            "env_file": "project.env",
+            "target": "swarm",
+            "registry": cluster.registry,
+            "stop_timeout": 3,
+            "replicas": {"default": 3},
+            "publish_address": cluster.manager.addr,
+            "publish": {"app": {"8000": PORT}},  # a string key: invoke cannot load int keys
+            "swarm": {"ports": "proxy", "monitor": "2s", "parallelism": 1},
+        },
+    )
     # Readiness checked every second (the example says 5 s): each task waits for it.
     edit(proj / "zerops.yml", "          path: /\n", "          path: /\n        retryPeriod: 1\n")
     yield proj
@@ -129,8 +131,13 @@ def answers(node: sc.Node) -> str:
 
 
 def registry_digest(cluster: sc.Cluster, repo: str, tag: str) -> str | None:
-    request = urllib.request.Request(f"http://{cluster.registry}/v2/{repo}/manifests/{tag}", method="HEAD", headers={
-        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
+    request = urllib.request.Request(
+        f"http://{cluster.registry}/v2/{repo}/manifests/{tag}",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
             return r.headers.get("Docker-Content-Digest")
@@ -166,7 +173,7 @@ def test_a_deploy_spreads_tasks_each_node_pulls_by_digest_every_proxy_answers(cl
     entry = status(cluster, hello)
     image = entry["service"]["image"]
     ref, digest = image.split("@")
-    repo, tag = ref[len(cluster.registry) + 1:].rsplit(":", 1)
+    repo, tag = ref[len(cluster.registry) + 1 :].rsplit(":", 1)
     assert ref.startswith(cluster.registry + "/") and tag == "v1"
     assert digest == registry_digest(cluster, repo, tag)
     placed = {node: len(tasks) for node, tasks in entry["nodes"].items()}
@@ -175,13 +182,17 @@ def test_a_deploy_spreads_tasks_each_node_pulls_by_digest_every_proxy_answers(cl
     assert entry["node_states"] == {n.name: "ready" for n in cluster.nodes}
     # Every node that runs a task pulled the app from the registry, by that digest.
     for name in placed:
-        assert f"{cluster.registry}/{repo}@{digest}" in sc.pulled(cluster.node(name), f"{cluster.registry}/{repo}"), name
+        assert f"{cluster.registry}/{repo}@{digest}" in sc.pulled(cluster.node(name), f"{cluster.registry}/{repo}"), (
+            name
+        )
     # The front proxy runs on every node, pulled from the registry by digest too.
     proxy_image = entry["proxy"]["image"]
     assert proxy_image.startswith(cluster.registry + "/") and "@sha256:" in proxy_image
     proxy_ref, proxy_digest = proxy_image.split("@")
     for node in cluster.nodes:
-        assert f"{proxy_ref.rsplit(':', 1)[0]}@{proxy_digest}" in sc.pulled(node, proxy_ref.rsplit(":", 1)[0]), node.name
+        assert f"{proxy_ref.rsplit(':', 1)[0]}@{proxy_digest}" in sc.pulled(node, proxy_ref.rsplit(":", 1)[0]), (
+            node.name
+        )
         assert answers(node).startswith("Hello from the BEAM, version 1"), node.name
     # Requests through one node's proxy reach tasks on the other nodes (hostnames are per slot).
     assert sc.running_on(cluster, entry["proxy"]["name"]) == {n.name: 1 for n in cluster.nodes}
@@ -214,13 +225,18 @@ def test_a_redeploy_under_load_on_two_nodes_fails_no_request(cluster: sc.Cluster
 @pytest.mark.engine
 @pytest.mark.swarm_nodes
 @pytest.mark.slow
-def test_a_failing_version_is_rolled_back_and_the_old_one_serves_on_every_node(cluster: sc.Cluster, hello: Path) -> None:
+def test_a_failing_version_is_rolled_back_and_the_old_one_serves_on_every_node(
+    cluster: sc.Cluster, hello: Path
+) -> None:
     saved = (hello / "zerops.yml").read_text()
-    text = saved[:saved.index("    deploy:\n      readinessCheck:")]
+    text = saved[: saved.index("    deploy:\n      readinessCheck:")]
     (hello / "zerops.yml").write_text(text)
-    edit(hello / "zerops.yml", "      start: ./entrypoint.sh run\n",
-         "      start: ./entrypoint.sh run\n      healthCheck:\n        exec:\n          command: exit 1\n"
-         "        execPeriod: 1\n        failureTimeout: 2\n")
+    edit(
+        hello / "zerops.yml",
+        "      start: ./entrypoint.sh run\n",
+        "      start: ./entrypoint.sh run\n      healthCheck:\n        exec:\n          command: exit 1\n"
+        "        execPeriod: 1\n        failureTimeout: 2\n",
+    )
     edit(hello / "src" / "hello.erl", "version 2", "version 3")
     try:
         with Client(url_of(cluster.nodes[1])) as two, Client(url_of(cluster.nodes[2])) as three:
@@ -244,7 +260,9 @@ def test_a_failing_version_is_rolled_back_and_the_old_one_serves_on_every_node(c
 @pytest.mark.engine
 @pytest.mark.swarm_nodes
 @pytest.mark.slow
-def test_a_node_dies_swarm_reschedules_and_nothing_is_duplicated_when_it_returns(cluster: sc.Cluster, hello: Path) -> None:
+def test_a_node_dies_swarm_reschedules_and_nothing_is_duplicated_when_it_returns(
+    cluster: sc.Cluster, hello: Path
+) -> None:
     entry = status(cluster, hello)
     service = entry["service"]["name"]
     placed = sc.running_on(cluster, service)
@@ -257,13 +275,16 @@ def test_a_node_dies_swarm_reschedules_and_nothing_is_duplicated_when_it_returns
         took = wait_until(
             "the dead node's tasks running elsewhere",
             lambda: sum(v for k, v in sc.running_on(cluster, service).items() if k != victim.name) == 3,
-            RESCHEDULE_BUDGET)
+            RESCHEDULE_BUDGET,
+        )
         wait_until("the node shown down", lambda: status(cluster, hello)["node_states"][victim.name] == "down", 30)
         time.sleep(2)  # requests after the rescheduling
-    print(f"node {victim.name} killed: tasks running elsewhere after {took:.1f} s (node down after "
-          f"{time.monotonic() - killed:.1f} s at the latest); {len(client.failures)} of "
-          f"{len(client.failures) + len(client.bodies)} requests failed through {cluster.manager.name}'s proxy: "
-          f"{sorted(set(client.failures))[:3]}")
+    print(
+        f"node {victim.name} killed: tasks running elsewhere after {took:.1f} s (node down after "
+        f"{time.monotonic() - killed:.1f} s at the latest); {len(client.failures)} of "
+        f"{len(client.failures) + len(client.bodies)} requests failed through {cluster.manager.name}'s proxy: "
+        f"{sorted(set(client.failures))[:3]}"
+    )
     assert client.bodies and client.bodies[-1].startswith("Hello from the BEAM, version 2")
     # The front proxy retries another task when a connection fails: a dead task costs no request.
     assert client.failures == []
@@ -291,9 +312,12 @@ def test_a_node_dies_swarm_reschedules_and_nothing_is_duplicated_when_it_returns
 @pytest.mark.slow
 def test_exec_once_runs_once_per_node_and_the_deploy_says_so(cluster: sc.Cluster, hello: Path) -> None:
     saved = (hello / "zerops.yml").read_text()
-    edit(hello / "zerops.yml", "      start: ./entrypoint.sh run\n",
-         "      initCommands:\n        - zsc execOnce migrate-${appVersionId} -- echo MIGRATION-RAN\n"
-         "      start: ./entrypoint.sh run\n")
+    edit(
+        hello / "zerops.yml",
+        "      start: ./entrypoint.sh run\n",
+        "      initCommands:\n        - zsc execOnce migrate-${appVersionId} -- echo MIGRATION-RAN\n"
+        "      start: ./entrypoint.sh run\n",
+    )
     try:
         proc, doc = deploy(cluster, hello)
     finally:
@@ -318,8 +342,11 @@ def test_placement_constraints_put_tasks_and_proxies_where_node_labels_say(clust
     cluster.manager.docker("node", "update", "--label-add", "tier=web", ids[web.name])
     cluster.manager.docker("node", "update", "--label-add", "edge=true", ids[edge.name])
     settings = settings_of(hello)
-    settings["swarm"] = {**settings["swarm"], "constraints": {"default": ["node.labels.tier == web"]},
-                         "proxy_constraints": ["node.labels.edge == true"]}
+    settings["swarm"] = {
+        **settings["swarm"],
+        "constraints": {"default": ["node.labels.tier == web"]},
+        "proxy_constraints": ["node.labels.edge == true"],
+    }
     settings["publish_address"] = edge.addr  # the address users reach: an edge node
     write_settings(hello, settings)
     proc, doc = deploy(cluster, hello)
@@ -350,8 +377,9 @@ zerops:
 
 
 @pytest.mark.parametrize("ready, replicas, warned", [(3, 3, True), (1, 3, False), (3, 1, False)])
-def test_exec_once_warns_when_it_would_run_on_several_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            ready: int, replicas: int, warned: bool) -> None:
+def test_exec_once_warns_when_it_would_run_on_several_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ready: int, replicas: int, warned: bool
+) -> None:
     from cri_tasks import api, engine
     from cri_tasks.settings import resolve
     from cri_tasks.targets.swarm import SwarmTarget

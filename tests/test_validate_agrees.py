@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from helpers import make_project
+from test_entry_points import OFFLINE, cri
 
 from cri_tasks import api, artifact, build_phase, deploy_phase, fingerprint, loader
 from cri_tasks.errors import ConfigError
 from cri_tasks.model import Setup
 from cri_tasks.settings import SWARM_NEEDS_REGISTRY, SwarmSettings, resolve
-from helpers import make_project
-from test_entry_points import OFFLINE, cri
 
 GOOD_RUN = "    run:\n      base: gleam@1.5\n      start: ./app\n"
 GOOD_BUILD = "    build:\n      base: gleam@1.5\n      deployFiles: ./\n"
@@ -54,27 +55,40 @@ def validate_and_deploy(monkeypatch: pytest.MonkeyPatch, file: Path, settings: A
 
 #: (zerops.yml, the message, the phase's own check of the value handed the loaded setup)
 PATHS: list[tuple[str, str, Callable[[Setup], object]]] = [
-    ("  - setup: app\n" + GOOD_BUILD + "      cache: [deps, ../x]\n" + GOOD_RUN,
-     'zerops.yml:6:21: zerops[0].build.cache[1]: "../x" must stay inside /build/source',
-     build_phase.cache_paths),
-    ("  - setup: app\n" + GOOD_BUILD + GOOD_RUN + "      envReplace: {delimiter: '%%', target: [ok, /etc/passwd]}\n",
-     'zerops.yml:9:50: zerops[0].run.envReplace.target[1]: "/etc/passwd" must stay inside /var/www',
-     deploy_phase.check_env_replace_targets),
-    ("  - setup: app\n    build:\n      base: gleam@1.5\n      deployFiles: [./, ../up]\n" + GOOD_RUN,
-     "zerops.yml:5:25: zerops[0].build.deployFiles[1]: \"../up\" leaves the project folder ('..')",
-     lambda setup: [artifact.parse_deploy_path(ref) for ref in setup.build.deploy_files] if setup.build else None),
-    ("  - setup: app\n" + GOOD_BUILD + "      addToRunPrepare: ['~/.ssh']\n" + GOOD_RUN,
-     "zerops.yml:6:25: zerops[0].build.addToRunPrepare[0]: \"~/.ssh\" is absolute; paths are relative to the "
-     "project folder",
-     lambda setup: [fingerprint.check_inside(Path.cwd(), ref) for ref in setup.build.add_to_run_prepare]
-     if setup.build else None),
+    (
+        "  - setup: app\n" + GOOD_BUILD + "      cache: [deps, ../x]\n" + GOOD_RUN,
+        'zerops.yml:6:21: zerops[0].build.cache[1]: "../x" must stay inside /build/source',
+        build_phase.cache_paths,
+    ),
+    (
+        "  - setup: app\n" + GOOD_BUILD + GOOD_RUN + "      envReplace: {delimiter: '%%', target: [ok, /etc/passwd]}\n",
+        'zerops.yml:9:50: zerops[0].run.envReplace.target[1]: "/etc/passwd" must stay inside /var/www',
+        deploy_phase.check_env_replace_targets,
+    ),
+    (
+        "  - setup: app\n    build:\n      base: gleam@1.5\n      deployFiles: [./, ../up]\n" + GOOD_RUN,
+        "zerops.yml:5:25: zerops[0].build.deployFiles[1]: \"../up\" leaves the project folder ('..')",
+        lambda setup: [artifact.parse_deploy_path(ref) for ref in setup.build.deploy_files] if setup.build else None,
+    ),
+    (
+        "  - setup: app\n" + GOOD_BUILD + "      addToRunPrepare: ['~/.ssh']\n" + GOOD_RUN,
+        'zerops.yml:6:25: zerops[0].build.addToRunPrepare[0]: "~/.ssh" is absolute; paths are relative to the '
+        "project folder",
+        lambda setup: (
+            [fingerprint.check_inside(Path.cwd(), ref) for ref in setup.build.add_to_run_prepare]
+            if setup.build
+            else None
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "message", "phase_check"), PATHS, ids=["cache", "envReplace", "deployFiles",
-                                                                         "addToRunPrepare"])
+@pytest.mark.parametrize(
+    ("text", "message", "phase_check"), PATHS, ids=["cache", "envReplace", "deployFiles", "addToRunPrepare"]
+)
 def test_a_path_value_is_refused_by_validate_deploy_and_the_phase_alike(
-        monkeypatch: pytest.MonkeyPatch, text: str, message: str, phase_check: Callable[[Setup], object]) -> None:
+    monkeypatch: pytest.MonkeyPatch, text: str, message: str, phase_check: Callable[[Setup], object]
+) -> None:
     file = write("zerops:\n" + text)
     assert validate_and_deploy(monkeypatch, file) == (message, message)
     # The phase's second wall, handed the very setup the loader would have built had it let the
@@ -98,9 +112,11 @@ def test_an_env_reference_cycle_is_refused_by_validate_as_by_build_and_deploy(mo
               start: ./app
               envVariables: {A: "${A}", OTHER: "${db_hostname}"}
         """)
-    expected = ("zerops.yml:6:25: zerops[0].build.envVariables.B: reference cycle B -> C -> B\n"
-                "zerops.yml:6:36: zerops[0].build.envVariables.C: reference cycle C -> B -> C\n"
-                "zerops.yml:10:25: zerops[0].run.envVariables.A: reference cycle A -> A")
+    expected = (
+        "zerops.yml:6:25: zerops[0].build.envVariables.B: reference cycle B -> C -> B\n"
+        "zerops.yml:6:36: zerops[0].build.envVariables.C: reference cycle C -> B -> C\n"
+        "zerops.yml:10:25: zerops[0].run.envVariables.A: reference cycle A -> A"
+    )
     assert validate_and_deploy(monkeypatch, file) == (expected, expected)
     monkeypatch.setattr(build_phase, "build", never)
     built = "\n".join(expected.splitlines()[:2])  # the build resolves its own variables only
@@ -108,7 +124,8 @@ def test_an_env_reference_cycle_is_refused_by_validate_as_by_build_and_deploy(mo
 
 
 def test_a_cycle_through_the_project_env_file_and_an_unreadable_env_file_are_refused_by_validate(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     file = write("zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN + "      envVariables: {A: '${P}'}\n")
     Path("project.env").write_text("P=${A}\n")
     settings = {"env_file": "project.env"}
@@ -126,8 +143,12 @@ def test_a_reference_that_names_nothing_is_no_error_for_validate() -> None:
 
 
 def test_a_bad_cron_timing_is_refused_by_validate_and_deploy_alike(monkeypatch: pytest.MonkeyPatch) -> None:
-    file = write("zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN
-                 + "      crontab: [{timing: '61 * * * *', command: date, allContainers: false}]\n")
+    file = write(
+        "zerops:\n  - setup: app\n"
+        + GOOD_BUILD
+        + GOOD_RUN
+        + "      crontab: [{timing: '61 * * * *', command: date, allContainers: false}]\n"
+    )
     validated, deployed = validate_and_deploy(monkeypatch, file)
     assert validated == deployed
     assert validated.startswith("zerops.yml:9:16: zerops[0].run.crontab[0].timing: minute value 61 is outside 0-59")
@@ -149,39 +170,61 @@ def test_what_only_the_deploy_needs_is_still_no_error_for_validate(monkeypatch: 
 # -- cri settings: resolve refuses them for every task; per-setup ones in the pre-flight ----------
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"swarm": {"monitor": "15"}}, 'cri.swarm.monitor: missing unit in duration "15" (write "15s" or the integer 15)'),
-    ({"swarm": {"timeout": "2 m"}},
-     'cri.swarm.timeout: invalid duration "2 m" (use e.g. "30s", "5m", "1h30m", "500ms")'),
-    ({"swarm": {"monitor": 1.5}}, 'cri.swarm.monitor: expected whole seconds or a duration like "30s", got 1.5'),
-    ({"swarm": {"ports": "ipvs"}}, "cri.swarm.ports: expected one of auto, mesh, proxy, got 'ipvs'"),
-    ({"swarm": {"stack": "-x"}}, "cri.swarm.stack: '-x' is not a valid stack name"),
-    ({"swarm": {"parallelism": "two"}}, "cri.swarm.parallelism: expected a number, got 'two'"),
-    ({"swarm": {"parallelism": -1}}, "cri.swarm.parallelism: expected 0 (all at once) or more"),
-    ({"swarm": {"wait": "later"}}, "cri.swarm.wait: expected true or false, got 'later'"),
-    ({"swarm": {"proxy_constraints": "node.role == manager"}},
-     "cri.swarm.proxy_constraints: expected a list of placement constraints (node.labels.app == true), "
-     "got 'node.role == manager'"),
-    ({"swarm": {"constraints": {"app": "node.role == manager"}}},
-     "cri.swarm.constraints.app: expected a list of placement constraints (node.labels.app == true), "
-     "got 'node.role == manager'"),
-    ({"replicas": {"app": 0}}, "cri.replicas for app: expected at least 1, got 0"),
-    ({"publish": {"app": {"8000": "eighty"}}},
-     "cri.publish for app, port 8000: expected a host port number, got 'eighty'"),
-])
-def test_a_bad_setting_is_refused_by_validate_and_deploy_alike(monkeypatch: pytest.MonkeyPatch,
-                                                               settings: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"swarm": {"monitor": "15"}},
+            'cri.swarm.monitor: missing unit in duration "15" (write "15s" or the integer 15)',
+        ),
+        (
+            {"swarm": {"timeout": "2 m"}},
+            'cri.swarm.timeout: invalid duration "2 m" (use e.g. "30s", "5m", "1h30m", "500ms")',
+        ),
+        ({"swarm": {"monitor": 1.5}}, 'cri.swarm.monitor: expected whole seconds or a duration like "30s", got 1.5'),
+        ({"swarm": {"ports": "ipvs"}}, "cri.swarm.ports: expected one of auto, mesh, proxy, got 'ipvs'"),
+        ({"swarm": {"stack": "-x"}}, "cri.swarm.stack: '-x' is not a valid stack name"),
+        ({"swarm": {"parallelism": "two"}}, "cri.swarm.parallelism: expected a number, got 'two'"),
+        ({"swarm": {"parallelism": -1}}, "cri.swarm.parallelism: expected 0 (all at once) or more"),
+        ({"swarm": {"wait": "later"}}, "cri.swarm.wait: expected true or false, got 'later'"),
+        (
+            {"swarm": {"proxy_constraints": "node.role == manager"}},
+            "cri.swarm.proxy_constraints: expected a list of placement constraints (node.labels.app == true), "
+            "got 'node.role == manager'",
+        ),
+        (
+            {"swarm": {"constraints": {"app": "node.role == manager"}}},
+            "cri.swarm.constraints.app: expected a list of placement constraints (node.labels.app == true), "
+            "got 'node.role == manager'",
+        ),
+        ({"replicas": {"app": 0}}, "cri.replicas for app: expected at least 1, got 0"),
+        (
+            {"publish": {"app": {"8000": "eighty"}}},
+            "cri.publish for app, port 8000: expected a host port number, got 'eighty'",
+        ),
+    ],
+)
+def test_a_bad_setting_is_refused_by_validate_and_deploy_alike(
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, Any], message: str
+) -> None:
     file = write("zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN + "      ports: [{port: 8000}]\n")
     assert validate_and_deploy(monkeypatch, file, settings) == (message, message)
 
 
 def test_a_gleam_archive_that_is_no_file_is_refused_by_every_task_before_any_work(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     file = write("zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN)
     settings = {"gleam": {"source": "gleam.tar.gz"}}
     validated, deployed = validate_and_deploy(monkeypatch, file, settings)
-    assert validated == deployed == (f"cri.gleam.source: 'gleam.tar.gz' is neither 'release', 'none' nor an existing "
-                                     f"file ({Path.cwd() / 'gleam.tar.gz'})")
+    assert (
+        validated
+        == deployed
+        == (
+            f"cri.gleam.source: 'gleam.tar.gz' is neither 'release', 'none' nor an existing "
+            f"file ({Path.cwd() / 'gleam.tar.gz'})"
+        )
+    )
     monkeypatch.setattr(build_phase, "build", never)
     assert refusal(lambda: api.build(file, settings=settings)) == validated
     assert refusal(lambda: api.prepare(file, settings=settings)) == validated
@@ -189,30 +232,68 @@ def test_a_gleam_archive_that_is_no_file_is_refused_by_every_task_before_any_wor
 
 
 def test_the_swarm_settings_are_read_as_the_target_uses_them() -> None:
-    swarm = resolve({"swarm": {"ports": "MESH", "parallelism": "2", "monitor": "1m30s", "timeout": 600, "wait": "no",
-                               "stack": "shop", "constraints": {"web": ["node.labels.web == true"]},
-                               "proxy_constraints": ["node.role == manager"]}}).swarm
-    assert swarm == (("mesh", 2, 90.0, "shop", False, 600.0, {"web": ["node.labels.web == true"]},
-                      ("node.role == manager",)))
+    swarm = resolve(
+        {
+            "swarm": {
+                "ports": "MESH",
+                "parallelism": "2",
+                "monitor": "1m30s",
+                "timeout": 600,
+                "wait": "no",
+                "stack": "shop",
+                "constraints": {"web": ["node.labels.web == true"]},
+                "proxy_constraints": ["node.role == manager"],
+            }
+        }
+    ).swarm
+    assert swarm == (
+        ("mesh", 2, 90.0, "shop", False, 600.0, {"web": ["node.labels.web == true"]}, ("node.role == manager",))
+    )
     defaults = resolve(None).swarm
     assert defaults == SwarmSettings() and defaults.monitor == 15.0 and defaults.timeout is None
     # the values Invoke hands over from INVOKE_CRI_SWARM_* variables are strings
     assert resolve({"swarm": {"monitor": "0", "timeout": "", "parallelism": "0", "wait": "True"}}).swarm[1:6] == (
-        0, 0.0, None, True, None)
+        0,
+        0.0,
+        None,
+        True,
+        None,
+    )
 
 
 # -- one duration grammar -------------------------------------------------------------------------
 
-DURATIONS: list[Any] = [30, "30s", "5m", "1h30m", "500ms", "1.5s", ".5m", "100us", "7ns", "2h3m4s",  # accepted
-                        "30", "15 s", " 15s", "1d", "-5s", 1.5, True, "soon", "9" * 400 + "h"]  # refused
+DURATIONS: list[Any] = [
+    30,
+    "30s",
+    "5m",
+    "1h30m",
+    "500ms",
+    "1.5s",
+    ".5m",
+    "100us",
+    "7ns",
+    "2h3m4s",  # accepted
+    "30",
+    "15 s",
+    " 15s",
+    "1d",
+    "-5s",
+    1.5,
+    True,
+    "soon",
+    "9" * 400 + "h",
+]  # refused
 
 
 @pytest.mark.parametrize("value", DURATIONS, ids=[repr(v)[:12] for v in DURATIONS])
 def test_zerops_yml_and_the_swarm_settings_read_a_duration_alike(value: Any) -> None:
     import json
 
-    write("zerops:\n  - setup: app\n" + GOOD_RUN + f"      healthCheck:\n        exec: {{command: x}}\n"
-          f"        failureTimeout: {json.dumps(value)}\n")
+    write(
+        "zerops:\n  - setup: app\n" + GOOD_RUN + f"      healthCheck:\n        exec: {{command: x}}\n"
+        f"        failureTimeout: {json.dumps(value)}\n"
+    )
     in_file: float | None = None
     try:
         health = api.load(Path("zerops.yml"), None).setups[0].run.health_check
@@ -229,14 +310,19 @@ def test_zerops_yml_and_the_swarm_settings_read_a_duration_alike(value: Any) -> 
 # -- the real programs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [
-    ("      envVariables: {A: '${A}'}\n", {}, "zerops[0].run.envVariables.A: reference cycle A -> A"),
-    ("", {"swarm": {"monitor": "15"}}, "cri.swarm.monitor: missing unit in duration"),
-], ids=["cycle", "swarm.monitor"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("      envVariables: {A: '${A}'}\n", {}, "zerops[0].run.envVariables.A: reference cycle A -> A"),
+        ("", {"swarm": {"monitor": "15"}}, "cri.swarm.monitor: missing unit in duration"),
+    ],
+    ids=["cycle", "swarm.monitor"],
+)
 def test_cri_validate_and_cri_deploy_refuse_alike(tmp_path: Path, bad: tuple[str, dict[str, Any], str]) -> None:
     line, settings, message = bad
-    project = make_project(tmp_path / "proj", "zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN + line,
-                           settings={**OFFLINE, **settings})
+    project = make_project(
+        tmp_path / "proj", "zerops:\n  - setup: app\n" + GOOD_BUILD + GOOD_RUN + line, settings={**OFFLINE, **settings}
+    )
     validated, deployed = cri(project, "validate"), cri(project, "deploy")
     assert validated.returncode == deployed.returncode == 1
     assert message in validated.stderr and "Traceback" not in validated.stderr + deployed.stderr

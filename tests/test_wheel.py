@@ -31,7 +31,9 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (wheel,) = out.glob("cri_tasks-*.whl")
     (sdist,) = out.glob("cri_tasks-*.tar.gz")
@@ -51,8 +53,11 @@ def sdist(dists: tuple[Path, Path]) -> Path:
 def tracked_files(folder: str) -> set[str]:
     """Files under ``folder`` of the source tree, as paths relative to the repository, without
     what running the code leaves there (bytecode caches)."""
-    return {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def test_the_wheel_holds_every_module_template_and_the_license_and_nothing_else(wheel: Path) -> None:
@@ -88,11 +93,19 @@ def test_an_installed_wheel_renders_a_template_from_another_folder(wheel: Path, 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
-    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     # The dependencies come from the test environment, after the fresh venv's own packages;
     # the editable install of the checkout is not activated there (.pth files are not chained).
@@ -115,9 +128,16 @@ def test_the_sdist_unpacks_into_a_tree_whose_tests_run_without_the_corpus_or_ci(
     unpacked = {p.relative_to(top).as_posix() for p in top.rglob("*") if p.is_file()}
     # what a test run reads: the suite with its fixtures, the example, the bench, the scripts,
     # this repository's noxfile, the docs and the license, besides the package's source
-    needed = (tracked_files("tests") | tracked_files("examples") | tracked_files("bench") | tracked_files("scripts")
-              | tracked_files("docs") | tracked_files("cri_tasks") | tracked_files("templates")
-              | {"LICENSE", "README.md", "SECURITY.md", "setup.cfg", "setup.py", "pyproject.toml", "noxfile.py", "tasks.py"})
+    needed = (
+        tracked_files("tests")
+        | tracked_files("examples")
+        | tracked_files("bench")
+        | tracked_files("scripts")
+        | tracked_files("docs")
+        | tracked_files("cri_tasks")
+        | tracked_files("templates")
+        | {"LICENSE", "README.md", "SECURITY.md", "setup.cfg", "setup.py", "pyproject.toml", "noxfile.py", "tasks.py"}
+    )
     needed = {p for p in needed if not p.startswith(("examples/hello/.cri/", "examples/hello/build/"))}
     assert sorted(needed - unpacked) == []
     assert not [p for p in unpacked if "__pycache__" in p or "/.cri/" in p]
@@ -125,9 +145,22 @@ def test_the_sdist_unpacks_into_a_tree_whose_tests_run_without_the_corpus_or_ci(
     # corpus tests skip) and outside CI; a few quick files stand for the suite.
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "CRI_SHARED_DIR", "CRI_TEST_INSTALL")}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_corpus.py", "tests/test_bench.py", "tests/test_installed.py"],
-        cwd=top, capture_output=True, text=True, env={**env, "PYTHONSAFEPATH": "1"}, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_corpus.py",
+            "tests/test_bench.py",
+            "tests/test_installed.py",
+        ],
+        cwd=top,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONSAFEPATH": "1"},
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "corpus not found" in proc.stdout

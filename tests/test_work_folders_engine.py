@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import buildx_processes, edit, get, invoke, make_project, start_invoke, wait_for_log
 
 pytestmark = pytest.mark.engine
@@ -34,8 +33,11 @@ def files_holding(cache: Path, secret: bytes) -> list[Path]:
 
 
 def test_a_build_and_a_deploy_of_one_setup_at_once_take_turns(app: Path, engine_settings: dict[str, Any]) -> None:
-    edit(app / "zerops.yml", "        - cp entrypoint.sh build/erlang-shipment/\n",
-         "        - cp entrypoint.sh build/erlang-shipment/\n        - sleep 4\n")
+    edit(
+        app / "zerops.yml",
+        "        - cp entrypoint.sh build/erlang-shipment/\n",
+        "        - cp entrypoint.sh build/erlang-shipment/\n        - sleep 4\n",
+    )
     # env files a killed deploy left: this setup's go, another setup's are not this deploy's to judge
     tmp = Path(str(engine_settings["cache_dir"])) / "tmp"
     tmp.mkdir(parents=True)
@@ -56,14 +58,21 @@ def test_a_build_and_a_deploy_of_one_setup_at_once_take_turns(app: Path, engine_
 
 
 def test_a_build_killed_mid_way_leaves_no_secret_on_disk_and_the_next_run_removes_its_work(
-        app: Path, engine_settings: dict[str, Any], unique: str) -> None:
+    app: Path, engine_settings: dict[str, Any], unique: str
+) -> None:
     cache = Path(str(engine_settings["cache_dir"]))
     secret = f"s3cr3t-{unique}"
     (app / "project.env").write_text(f"API_TOKEN={secret}\n")
-    edit(app / "zerops.yml", "      deployFiles: build/erlang-shipment/~\n",
-         "      deployFiles: build/erlang-shipment/~\n      envVariables:\n        BUILD_TOKEN: ${API_TOKEN}\n")
-    edit(app / "zerops.yml", "        - cp entrypoint.sh build/erlang-shipment/\n",
-         "        - cp entrypoint.sh build/erlang-shipment/\n        - test -n \"$BUILD_TOKEN\" && echo building-now && sleep 60\n")
+    edit(
+        app / "zerops.yml",
+        "      deployFiles: build/erlang-shipment/~\n",
+        "      deployFiles: build/erlang-shipment/~\n      envVariables:\n        BUILD_TOKEN: ${API_TOKEN}\n",
+    )
+    edit(
+        app / "zerops.yml",
+        "        - cp entrypoint.sh build/erlang-shipment/\n",
+        '        - cp entrypoint.sh build/erlang-shipment/\n        - test -n "$BUILD_TOKEN" && echo building-now && sleep 60\n',
+    )
     proc = start_invoke(app, "build")
     try:
         wait_for_log(app, cache, "building-now", timeout=300, phase="build")
@@ -103,7 +112,8 @@ zerops:
 
 
 def test_a_live_build_keeps_its_context_and_a_killed_ones_is_removed_at_the_next_run(
-        tmp_path: Path, engine_settings: dict[str, Any], unique: str) -> None:
+    tmp_path: Path, engine_settings: dict[str, Any], unique: str
+) -> None:
     project = make_project(tmp_path / "p", TWO.format(marker=unique), settings=engine_settings)
     cache = Path(str(engine_settings["cache_dir"]))
     slow = start_invoke(project, "prepare", "--setup", "app")

@@ -41,8 +41,13 @@ class Version:
     run: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": self.number, "image": self.image, "image_id": self.image_id,
-                               "runtime_image": self.runtime_image, "time": self.time}
+        out: dict[str, Any] = {
+            "version": self.number,
+            "image": self.image,
+            "image_id": self.image_id,
+            "runtime_image": self.runtime_image,
+            "time": self.time,
+        }
         if self.adopted:
             out["adopted"] = True
         if self.run is not None:
@@ -67,8 +72,9 @@ class Target(Protocol):
     #: failure, :func:`cri_tasks.deploy_phase.deploy` returns the setups it already activated.
     all_or_nothing: ClassVar[bool]
 
-    def __init__(self, project: Project, settings: Settings, report: Reporter,
-                 workspace: Workspace | None = None) -> None: ...
+    def __init__(
+        self, project: Project, settings: Settings, report: Reporter, workspace: Workspace | None = None
+    ) -> None: ...
 
     def activate(self, setup: Setup, version: Version, env: dict[str, str], *, previous: Version | None) -> Activation:
         """Make ``version`` the one that serves, or raise (:func:`deploy_error`) leaving

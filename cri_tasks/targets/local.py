@@ -14,9 +14,10 @@ import secrets
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from .. import engine
 from ..engine import LABEL
@@ -43,8 +44,9 @@ class LocalTarget:
     #: each setup of a deploy stands on its own: a failed one leaves the others as they landed
     all_or_nothing: ClassVar[bool] = False
 
-    def __init__(self, project: Project, settings: Settings, report: Reporter,
-                 workspace: Workspace | None = None) -> None:
+    def __init__(
+        self, project: Project, settings: Settings, report: Reporter, workspace: Workspace | None = None
+    ) -> None:
         self.project, self.settings, self.report = project, settings, report
         self.pid = project_id(project)
         self.cache_dir = workspace.cache_dir if workspace is not None else settings.cache_path(project.root)
@@ -53,7 +55,11 @@ class LocalTarget:
     # -- names ----------------------------------------------------------------------------------
 
     def _labels(self, setup: Setup, **extra: str) -> dict[str, str]:
-        return {f"{LABEL}.project": self.pid, f"{LABEL}.setup": setup.name, **{f"{LABEL}.{k}": v for k, v in extra.items()}}
+        return {
+            f"{LABEL}.project": self.pid,
+            f"{LABEL}.setup": setup.name,
+            **{f"{LABEL}.{k}": v for k, v in extra.items()},
+        }
 
     def _proxy_name(self, setup: Setup) -> str:
         return f"cri-{self.pid}-{setup.name.lower()}-proxy"
@@ -66,7 +72,15 @@ class LocalTarget:
     def activate(self, setup: Setup, version: Version, env: dict[str, str], *, previous: Version | None) -> Activation:
         run = setup.run
         if run.start is None and not run.start_commands:
-            raise ConfigError([Problem("run.start or run.startCommands is needed to deploy", path=f"zerops[{setup.index}].run", location=run.location)])
+            raise ConfigError(
+                [
+                    Problem(
+                        "run.start or run.startCommands is needed to deploy",
+                        path=f"zerops[{setup.index}].run",
+                        location=run.location,
+                    )
+                ]
+            )
         engine.ensure_network(self.network, labels={f"{LABEL}.project": self.pid})
         old = [n for n in self.container_names(setup)]
         activation = secrets.token_hex(3)
@@ -94,7 +108,9 @@ class LocalTarget:
                 raise
             urls = [self._url(p, front.ports[p.port]) for p in tcp_ports]
             probe_port = next((p for p in tcp_ports if p.http_support), tcp_ports[0])
-            with Probe(self.settings.publish_address, front.ports[probe_port.port], http=probe_port.http_support) as probe:
+            with Probe(
+                self.settings.publish_address, front.ports[probe_port.port], http=probe_port.http_support
+            ) as probe:
                 time.sleep(0.2)  # a few requests against the old version first
                 try:
                     self._switch(setup, front, tcp_ports, new, version)
@@ -127,7 +143,9 @@ class LocalTarget:
                         # docker's env files are one line per variable: a value with a newline
                         # cannot travel this way.
                         if "\n" in value:
-                            raise ConfigError(f"[{setup.name}] env variable {key}: values with newlines are not supported")
+                            raise ConfigError(
+                                f"[{setup.name}] env variable {key}: values with newlines are not supported"
+                            )
                         f.write(f"{key}={value}\n")
                 engine.run_container(
                     version.image_id,  # the id it was built as (deploy_phase.checked_image)
@@ -155,8 +173,12 @@ class LocalTarget:
         timings = HealthTimings.of(health_check)
         retries = max(1, int(timings.failure // timings.period))
         # whole seconds: python-on-whales passes ints as "<n>s" (it appended "s" to a string too)
-        return {"health_cmd": command, "health_interval": max(1, round(timings.period)), "health_timeout": 5,
-                "health_retries": retries}
+        return {
+            "health_cmd": command,
+            "health_interval": max(1, round(timings.period)),
+            "health_timeout": 5,
+            "health_retries": retries,
+        }
 
     def _wait_ready(self, setup: Setup, names: list[str]) -> None:
         """Wait for ``deploy.readinessCheck`` when there is one; without one a container counts as
@@ -173,7 +195,11 @@ class LocalTarget:
             for name in list(pending):
                 st = engine.state(name, self.network)
                 if not st.running:
-                    raise deploy_error(setup, f"container {name} exited (code {st.exit_code}) before it was ready", engine.logs(name, tail=20))
+                    raise deploy_error(
+                        setup,
+                        f"container {name} exited (code {st.exit_code}) before it was ready",
+                        engine.logs(name, tail=20),
+                    )
                 ok, output = self._ready(setup, name, st.ip)
                 last_output[name] = output
                 if ok:
@@ -182,7 +208,9 @@ class LocalTarget:
                 break
             if time.monotonic() > deadline:
                 name = pending[0]
-                detail = f"readiness check did not pass within {timeout:.0f} s: {last_output.get(name, '').strip()[-300:]}"
+                detail = (
+                    f"readiness check did not pass within {timeout:.0f} s: {last_output.get(name, '').strip()[-300:]}"
+                )
                 raise deploy_error(setup, f"container {name}: {detail}", engine.logs(name, tail=20))
             # Apps usually listen a fraction of a second after the container starts: check again
             # soon, backing off to retryPeriod (Zerops' interval), instead of waiting a whole one.
@@ -201,7 +229,9 @@ class LocalTarget:
             code, out = engine.exec_in(name, [*cmd, url], timeout=10)
             return code == 0 and out.strip()[-3:].startswith("2"), f"GET {url}: {out.strip() or f'exit {code}'}"
         if rc is not None and rc.exec is not None:
-            code, out = engine.exec_in(name, ["timeout", "5", "/bin/sh", "-c", rc.exec.text], user="zerops", workdir="/var/www", timeout=10)
+            code, out = engine.exec_in(
+                name, ["timeout", "5", "/bin/sh", "-c", rc.exec.text], user="zerops", workdir="/var/www", timeout=10
+            )
             return code == 0, f"exec exited {code}: {out[-200:]}"
         # No deploy.readinessCheck: no readiness gate, as on Zerops (a started container gets
         # traffic; the official Gleam recipe's `dev` setup idles with `zsc noop` on port 3000).
@@ -258,15 +288,22 @@ class LocalTarget:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not _accepts(self.settings.publish_address, next(iter(have.values()))):
             time.sleep(0.1)
-        self.report(f"[{setup.name}] front proxy {name} publishes " + ", ".join(f"{self.settings.publish_address}:{h}->{c}" for c, h in have.items()))
+        self.report(
+            f"[{setup.name}] front proxy {name} publishes "
+            + ", ".join(f"{self.settings.publish_address}:{h}->{c}" for c, h in have.items())
+        )
         return _Proxy(name, have)
 
-    def _write_config(self, proxy_name: str, setup: Setup, ports: list[Port], servers: list[str], version: Version) -> None:
+    def _write_config(
+        self, proxy_name: str, setup: Setup, ports: list[Port], servers: list[str], version: Version
+    ) -> None:
         entries = []
         for slot, container in enumerate(servers, start=1):
             ip = engine.state(container, self.network).ip
             if ip is None:
-                raise deploy_error(setup, f"container {container} has no address on {self.network}", engine.logs(container, tail=20))
+                raise deploy_error(
+                    setup, f"container {container} has no address on {self.network}", engine.logs(container, tail=20)
+                )
             entries.append({"name": f"v{version.number}_{slot}", "ip": ip})
         text = proxy.local_config(setup, version.number, ports, entries)
         work = self.cache_dir / "tmp"
@@ -276,9 +313,15 @@ class LocalTarget:
             path.write_text(text)
         engine.copy_into(proxy_name, path, proxy.CONFIG_PATH)
 
-    def _switch(self, setup: Setup, running_proxy: _Proxy, ports: list[Port], servers: list[str], version: Version) -> None:
-        self._reload(setup, running_proxy.name, f"version {version.number}",
-                     before=lambda: self._write_config(running_proxy.name, setup, ports, servers, version))
+    def _switch(
+        self, setup: Setup, running_proxy: _Proxy, ports: list[Port], servers: list[str], version: Version
+    ) -> None:
+        self._reload(
+            setup,
+            running_proxy.name,
+            f"version {version.number}",
+            before=lambda: self._write_config(running_proxy.name, setup, ports, servers, version),
+        )
 
     def _reload(self, setup: Setup, proxy_name: str, what: str, before: Callable[[], None] | None = None) -> None:
         """Reload the proxy gracefully (SIGUSR2) and wait until HAProxy says it loaded the
@@ -297,7 +340,9 @@ class LocalTarget:
             if text.count("Loading failure") > failures:
                 raise deploy_error(setup, "the front proxy refused the new configuration", text[-1500:])
             time.sleep(0.05)
-        raise deploy_error(setup, "the front proxy did not confirm the reload within 15 s", engine.logs(proxy_name, tail=20))
+        raise deploy_error(
+            setup, "the front proxy did not confirm the reload within 15 s", engine.logs(proxy_name, tail=20)
+        )
 
     def _url(self, port: Port, host_port: int) -> str:
         scheme = "http" if port.http_support else "tcp"
@@ -309,8 +354,15 @@ class LocalTarget:
         containers = []
         for name in self.container_names(setup):
             st = engine.state(name, self.network)
-            containers.append({"name": name, "status": st.status, "health": st.health,
-                               "version": st.labels.get(f"{LABEL}.version"), "image": st.image})
+            containers.append(
+                {
+                    "name": name,
+                    "status": st.status,
+                    "health": st.health,
+                    "version": st.labels.get(f"{LABEL}.version"),
+                    "image": st.image,
+                }
+            )
         front = engine.state(self._proxy_name(setup))
         urls = []
         if front.exists:
@@ -318,7 +370,11 @@ class LocalTarget:
                 port = int(key.split("/")[0])
                 match = next((p for p in setup.run.ports if p.port == port), None)
                 urls.append(self._url(match, int(binding.rsplit(":", 1)[1])) if match else f"tcp://{binding}/")
-        return {"containers": containers, "proxy": {"name": front.name, "status": front.status} if front.exists else None, "urls": urls}
+        return {
+            "containers": containers,
+            "proxy": {"name": front.name, "status": front.status} if front.exists else None,
+            "urls": urls,
+        }
 
     def running_version(self, setup: Setup, recorded: int | None) -> int | None:
         """The version that serves, for :func:`cri_tasks.deploy_phase.reconcile`: the one the

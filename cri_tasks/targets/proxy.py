@@ -43,9 +43,14 @@ def image(settings: Settings, cache_dir: Path, pid: str, setup: Setup, report: R
             cache_folder(cache_dir, "proxy-build")
             (work / "Dockerfile").write_text(render("proxy.Dockerfile.j2", {"base_image": base, "os": os_name}))
         try:
-            engine.build(work, dockerfile=work / "Dockerfile", tags=[tag],
-                         labels={f"{LABEL}.project": pid, f"{LABEL}.role": "proxy"},
-                         on_line=lambda _line: None, builder=settings.builder)
+            engine.build(
+                work,
+                dockerfile=work / "Dockerfile",
+                tags=[tag],
+                labels={f"{LABEL}.project": pid, f"{LABEL}.role": "proxy"},
+                on_line=lambda _line: None,
+                builder=settings.builder,
+            )
         except engine.BuildError as exc:
             raise EngineError("building the proxy image failed:\n" + "\n".join(exc.log[-15:])) from None
     return tag
@@ -63,7 +68,9 @@ def health(setup: Setup) -> dict[str, Any] | None:
     timings = HealthTimings.of(health_check)
     http_get = health_check.http_get
     return {
-        "port": http_get.port, "path": http_get.path, "host": http_get.host,
+        "port": http_get.port,
+        "path": http_get.path,
+        "host": http_get.host,
         "ssl": (http_get.scheme or "http") == "https",
         "inter": f"{max(timings.period, 0.1):g}s",
         "fall": timings.checks(timings.disconnect),
@@ -78,8 +85,16 @@ def _port_modes(ports: list[Port]) -> list[dict[str, Any]]:
 def local_config(setup: Setup, version: int, ports: list[Port], servers: list[dict[str, str]]) -> str:
     """The local target's configuration: ``servers`` (name, ip) of ``version`` behind every port.
     Its first line names the version, which :func:`configured_version` reads back."""
-    return render("haproxy.cfg.j2", {"setup": setup.name, "version": version, "ports": _port_modes(ports),
-                                     "servers": servers, "health": health(setup)})
+    return render(
+        "haproxy.cfg.j2",
+        {
+            "setup": setup.name,
+            "version": version,
+            "ports": _port_modes(ports),
+            "servers": servers,
+            "health": health(setup),
+        },
+    )
 
 
 def configured_version(text: str) -> int | None:
@@ -91,5 +106,6 @@ def configured_version(text: str) -> int | None:
 def swarm_config(setup: Setup, service: str, slots: int, ports: list[Port]) -> str:
     """The Swarm target's configuration: ``slots`` servers per port found in Docker's DNS for
     ``service``. It names no version, so a rolling update does not change it."""
-    return render("swarm-haproxy.cfg.j2", {"setup": setup.name, "service": service, "slots": slots,
-                                           "ports": _port_modes(ports)})
+    return render(
+        "swarm-haproxy.cfg.j2", {"setup": setup.name, "service": service, "slots": slots, "ports": _port_modes(ports)}
+    )

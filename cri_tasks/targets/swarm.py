@@ -35,11 +35,12 @@ import secrets
 import socket
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
-from .. import engine, fingerprint
+from .. import engine, fingerprint, records
 from ..dockerfile import render
 from ..engine import LABEL
 from ..errors import ConfigError, CriError, EngineError, Problem
@@ -47,7 +48,6 @@ from ..model import Port, Project, Setup
 from ..paths import cache_folder, component, writing
 from ..probe import Probe, SwitchReport
 from ..results import Reporter
-from .. import records
 from ..settings import SWARM_NEEDS_REGISTRY, Settings
 from ..workspace import Workspace, opened, project_id
 from . import proxy
@@ -86,8 +86,9 @@ class SwarmTarget:
     #: a deploy of several setups either lands for all of them or for none (deploy_phase.deploy)
     all_or_nothing: ClassVar[bool] = True
 
-    def __init__(self, project: Project, settings: Settings, report: Reporter,
-                 workspace: Workspace | None = None) -> None:
+    def __init__(
+        self, project: Project, settings: Settings, report: Reporter, workspace: Workspace | None = None
+    ) -> None:
         self.project, self.settings, self.report = project, settings, report
         self.pid = project_id(project)
         self.workspace = workspace  # the call's records; without one, each use opens its own
@@ -106,7 +107,11 @@ class SwarmTarget:
     # -- names ----------------------------------------------------------------------------------
 
     def _labels(self, setup: Setup, **extra: str) -> dict[str, str]:
-        return {f"{LABEL}.project": self.pid, f"{LABEL}.setup": setup.name, **{f"{LABEL}.{k}": v for k, v in extra.items()}}
+        return {
+            f"{LABEL}.project": self.pid,
+            f"{LABEL}.setup": setup.name,
+            **{f"{LABEL}.{k}": v for k, v in extra.items()},
+        }
 
     def _short(self, setup: Setup) -> str:
         return re.sub(r"[^a-z0-9-]", "-", setup.name.lower())
@@ -135,10 +140,14 @@ class SwarmTarget:
         info = engine.swarm_state()
         state = str(info.get("LocalNodeState") or "inactive")
         if state != "active":
-            raise EngineError(f"the swarm target needs this Docker engine in a swarm (its state: {state}): "
-                              "run `docker swarm init` or point DOCKER_HOST at a manager")
+            raise EngineError(
+                f"the swarm target needs this Docker engine in a swarm (its state: {state}): "
+                "run `docker swarm init` or point DOCKER_HOST at a manager"
+            )
         if not info.get("ControlAvailable"):
-            raise EngineError("the swarm target needs a Swarm manager: this engine is a worker; point DOCKER_HOST at a manager")
+            raise EngineError(
+                "the swarm target needs a Swarm manager: this engine is a worker; point DOCKER_HOST at a manager"
+            )
         return info
 
     # -- activation -----------------------------------------------------------------------------
@@ -146,7 +155,15 @@ class SwarmTarget:
     def activate(self, setup: Setup, version: Version, env: dict[str, str], *, previous: Version | None) -> Activation:
         run = setup.run
         if run.start is None and not run.start_commands:
-            raise ConfigError([Problem("run.start or run.startCommands is needed to deploy", path=f"zerops[{setup.index}].run", location=run.location)])
+            raise ConfigError(
+                [
+                    Problem(
+                        "run.start or run.startCommands is needed to deploy",
+                        path=f"zerops[{setup.index}].run",
+                        location=run.location,
+                    )
+                ]
+            )
         registry = self._registry()
         swarm = self._manager()
         for key, value in env.items():
@@ -160,8 +177,10 @@ class SwarmTarget:
             have = ((before.get("Spec") or {}).get("EndpointSpec") or {}).get("Mode") or "vip"
             want = "vip" if mode == "mesh" else "dnsrr"
             if have != want:
-                raise ConfigError(f"[{setup.name}] the service {service} runs with endpoint mode {have}, swarm.ports "
-                                  f"{self.ports_mode} needs {want}: run `invoke stop --setup {setup.name}` first (an outage)")
+                raise ConfigError(
+                    f"[{setup.name}] the service {service} runs with endpoint mode {have}, swarm.ports "
+                    f"{self.ports_mode} needs {want}: run `invoke stop --setup {setup.name}` first (an outage)"
+                )
         self.report(f"[{setup.name}] pushing {registry}/{version.image}")
         # the id the version was built as (deploy_phase.checked_image), under the version's
         # project-scoped name in the registry: <registry>/<repository>/<project id>/<setup>:v<N>
@@ -185,7 +204,9 @@ class SwarmTarget:
         if mode == "proxy" and any(p.protocol != "tcp" for p in run.ports):
             self.report(f"[{setup.name}] swarm.ports proxy: udp ports are not published (the front proxy is TCP only)")
         if front is not None and front.changes and before is not None:
-            self.report(f"[{setup.name}] the front proxy changes (ports, configuration or placement): a short outage while it restarts")
+            self.report(
+                f"[{setup.name}] the front proxy changes (ports, configuration or placement): a short outage while it restarts"
+            )
         probe: Probe | None = None
         if before is not None and published is not None and _answers(self.settings.publish_address, published, is_http):
             probe = Probe(self.settings.publish_address, published, http=is_http).__enter__()
@@ -193,21 +214,42 @@ class SwarmTarget:
         switch: SwitchReport | None = None
         updated = False  # Swarm finished the update of the app service
         try:
-            self.report(f"[{setup.name}] docker stack deploy {self.stack}: {service} version {version.number}, "
-                        f"{replicas} replica(s), {order}, ports: {mode}")
+            self.report(
+                f"[{setup.name}] docker stack deploy {self.stack}: {service} version {version.number}, "
+                f"{replicas} replica(s), {order}, ports: {mode}"
+            )
             env_dir = cache_folder(self.cache_dir, "tmp")
-            fd, env_path = tempfile.mkstemp(dir=env_dir, prefix=env_file_prefix(setup.name))  # 0600, in an owner-only folder
+            fd, env_path = tempfile.mkstemp(
+                dir=env_dir, prefix=env_file_prefix(setup.name)
+            )  # 0600, in an owner-only folder
             try:
                 with writing("the stack's env and compose files", env_dir, partial=[compose_path]):
                     with os.fdopen(fd, "w", encoding="utf-8") as f:
                         f.writelines(f"{key}={value}\n" for key, value in env.items())
-                    compose_path.write_text(self._compose(setup, version, image, Path(env_path), activation, mode, app_ports,
-                                                          replicas, order, health, front))
-                engine.stack_deploy(self.stack, compose_path, on_line=lambda line: self.report(f"[{setup.name}] {line}"))
+                    compose_path.write_text(
+                        self._compose(
+                            setup,
+                            version,
+                            image,
+                            Path(env_path),
+                            activation,
+                            mode,
+                            app_ports,
+                            replicas,
+                            order,
+                            health,
+                            front,
+                        )
+                    )
+                engine.stack_deploy(
+                    self.stack, compose_path, on_line=lambda line: self.report(f"[{setup.name}] {line}")
+                )
             finally:
                 os.unlink(env_path)  # the values live in the service spec only from here on
             if not self.wait:
-                self.report(f"[{setup.name}] not waiting for Swarm to converge (swarm.wait: false): see `invoke status`")
+                self.report(
+                    f"[{setup.name}] not waiting for Swarm to converge (swarm.wait: false): see `invoke status`"
+                )
             else:
                 self._converge(setup, service, before, version, replicas, health)
                 updated = True
@@ -220,11 +262,15 @@ class SwarmTarget:
                 probe.stop()
             if before is None:
                 # Nothing ran before: the failed version goes (the proxy too when it came with it).
-                self._discard(setup, [service] + ([front.service] if front is not None and front.changes else []), activation)
+                self._discard(
+                    setup, [service] + ([front.service] if front is not None and front.changes else []), activation
+                )
             elif updated or isinstance(exc, KeyboardInterrupt):
                 # The new version runs but the deploy did not finish: back to the previous spec.
-                self.report(f"[{setup.name}] {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'failed'}: "
-                            f"asking Swarm to roll {service} back")
+                self.report(
+                    f"[{setup.name}] {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'failed'}: "
+                    f"asking Swarm to roll {service} back"
+                )
                 try:
                     engine.rollback_service(service)
                 except CriError:
@@ -251,9 +297,11 @@ class SwarmTarget:
         usable = [n for n in engine.swarm_nodes() if n.get("Status") == "Ready" and n.get("Availability") == "Active"]
         replicas = self.settings.replicas_for(setup.name)
         if len(usable) > 1 and replicas > 1:
-            self.report(f"[{setup.name}] warning: zsc execOnce runs once per node here, not once per cluster: its lock is "
-                        f"a volume and volumes are per node ({len(usable)} nodes, {replicas} replicas); a migration "
-                        "needs a lock of its own (e.g. a database advisory lock) or one replica")
+            self.report(
+                f"[{setup.name}] warning: zsc execOnce runs once per node here, not once per cluster: its lock is "
+                f"a volume and volumes are per node ({len(usable)} nodes, {replicas} replicas); a migration "
+                "needs a lock of its own (e.g. a database advisory lock) or one replica"
+            )
 
     def _discard(self, setup: Setup, services: list[str], activation: str) -> None:
         """Remove services this deploy created, their volume, and the stack's network when no
@@ -261,7 +309,9 @@ class SwarmTarget:
         try:
             engine.remove_services(services)
             for name in services:
-                engine.wait_containers_gone({"com.docker.swarm.service.name": name}, timeout=self.settings.stop_timeout + 30)
+                engine.wait_containers_gone(
+                    {"com.docker.swarm.service.name": name}, timeout=self.settings.stop_timeout + 30
+                )
             if not engine.list_services({"com.docker.stack.namespace": self.stack}):
                 engine.remove_stack(self.stack)
         except CriError as exc:
@@ -278,12 +328,21 @@ class SwarmTarget:
         batches = math.ceil(replicas / self.parallelism) if self.parallelism else 1
         return per_task * batches + 60.0
 
-    def _converge(self, setup: Setup, service: str, before: dict[str, Any] | None, version: Version,
-                  replicas: int, health: dict[str, Any] | None) -> None:
+    def _converge(
+        self,
+        setup: Setup,
+        service: str,
+        before: dict[str, Any] | None,
+        version: Version,
+        replicas: int,
+        health: dict[str, Any] | None,
+    ) -> None:
         budget = self._budget(setup, replicas, health)
         deadline = time.monotonic() + budget
         if before is None:
-            self.report(f"[{setup.name}] waiting for {replicas} task(s) of version {version.number} to be running and healthy")
+            self.report(
+                f"[{setup.name}] waiting for {replicas} task(s) of version {version.number} to be running and healthy"
+            )
             self._wait_created(setup, service, version, replicas, deadline, budget)
             return
         started_before = (before.get("UpdateStatus") or {}).get("StartedAt")
@@ -315,11 +374,17 @@ class SwarmTarget:
                     engine.rollback_service(service)
                 except CriError:
                     pass
-                raise deploy_error(setup, f"Swarm did not finish the update of {service} within {budget:.0f} s "
-                                          f"(state: {state or 'not started'}); asked Swarm to roll it back", "")
+                raise deploy_error(
+                    setup,
+                    f"Swarm did not finish the update of {service} within {budget:.0f} s "
+                    f"(state: {state or 'not started'}); asked Swarm to roll it back",
+                    "",
+                )
             time.sleep(0.5)
 
-    def _wait_created(self, setup: Setup, service: str, version: Version, replicas: int, deadline: float, budget: float) -> None:
+    def _wait_created(
+        self, setup: Setup, service: str, version: Version, replicas: int, deadline: float, budget: float
+    ) -> None:
         while True:
             tasks = [t for t in engine.service_tasks(service) if self._version_of(t) == str(version.number)]
             failed = [t for t in tasks if (t.get("Status") or {}).get("State") in _FAILED]
@@ -329,14 +394,21 @@ class SwarmTarget:
                 check = self._check_output(t)
                 if check:
                     err = f"{err}; its last health check said: {check[-300:]}"
-                raise deploy_error(setup, f"task {self._task_name(t)} of version {version.number} failed: {err}",
-                                   engine.service_logs(str(t.get("ID")), tail=20))
+                raise deploy_error(
+                    setup,
+                    f"task {self._task_name(t)} of version {version.number} failed: {err}",
+                    engine.service_logs(str(t.get("ID")), tail=20),
+                )
             running = [t for t in tasks if self._current(t) and (t.get("Status") or {}).get("State") == "running"]
             if len(running) >= replicas:
                 return
             if time.monotonic() > deadline:
-                raise deploy_error(setup, f"{len(running)} of {replicas} task(s) of version {version.number} were running "
-                                          f"and healthy after {budget:.0f} s", engine.service_logs(service, tail=20))
+                raise deploy_error(
+                    setup,
+                    f"{len(running)} of {replicas} task(s) of version {version.number} were running "
+                    f"and healthy after {budget:.0f} s",
+                    engine.service_logs(service, tail=20),
+                )
             time.sleep(0.5)
 
     def _wait_running(self, setup: Setup, service: str, *, deadline: float) -> None:
@@ -351,7 +423,9 @@ class SwarmTarget:
         deadline = time.monotonic() + 30
         while not _answers(self.settings.publish_address, port, is_http):
             if time.monotonic() > deadline:
-                raise deploy_error(setup, f"{self.settings.publish_address}:{port} does not answer after the update", "")
+                raise deploy_error(
+                    setup, f"{self.settings.publish_address}:{port} does not answer after the update", ""
+                )
             time.sleep(0.2)
 
     def _rolled_back(self, setup: Setup, service: str, state: str, message: str, version: Version) -> CriError:
@@ -379,7 +453,7 @@ class SwarmTarget:
 
     @staticmethod
     def _version_of(task: Mapping[str, Any]) -> str | None:
-        labels = (((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {})
+        labels = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
         return labels.get(f"{LABEL}.version")
 
     @staticmethod
@@ -397,7 +471,7 @@ class SwarmTarget:
 
     @staticmethod
     def _task_name(task: Mapping[str, Any]) -> str:
-        labels = (((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {})
+        labels = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
         name = labels.get(f"{LABEL}.service") or str(task.get("ServiceID", ""))[:12]
         slot = task.get("Slot")
         return f"{name}.{slot}" if slot else f"{name}.{str(task.get('NodeID', ''))[:12]}"
@@ -442,7 +516,9 @@ class SwarmTarget:
             "timeout": _q("10s"),
             "retries": retries,
             "start_period": _q(_ms(start)),
-            "_start": start, "_interval": interval, "_retries": retries,
+            "_start": start,
+            "_interval": interval,
+            "_retries": retries,
         }
 
     # -- ports ----------------------------------------------------------------------------------
@@ -462,8 +538,11 @@ class SwarmTarget:
         else:
             self.report(f"[{setup.name}] swarm.ports auto: checking once whether the routing mesh works on this swarm")
             image = self._proxy_image_ref(setup)
-            works, why = engine.ingress_probe(image, address=self.settings.publish_address,
-                                              labels={f"{LABEL}.project": self.pid, f"{LABEL}.role": "ingress-probe"})
+            works, why = engine.ingress_probe(
+                image,
+                address=self.settings.publish_address,
+                labels={f"{LABEL}.project": self.pid, f"{LABEL}.role": "ingress-probe"},
+            )
         mode = "mesh" if works else "proxy"
         self.report(f"[{setup.name}] swarm.ports auto: {why}: using {mode} (remembered for this swarm)")
         with opened(self.project, self.settings, self.workspace) as ws:
@@ -477,8 +556,11 @@ class SwarmTarget:
                 have[int(p["TargetPort"])] = int(p["PublishedPort"])
         out = {}
         for p in setup.run.ports:
-            out[p.port] = (self.settings.host_port(setup.name, p.port) or have.get(p.port)
-                           or _free_port(self.settings.publish_address, setup.name, p.port))
+            out[p.port] = (
+                self.settings.host_port(setup.name, p.port)
+                or have.get(p.port)
+                or _free_port(self.settings.publish_address, setup.name, p.port)
+            )
         return out
 
     def _proxy_image_ref(self, setup: Setup) -> str:
@@ -493,8 +575,12 @@ class SwarmTarget:
         for p in (((existing or {}).get("Spec") or {}).get("EndpointSpec") or {}).get("Ports") or []:
             if p.get("PublishedPort"):
                 have[int(p["TargetPort"])] = int(p["PublishedPort"])
-        published = {p.port: self.settings.host_port(setup.name, p.port) or have.get(p.port)
-                     or _free_port(self.settings.publish_address, setup.name, p.port) for p in ports}
+        published = {
+            p.port: self.settings.host_port(setup.name, p.port)
+            or have.get(p.port)
+            or _free_port(self.settings.publish_address, setup.name, p.port)
+            for p in ports
+        }
         replicas = self.settings.replicas_for(setup.name)
         text = proxy.swarm_config(setup, service, max(MIN_SLOTS, 2 * replicas + max(self.parallelism, 1)), ports)
         digest = fingerprint.digest([text])[:12]
@@ -505,10 +591,18 @@ class SwarmTarget:
             config_file.write_text(text)
         spec = existing.get("Spec") if existing else None
         current_image = (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image")
-        current_configs = [c.get("ConfigName") for c in (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Configs") or []]
-        current_placement = ((((spec or {}).get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints") or [])
-        same = (existing is not None and have == published and config_name in current_configs and bool(current_image)
-                and sorted(current_placement) == sorted(self.proxy_constraints))
+        current_configs = [
+            c.get("ConfigName")
+            for c in (((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Configs") or []
+        ]
+        current_placement = (((spec or {}).get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints") or []
+        same = (
+            existing is not None
+            and have == published
+            and config_name in current_configs
+            and bool(current_image)
+            and sorted(current_placement) == sorted(self.proxy_constraints)
+        )
         # An unchanged proxy keeps its image: a new cri-tasks release must not restart it needlessly.
         image = str(current_image) if same else self._proxy_image_ref(setup)
         labels = self._labels(setup, role="proxy")
@@ -545,39 +639,57 @@ class SwarmTarget:
 
     # -- the compose file -----------------------------------------------------------------------
 
-    def _compose(self, setup: Setup, version: Version, image: str, env_file: Path, activation: str, mode: str,
-                 app_ports: Mapping[int, int], replicas: int, order: str, health: dict[str, Any] | None,
-                 front: _Proxy | None) -> str:
+    def _compose(
+        self,
+        setup: Setup,
+        version: Version,
+        image: str,
+        env_file: Path,
+        activation: str,
+        mode: str,
+        app_ports: Mapping[int, int],
+        replicas: int,
+        order: str,
+        health: dict[str, Any] | None,
+        front: _Proxy | None,
+    ) -> str:
         service = self.service_name(setup)
         labels = self._labels(setup, role="app", version=str(version.number), activation=activation, service=service)
         volume_labels = self._labels(setup, role="zsc")
         constraints = self._constraints_for(setup)
         by_port = {p.port: p for p in setup.run.ports}
-        return render("swarm-stack.yml.j2", {
-            "setup": setup.name,
-            "version": version.number,
-            "stack": self.stack,
-            "stop_grace_period": _q(f"{self.settings.stop_timeout}s"),
-            "parallelism": self.parallelism,
-            "monitor": _q(_ms(self.monitor)),
-            "network_label": (_q(f"{LABEL}.project"), _q(self.pid)),
-            "volume": {"name": _q(self.zsc_volume(setup)),
-                       "labels": [(_q(k), _q(v)) for k, v in volume_labels.items()]},
-            "app": {
-                "name": _q(self._short(setup)),
-                "image": _q(image),
-                "hostname": _q(f"{self._short(setup)}-{{{{.Task.Slot}}}}"),
-                "env_file": _q(str(env_file)),
-                "labels": [(_q(k), _q(v)) for k, v in labels.items()],
-                "health": health,
-                "ports": [{"target": c, "published": h, "protocol": _q(by_port[c].protocol)} for c, h in app_ports.items()],
-                "replicas": replicas,
-                "endpoint_mode": "vip" if mode == "mesh" else "dnsrr",
-                "constraints": _q(constraints) if constraints else "",
-                "order": order,
+        return render(
+            "swarm-stack.yml.j2",
+            {
+                "setup": setup.name,
+                "version": version.number,
+                "stack": self.stack,
+                "stop_grace_period": _q(f"{self.settings.stop_timeout}s"),
+                "parallelism": self.parallelism,
+                "monitor": _q(_ms(self.monitor)),
+                "network_label": (_q(f"{LABEL}.project"), _q(self.pid)),
+                "volume": {
+                    "name": _q(self.zsc_volume(setup)),
+                    "labels": [(_q(k), _q(v)) for k, v in volume_labels.items()],
+                },
+                "app": {
+                    "name": _q(self._short(setup)),
+                    "image": _q(image),
+                    "hostname": _q(f"{self._short(setup)}-{{{{.Task.Slot}}}}"),
+                    "env_file": _q(str(env_file)),
+                    "labels": [(_q(k), _q(v)) for k, v in labels.items()],
+                    "health": health,
+                    "ports": [
+                        {"target": c, "published": h, "protocol": _q(by_port[c].protocol)} for c, h in app_ports.items()
+                    ],
+                    "replicas": replicas,
+                    "endpoint_mode": "vip" if mode == "mesh" else "dnsrr",
+                    "constraints": _q(constraints) if constraints else "",
+                    "order": order,
+                },
+                "proxy": front.spec if front is not None else None,
             },
-            "proxy": front.spec if front is not None else None,
-        })
+        )
 
     # -- after a deploy -------------------------------------------------------------------------
 
@@ -607,7 +719,9 @@ class SwarmTarget:
             if name != self.zsc_volume(setup):
                 engine.remove_volume(name)
         current = json.loads(front.spec["config_name"]) if front is not None else None
-        engine.remove_configs([c for c in engine.list_configs(self._labels(setup, role="proxy-config")) if c != current])
+        engine.remove_configs(
+            [c for c in engine.list_configs(self._labels(setup, role="proxy-config")) if c != current]
+        )
 
     # -- operate --------------------------------------------------------------------------------
 
@@ -620,7 +734,12 @@ class SwarmTarget:
         :func:`cri_tasks.deploy_phase.reconcile`; None while an update is under way or when
         there is no service."""
         st = engine.service_state(self.service_name(setup))
-        if st is None or ((st.get("UpdateStatus") or {}).get("State") or "") in ("updating", "rollback_started", "paused", "rollback_paused"):
+        if st is None or ((st.get("UpdateStatus") or {}).get("State") or "") in (
+            "updating",
+            "rollback_started",
+            "paused",
+            "rollback_paused",
+        ):
             return None
         labels = (((st.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Labels") or {}
         value = str(labels.get(f"{LABEL}.version") or "")
@@ -654,11 +773,18 @@ class SwarmTarget:
             health = engine.state(cid).health if cid else None
             node_id = str(t.get("NodeID") or "")
             node = next((h for i, h in hosts.items() if node_id.startswith(i)), node_id[:12] or None)
-            tasks.append({
-                "name": self._task_name(t), "node": node, "status": status.get("State"), "health": health,
-                "desired": t.get("DesiredState"), "version": self._version_of(t),
-                "image": ((t.get("Spec") or {}).get("ContainerSpec") or {}).get("Image"), "error": status.get("Err") or None,
-            })
+            tasks.append(
+                {
+                    "name": self._task_name(t),
+                    "node": node,
+                    "status": status.get("State"),
+                    "health": health,
+                    "desired": t.get("DesiredState"),
+                    "version": self._version_of(t),
+                    "image": ((t.get("Spec") or {}).get("ContainerSpec") or {}).get("Image"),
+                    "error": status.get("Err") or None,
+                }
+            )
         nodes: dict[str, list[dict[str, Any]]] = {}
         for t in tasks:
             nodes.setdefault(str(t["node"]), []).append({k: t[k] for k in ("name", "status", "health", "version")})
@@ -682,8 +808,14 @@ class SwarmTarget:
                 "endpoint_mode": (spec.get("EndpointSpec") or {}).get("Mode"),
                 "update": {"state": us.get("State"), "message": us.get("Message")} if us else None,
             },
-            "proxy": {"name": self.proxy_name(setup), "image": ((((proxy_st.get("Spec") or {}).get("TaskTemplate") or {})
-                                                                .get("ContainerSpec") or {}).get("Image"))} if proxy_st else None,
+            "proxy": {
+                "name": self.proxy_name(setup),
+                "image": (
+                    (((proxy_st.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image")
+                ),
+            }
+            if proxy_st
+            else None,
             "urls": self._urls(setup, published),
         }
 
@@ -711,9 +843,11 @@ def _free_port(address: str, setup: str, port: int) -> int:
             s.bind((address, 0))
             return int(s.getsockname()[1])
     except OSError as exc:
-        raise ConfigError(f"[{setup}] port {port}: cannot pick a free host port on cri.publish_address {address} "
-                          f"from this machine ({exc.strerror}); on a swarm whose nodes are other machines set it in "
-                          f"cri.publish (e.g. publish: {{{setup}: {{\"{port}\": 8080}}}}), free on every node") from None
+        raise ConfigError(
+            f"[{setup}] port {port}: cannot pick a free host port on cri.publish_address {address} "
+            f"from this machine ({exc.strerror}); on a swarm whose nodes are other machines set it in "
+            f'cri.publish (e.g. publish: {{{setup}: {{"{port}": 8080}}}}), free on every node'
+        ) from None
 
 
 def _answers(host: str, port: int, is_http: bool) -> bool:
