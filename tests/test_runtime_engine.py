@@ -242,7 +242,8 @@ def test_health_check_takes_containers_out_of_rotation_and_restarts_them(app: Pa
         assert sh(one, "rm /tmp/alive").returncode == 0
         assert _wait(lambda: _restarts(one) >= 1, 20), "the unhealthy container was not restarted"
         # the app process of the other crashes: the container is started again
-        assert sh(two, "pkill -KILL -x beam.smp", user="root").returncode == 0
+        # 137: the container went down with its app before `docker exec` could report pkill's exit
+        assert sh(two, "pkill -KILL -x beam.smp", user="root").returncode in (0, 137)
         assert _wait(lambda: _restarts(two) >= 1, 20), "the crashed container was not restarted"
         assert _wait(
             lambda: sh(one, "test -f /tmp/alive").returncode == 0 and sh(two, "test -f /tmp/alive").returncode == 0, 20
