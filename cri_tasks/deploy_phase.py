@@ -143,15 +143,7 @@ def _save(store: Store, setup: str, rec: dict[str, Any]) -> None:
 
 
 def _version(entry: dict[str, Any]) -> Version:
-    return Version(
-        entry["version"],
-        entry["image"],
-        entry["image_id"],
-        entry["runtime_image"],
-        entry.get("time", ""),
-        bool(entry.get("adopted")),
-        entry.get("run"),
-    )
+    return Version.from_json(entry)
 
 
 def checked_image(setup: str, version: Version) -> str:

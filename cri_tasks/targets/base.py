@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import CommandFailure, StepFailed
 from ..model import HealthCheck, HttpGet
+from ..records import VersionRecord
 
 if TYPE_CHECKING:
     from ..model import Project, Setup
@@ -27,32 +28,9 @@ if TYPE_CHECKING:
 DEPLOY_FAILED = "DEPLOY_FAILED"
 
 
-@dataclass(frozen=True)
-class Version:
-    """One app version of a setup, as its deploy record lists it."""
-
-    number: int
-    image: str
-    image_id: str
-    runtime_image: str
-    time: str = ""
-    adopted: bool = False  # found on the engine by its labels, not recorded by its deploy
-    # the run configuration it was deployed with (deployed.record: zerops.yml values, no secrets)
-    run: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "version": self.number,
-            "image": self.image,
-            "image_id": self.image_id,
-            "runtime_image": self.runtime_image,
-            "time": self.time,
-        }
-        if self.adopted:
-            out["adopted"] = True
-        if self.run is not None:
-            out["run"] = self.run
-        return out
+#: One app version of a setup, as its deploy record lists it: the record type itself
+#: (:class:`cri_tasks.records.VersionRecord`), which the targets are handed as it is.
+Version = VersionRecord
 
 
 @dataclass(frozen=True)
